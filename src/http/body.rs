@@ -1,0 +1,198 @@
+//! Response bodies: small buffers sent whole, and files streamed in chunks off the runtime.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::future::Future as _;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use tokio::task::JoinHandle;
+
+/// Bytes read from disk per chunk of a streamed file. Large enough that the cost of handing
+/// each read to the blocking pool vanishes; small enough that twenty clients downloading at
+/// once stay well under the memory target (two chunks in flight per client).
+pub(crate) const CHUNK: u64 = 256 * 1024;
+
+/// One piece of a streamed response: literal bytes, or a range of the open file.
+#[derive(Debug)]
+pub(crate) enum Segment {
+    /// Bytes to send as they are (a multipart boundary and part headers).
+    Bytes(Bytes),
+    /// `len` bytes of the file from `offset`.
+    File { offset: u64, len: u64 },
+}
+
+/// A response body.
+#[derive(Debug)]
+pub enum Body {
+    /// No body (HEAD, 304, redirects).
+    Empty,
+    /// A body held in memory; `None` once sent.
+    Full(Option<Bytes>),
+    /// A file streamed from disk.
+    File(FileStream),
+}
+
+impl Body {
+    /// A body of the given bytes.
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        Body::Full(Some(bytes.into()))
+    }
+}
+
+/// Streams segments of an open file, reading one chunk ahead on the blocking pool.
+#[derive(Debug)]
+pub struct FileStream {
+    /// The file, while no read is running (a read takes it and gives it back).
+    file: Option<File>,
+    /// Where the file's cursor is, to skip a seek for sequential reads.
+    position: u64,
+    segments: VecDeque<Segment>,
+    /// The read that produces the next frame, if one is running.
+    reading: Option<JoinHandle<(File, io::Result<Bytes>)>>,
+    remaining: u64,
+}
+
+impl FileStream {
+    /// A stream of `segments`; `file` may be `None` when every segment is literal bytes.
+    pub(crate) fn new(file: Option<File>, segments: Vec<Segment>) -> Self {
+        let remaining = segments
+            .iter()
+            .map(|s| match s {
+                Segment::Bytes(b) => b.len() as u64,
+                Segment::File { len, .. } => *len,
+            })
+            .sum();
+        Self {
+            file,
+            position: 0,
+            segments: segments.into(),
+            reading: None,
+            remaining,
+        }
+    }
+
+    /// Bytes still to be sent.
+    pub(crate) fn len(&self) -> u64 {
+        self.remaining
+    }
+
+    /// Starts reading the next chunk if the next segment is file data and no read runs.
+    fn start_read(&mut self) {
+        if self.reading.is_some() {
+            return;
+        }
+        let Some(Segment::File { offset, len }) = self.segments.front_mut() else {
+            return;
+        };
+        let Some(file) = self.file.take() else {
+            return;
+        };
+        let start = *offset;
+        let take = (*len).min(CHUNK);
+        *offset += take;
+        *len -= take;
+        if *len == 0 {
+            self.segments.pop_front();
+        }
+        let seek = (self.position != start).then_some(start);
+        self.position = start + take;
+        self.reading = Some(tokio::task::spawn_blocking(move || {
+            let result = read_chunk(&file, seek, take);
+            (file, result)
+        }));
+    }
+}
+
+/// Reads exactly `len` bytes at the cursor (after seeking if asked). A file that shrank
+/// while being served is an error: the response promised a length it can no longer keep.
+fn read_chunk(mut file: &File, seek: Option<u64>, len: u64) -> io::Result<Bytes> {
+    if let Some(pos) = seek {
+        file.seek(SeekFrom::Start(pos))?;
+    }
+    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(usize::MAX));
+    file.take(len).read_to_end(&mut buf)?;
+    if (buf.len() as u64) < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "file shrank while it was being sent",
+        ));
+    }
+    Ok(Bytes::from(buf))
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        match self.get_mut() {
+            Body::Empty => Poll::Ready(None),
+            Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Body::File(stream) => stream.poll_next(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Empty => true,
+            Body::Full(bytes) => bytes.is_none(),
+            Body::File(stream) => stream.remaining == 0,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Empty => SizeHint::with_exact(0),
+            Body::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Body::File(stream) => SizeHint::with_exact(stream.remaining),
+        }
+    }
+}
+
+impl FileStream {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        if self.reading.is_none() {
+            match self.segments.front() {
+                None => return Poll::Ready(None),
+                Some(Segment::Bytes(_)) => {
+                    let Some(Segment::Bytes(b)) = self.segments.pop_front() else {
+                        unreachable!("front was checked to be bytes");
+                    };
+                    self.remaining -= b.len() as u64;
+                    return Poll::Ready(Some(Ok(Frame::data(b))));
+                }
+                Some(Segment::File { .. }) => self.start_read(),
+            }
+        }
+        let Some(reading) = self.reading.as_mut() else {
+            // No file handle to read with: an earlier read failed and the stream is over.
+            return Poll::Ready(None);
+        };
+        let joined = ready!(Pin::new(reading).poll(cx));
+        self.reading = None;
+        let (file, result) = match joined {
+            Ok(pair) => pair,
+            Err(e) => return Poll::Ready(Some(Err(io::Error::other(e)))),
+        };
+        self.file = Some(file);
+        let chunk = match result {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                self.segments.clear();
+                self.file = None;
+                return Poll::Ready(Some(Err(e)));
+            }
+        };
+        self.remaining -= chunk.len() as u64;
+        // Read ahead while hyper writes this chunk to the socket.
+        self.start_read();
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
+    }
+}

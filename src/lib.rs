@@ -1,0 +1,28 @@
+//! labserv: simple servers for engineering labs.
+//!
+//! A firmware engineer runs `serv 8080` in a directory of images and a board fetches
+//! `http://<host>:8080/fw_update.img`. This crate holds everything the binaries share;
+//! the binaries in `src/bin` only parse arguments and call into it.
+//!
+//! # Layout
+//! - [`settings`]: the environment variables (PORT, IFACE, DOCROOT, ...) and their defaults.
+//! - [`cli`]: clap argument groups shared by the binaries.
+//! - [`console`]: the foreground commands (`serv`) from arguments to exit code.
+//! - [`http`]: the HTTP file server: `serve(listener, config, shutdown)`.
+//! - [`net`]: binding listeners and finding the addresses a device can reach.
+//! - [`shutdown`]: the one shutdown token and the SIGINT/SIGTERM future.
+//! - [`logging`]: stderr or LOG-file logging.
+//! - [`error`]: the library's error type.
+
+pub mod cli;
+pub mod console;
+pub mod error;
+pub mod http;
+pub mod logging;
+pub mod net;
+pub mod settings;
+pub mod shutdown;
+
+pub use error::{Error, Result};
+pub use settings::{Defaults, Settings};
+pub use shutdown::Shutdown;
