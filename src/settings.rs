@@ -164,6 +164,25 @@ impl Settings {
 
     /// Reads the settings through `lookup` (name to value), with the given user dirs.
     ///
+    /// ```
+    /// use std::ffi::OsString;
+    /// use labserv::settings::{Defaults, Settings, UserDirs};
+    ///
+    /// let env = |name: &str| match name {
+    ///     "PORT" => Some(OsString::from("9000")),
+    ///     "IFACE" => Some(OsString::new()), // empty counts as unset
+    ///     _ => None,
+    /// };
+    /// let s = Settings::from_lookup(env, UserDirs::default(), Defaults::HTTP).unwrap();
+    /// assert_eq!(s.port(), 9000);
+    /// assert_eq!(s.iface(), None);
+    /// assert_eq!(s.lpname(), "httpd");
+    ///
+    /// let bad = |name: &str| (name == "PORT").then(|| OsString::from("abc"));
+    /// let err = Settings::from_lookup(bad, UserDirs::default(), Defaults::HTTP).unwrap_err();
+    /// assert_eq!(err.to_string(), r#"invalid PORT="abc": expected a port number from 0 to 65535"#);
+    /// ```
+    ///
     /// # Errors
     /// A variable with a value that cannot be used.
     pub fn from_lookup(

@@ -5,16 +5,31 @@ use std::fs::File;
 use std::future::Future as _;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::task::JoinHandle;
 
-/// Bytes read from disk per chunk of a streamed file. Large enough that the cost of handing
-/// each read to the blocking pool vanishes; small enough that twenty clients downloading at
-/// once stay well under the memory target (two chunks in flight per client).
-pub(crate) const CHUNK: u64 = 256 * 1024;
+/// Read buffers that all streamed responses together may hold. Each stream keeps at most
+/// two chunks (one being sent, one read ahead), so the chunk size shrinks as more clients
+/// download at once: a lone download reads 1 MiB at a time, twenty share the budget.
+const READ_BUDGET: u64 = 16 * 1024 * 1024;
+/// Bounds of the chunk size; the lower one keeps system calls per byte reasonable.
+const MIN_CHUNK: u64 = 64 * 1024;
+const MAX_CHUNK: u64 = 1024 * 1024;
+
+/// Streams currently reading from files.
+static ACTIVE_STREAMS: AtomicU64 = AtomicU64::new(0);
+
+/// The chunk size for the next read, given how many streams share the budget.
+fn chunk_size() -> u64 {
+    let streams = ACTIVE_STREAMS.load(Ordering::Relaxed).max(1);
+    let share = READ_BUDGET / (2 * streams);
+    // Whole 64 KiB units keep reads page-aligned.
+    (share - share % MIN_CHUNK).clamp(MIN_CHUNK, MAX_CHUNK)
+}
 
 /// One piece of a streamed response: literal bytes, or a range of the open file.
 #[derive(Debug)]
@@ -54,6 +69,8 @@ pub struct FileStream {
     /// The read that produces the next frame, if one is running.
     reading: Option<JoinHandle<(File, io::Result<Bytes>)>>,
     remaining: u64,
+    /// Whether this stream is counted in [`ACTIVE_STREAMS`].
+    counted: bool,
 }
 
 impl FileStream {
@@ -66,12 +83,17 @@ impl FileStream {
                 Segment::File { len, .. } => *len,
             })
             .sum();
+        let file_backed = file.is_some();
+        if file_backed {
+            ACTIVE_STREAMS.fetch_add(1, Ordering::Relaxed);
+        }
         Self {
             file,
             position: 0,
             segments: segments.into(),
             reading: None,
             remaining,
+            counted: file_backed,
         }
     }
 
@@ -92,7 +114,7 @@ impl FileStream {
             return;
         };
         let start = *offset;
-        let take = (*len).min(CHUNK);
+        let take = (*len).min(chunk_size());
         *offset += take;
         *len -= take;
         if *len == 0 {
@@ -104,6 +126,15 @@ impl FileStream {
             let result = read_chunk(&file, seek, take);
             (file, result)
         }));
+    }
+}
+
+impl Drop for FileStream {
+    fn drop(&mut self) {
+        // A stream counts while it owns a file handle (directly or inside a running read).
+        if self.counted {
+            ACTIVE_STREAMS.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 

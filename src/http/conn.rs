@@ -279,6 +279,7 @@ impl AsyncWrite for Tracked {
 
 /// One request's access-log line, written when its response body is finished or dropped.
 struct AccessRecord {
+    finished: bool,
     peer: SocketAddr,
     method: Method,
     uri: Uri,
@@ -292,6 +293,7 @@ impl AccessRecord {
     fn begin(req: &Request<Incoming>, peer: SocketAddr, state: Arc<ConnState>) -> Self {
         state.request_started();
         Self {
+            finished: false,
             peer,
             method: req.method().clone(),
             uri: req.uri().clone(),
@@ -307,7 +309,8 @@ impl AccessRecord {
         self
     }
 
-    fn finish(self, sent: u64, complete: bool) {
+    fn finish(mut self, sent: u64, complete: bool) {
+        self.finished = true;
         self.state.request_finished();
         if !logging::access_enabled() {
             return;
@@ -324,6 +327,16 @@ impl AccessRecord {
             sent,
             elapsed.as_secs_f64() * 1000.0,
         ));
+    }
+}
+
+impl Drop for AccessRecord {
+    fn drop(&mut self) {
+        // The request was abandoned before it had a response (the client went away while
+        // the handler ran): it no longer counts as running.
+        if !self.finished {
+            self.state.request_finished();
+        }
     }
 }
 

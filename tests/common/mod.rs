@@ -1,0 +1,327 @@
+//! Shared test helpers: an in-process server on port 0, a raw-socket HTTP client for
+//! request lines no well-behaved client sends, and a runner for the built binaries.
+#![allow(dead_code)] // each test crate uses a different part of this module
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use labserv::Shutdown;
+use labserv::http::HttpConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+
+/// An HTTP file server running in this test's runtime; stopped when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    shutdown: Shutdown,
+    task: Option<JoinHandle<labserv::Result<()>>>,
+}
+
+impl TestServer {
+    /// Serves a fresh temporary directory (`dir/www`) with default settings.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Serves a fresh temporary directory after `tune` adjusts the configuration.
+    pub async fn start_with(tune: impl FnOnce(&mut HttpConfig)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("www");
+        std::fs::create_dir(&root).expect("www dir");
+        let mut config = HttpConfig::new(&root);
+        tune(&mut config);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("local addr");
+        let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(labserv::http::serve(listener, config, shutdown.clone()));
+        Self {
+            addr,
+            dir,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    /// The served directory.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("www")
+    }
+
+    /// Writes a file below the served directory (creating parents).
+    pub fn put(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.root().join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("parent dirs");
+        }
+        std::fs::write(&path, bytes).expect("write file");
+        path
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Triggers shutdown and waits for `serve` to return.
+    pub async fn stop(mut self) -> labserv::Result<()> {
+        self.shutdown.trigger();
+        let task = self.task.take().expect("running");
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("server stops within 10 s")
+            .expect("server task did not panic")
+    }
+
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// Deterministic test data that is not all one byte value.
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1])
+        .collect()
+}
+
+/// A parsed raw HTTP/1.x response.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
+}
+
+/// Sends `request` as raw bytes on a new connection and reads one response
+/// (body by Content-Length, else to end of stream).
+pub async fn raw(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("send request");
+    read_response(&mut stream)
+        .await
+        .expect("a response before the connection closed")
+}
+
+/// Reads one response from an open connection; `None` if it closes first.
+pub async fn read_response(stream: &mut TcpStream) -> Option<RawResponse> {
+    let fut = async {
+        let mut buf = Vec::new();
+        let head_end = loop {
+            if let Some(pos) = find(&buf, b"\r\n\r\n") {
+                break pos + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let status = head.split_whitespace().nth(1)?.parse().ok()?;
+        let mut resp = RawResponse {
+            status,
+            head,
+            body: buf[head_end..].to_vec(),
+        };
+        match resp.header("content-length") {
+            Some(len) => {
+                let len: usize = len.parse().ok()?;
+                while resp.body.len() < len {
+                    let mut chunk = vec![0u8; 65536];
+                    let n = stream.read(&mut chunk).await.ok()?;
+                    if n == 0 {
+                        break;
+                    }
+                    resp.body.extend_from_slice(&chunk[..n]);
+                }
+            }
+            None => {
+                stream.read_to_end(&mut resp.body).await.ok()?;
+            }
+        }
+        Some(resp)
+    };
+    tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .expect("response within 10 s")
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// An HTTP client that does not follow redirects and uses no proxy.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+/// The environment variables labserv reads, removed from child processes so the
+/// developer's or CI's own settings cannot leak into a test.
+pub const LABSERV_VARS: [&str; 9] = [
+    "DEBUG",
+    "PORT",
+    "IFACE",
+    "IDEV",
+    "LPNAME",
+    "LOG",
+    "PID",
+    "DOCROOT",
+    "SOCK_TIMEOUT",
+];
+
+/// A command for one of the built binaries, with labserv's variables cleared.
+pub fn command(bin: &str) -> Command {
+    let mut cmd = Command::new(bin);
+    for var in LABSERV_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+/// A running binary whose stdout lines are collected on a thread.
+pub struct Running {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Running {
+    /// Spawns `cmd` with piped stdout and stderr.
+    pub fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn binary");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (at most 20 s) for a stdout line matching `pred` and returns it.
+    pub fn wait_line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no matching line; stdout so far: {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Reads the port of the first `http://...:PORT/` URL the server prints.
+    pub fn wait_port(&mut self) -> u16 {
+        let line = self.wait_line(|l| l.trim_start().starts_with("http://"));
+        let url = line.split_whitespace().next().expect("url");
+        let port = url
+            .trim_end_matches('/')
+            .rsplit(':')
+            .next()
+            .expect("port in url");
+        port.parse().expect("numeric port")
+    }
+
+    /// Sends a signal to the process.
+    pub fn signal(&self, sig: i32) {
+        let pid = i32::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: kill(2) on our own child's pid with a valid signal number.
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(rc, 0, "kill failed");
+    }
+
+    /// Waits (at most `limit`) for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("process still running after {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the process wrote to stderr (after it exited).
+    pub fn stderr(&mut self) -> String {
+        use std::io::Read;
+        let mut out = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = err.read_to_string(&mut out);
+        }
+        out
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `path` until its content satisfies `pred` (at most 10 s); returns the content.
+pub fn wait_file(path: &Path, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if pred(&text) {
+            return text;
+        }
+        if std::time::Instant::now() >= deadline {
+            panic!("{} never matched; it holds:\n{text}", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,795 @@
+//! The file server over real sockets: a real HTTP client (reqwest) or raw requests
+//! against an in-process server bound to 127.0.0.1:0.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestServer, client, pattern, raw, read_response};
+use reqwest::StatusCode;
+use reqwest::header;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[tokio::test]
+async fn get_returns_the_file_with_its_headers() {
+    let srv = TestServer::start().await;
+    let data = pattern(100_000);
+    srv.put("fw_update.img", &data);
+    let resp = client()
+        .get(srv.url("/fw_update.img"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let h = resp.headers().clone();
+    assert_eq!(h[header::CONTENT_LENGTH], "100000");
+    assert_eq!(h[header::CONTENT_TYPE], "application/octet-stream");
+    assert_eq!(h[header::ACCEPT_RANGES], "bytes");
+    assert!(h[header::ETAG].to_str().unwrap().starts_with('"'));
+    assert!(h.contains_key(header::LAST_MODIFIED));
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[..]);
+}
+
+#[tokio::test]
+async fn large_files_stream_byte_identical() {
+    let srv = TestServer::start().await;
+    let data = pattern(24 * 1024 * 1024 + 17);
+    srv.put("kernel.bin", &data);
+    let body = client()
+        .get(srv.url("/kernel.bin"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(body.len(), data.len());
+    assert!(body.as_ref() == &data[..], "streamed bytes differ");
+}
+
+#[tokio::test]
+async fn head_sends_headers_without_body() {
+    let srv = TestServer::start().await;
+    srv.put("a.bin", &pattern(5000));
+    let resp = raw(
+        srv.addr,
+        b"HEAD /a.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("content-length").as_deref(), Some("5000"));
+    assert!(resp.body.is_empty(), "HEAD must not send a body");
+}
+
+#[tokio::test]
+async fn other_methods_get_405_with_allow() {
+    let srv = TestServer::start().await;
+    srv.put("a.txt", b"x");
+    for method in ["POST", "PUT", "DELETE", "PATCH"] {
+        let resp = client()
+            .request(method.parse().unwrap(), srv.url("/a.txt"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert_eq!(resp.headers()[header::ALLOW], "GET, HEAD");
+    }
+}
+
+#[tokio::test]
+async fn absolute_form_request_line_serves_the_path() {
+    let srv = TestServer::start().await;
+    srv.put("fw.img", b"firmware v2");
+    let resp = raw(
+        srv.addr,
+        b"GET http://10.0.0.2:8080/fw.img HTTP/1.1\r\nHost: 10.0.0.2:8080\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body, b"firmware v2");
+}
+
+#[tokio::test]
+async fn http10_without_host_is_served() {
+    let srv = TestServer::start().await;
+    srv.put("fw.img", b"old client");
+    let resp = raw(srv.addr, b"GET /fw.img HTTP/1.0\r\n\r\n").await;
+    assert_eq!(resp.status, 200);
+    assert!(resp.head.starts_with("HTTP/1.0 200"), "{}", resp.head);
+    assert_eq!(resp.body, b"old client");
+}
+
+#[tokio::test]
+async fn http11_without_host_is_served() {
+    let srv = TestServer::start().await;
+    srv.put("fw.img", b"sloppy client");
+    let resp = raw(
+        srv.addr,
+        b"GET /fw.img HTTP/1.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body, b"sloppy client");
+}
+
+#[tokio::test]
+async fn keep_alive_serves_several_requests_on_one_connection() {
+    let srv = TestServer::start().await;
+    srv.put("a.txt", b"first");
+    srv.put("b.txt", b"second");
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    for (path, want) in [
+        ("/a.txt", "first"),
+        ("/b.txt", "second"),
+        ("/a.txt", "first"),
+    ] {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        conn.write_all(req.as_bytes()).await.unwrap();
+        let resp = read_response(&mut conn)
+            .await
+            .expect("response on the same connection");
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.body, want.as_bytes());
+    }
+}
+
+#[tokio::test]
+async fn http2_prior_knowledge_is_served_on_the_same_port() {
+    let srv = TestServer::start().await;
+    let data = pattern(300_000);
+    srv.put("img.bin", &data);
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .no_proxy()
+        .build()
+        .unwrap();
+    let resp = h2.get(srv.url("/img.bin")).send().await.unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[..]);
+    // And HTTP/1.1 still works on the same listener.
+    let resp = client().get(srv.url("/img.bin")).send().await.unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_11);
+}
+
+#[tokio::test]
+async fn directory_without_slash_redirects_keeping_the_query() {
+    let srv = TestServer::start().await;
+    srv.put("images/a.bin", b"a");
+    let resp = client()
+        .get(srv.url("/images?format=json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(resp.headers()[header::LOCATION], "/images/?format=json");
+}
+
+#[tokio::test]
+async fn index_html_is_served_for_a_directory() {
+    let srv = TestServer::start().await;
+    srv.put("site/index.html", b"<h1>hello</h1>");
+    srv.put("site/other.txt", b"x");
+    let resp = client().get(srv.url("/site/")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()[header::CONTENT_TYPE],
+        "text/html; charset=utf-8"
+    );
+    assert_eq!(resp.text().await.unwrap(), "<h1>hello</h1>");
+}
+
+#[tokio::test]
+async fn html_listing_is_sorted_with_sizes_and_escaped_links() {
+    let srv = TestServer::start().await;
+    srv.put("b.img", &[0; 1234]);
+    srv.put("A.img", &[0; 10]);
+    srv.put("c d<x>.bin", b"12345");
+    srv.put("sub/inner", b"");
+    let resp = client().get(srv.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()[header::CONTENT_TYPE],
+        "text/html; charset=utf-8"
+    );
+    let html = resp.text().await.unwrap();
+    let pos = |s: &str| {
+        html.find(s)
+            .unwrap_or_else(|| panic!("{s} missing from\n{html}"))
+    };
+    assert!(pos(">A.img<") < pos(">b.img<"));
+    assert!(pos(">b.img<") < pos(">c d&lt;x&gt;.bin<"));
+    assert!(pos(">c d&lt;x&gt;.bin<") < pos(">sub/<"));
+    assert!(html.contains("href=\"c%20d%3Cx%3E.bin\""), "{html}");
+    assert!(html.contains(">1234<"), "size missing: {html}");
+    assert!(html.contains("href=\"sub/\""));
+}
+
+#[tokio::test]
+async fn json_listing_by_accept_header_or_query() {
+    let srv = TestServer::start().await;
+    srv.put("fw/b.img", &[1; 300]);
+    srv.put("fw/a.img", &[1; 200]);
+    srv.put("fw/dir/x", b"");
+    let by_accept = client()
+        .get(srv.url("/fw/"))
+        .header(header::ACCEPT, "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        by_accept.headers()[header::CONTENT_TYPE],
+        "application/json"
+    );
+    let by_query = client()
+        .get(srv.url("/fw/?format=json"))
+        .send()
+        .await
+        .unwrap();
+    for resp in [by_accept, by_query] {
+        let v: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(v["path"], "/fw/");
+        let names: Vec<&str> = v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["a.img", "b.img", "dir"]);
+        assert_eq!(v["entries"][0]["size"], 200);
+        assert_eq!(v["entries"][0]["type"], "file");
+        assert_eq!(v["entries"][2]["type"], "dir");
+        assert!(v["entries"][0]["modified"].as_str().unwrap().ends_with('Z'));
+    }
+}
+
+#[tokio::test]
+async fn single_and_suffix_ranges() {
+    let srv = TestServer::start().await;
+    let data = pattern(10_000);
+    srv.put("f.bin", &data);
+    let c = client();
+    let resp = c
+        .get(srv.url("/f.bin"))
+        .header(header::RANGE, "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(resp.headers()[header::CONTENT_RANGE], "bytes 100-199/10000");
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[100..200]);
+
+    let resp = c
+        .get(srv.url("/f.bin"))
+        .header(header::RANGE, "bytes=-500")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()[header::CONTENT_RANGE],
+        "bytes 9500-9999/10000"
+    );
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[9500..]);
+
+    let resp = c
+        .get(srv.url("/f.bin"))
+        .header(header::RANGE, "bytes=9000-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[9000..]);
+}
+
+#[tokio::test]
+async fn ranges_on_a_large_streamed_file() {
+    let srv = TestServer::start().await;
+    let data = pattern(3 * 1024 * 1024);
+    srv.put("big.bin", &data);
+    let resp = client()
+        .get(srv.url("/big.bin"))
+        .header(header::RANGE, "bytes=1000000-2999999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        resp.bytes().await.unwrap().as_ref(),
+        &data[1_000_000..3_000_000]
+    );
+}
+
+/// Splits a multipart/byteranges body into (Content-Range, bytes) parts.
+fn parts(body: &[u8], boundary: &str) -> Vec<(String, Vec<u8>)> {
+    let delim = format!("\r\n--{boundary}");
+    let text = body;
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest
+        .windows(delim.len())
+        .position(|w| w == delim.as_bytes())
+    {
+        rest = &rest[start + delim.len()..];
+        if rest.starts_with(b"--") {
+            break;
+        }
+        let head_end = rest.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&rest[..head_end]).to_string();
+        rest = &rest[head_end + 4..];
+        let next = rest
+            .windows(delim.len())
+            .position(|w| w == delim.as_bytes())
+            .unwrap();
+        let range = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Range: "))
+            .unwrap()
+            .to_string();
+        out.push((range, rest[..next].to_vec()));
+        rest = &rest[next..];
+    }
+    out
+}
+
+#[tokio::test]
+async fn multiple_ranges_come_as_multipart_byteranges() {
+    for size in [5000, 200_000] {
+        let srv = TestServer::start().await;
+        let data = pattern(size);
+        srv.put("f.bin", &data);
+        let resp = client()
+            .get(srv.url("/f.bin"))
+            .header(header::RANGE, "bytes=0-9, 4000-4099, -5")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+        let ct = resp.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let boundary = ct
+            .strip_prefix("multipart/byteranges; boundary=")
+            .expect("multipart content type");
+        let declared: usize = resp.headers()[header::CONTENT_LENGTH]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body = resp.bytes().await.unwrap();
+        assert_eq!(body.len(), declared);
+        let got = parts(&body, boundary);
+        assert_eq!(
+            got,
+            vec![
+                (format!("bytes 0-9/{size}"), data[0..10].to_vec()),
+                (format!("bytes 4000-4099/{size}"), data[4000..4100].to_vec()),
+                (
+                    format!("bytes {}-{}/{size}", size - 5, size - 1),
+                    data[size - 5..].to_vec()
+                ),
+            ]
+        );
+    }
+}
+
+#[tokio::test]
+async fn unsatisfiable_range_gets_416_with_length() {
+    let srv = TestServer::start().await;
+    srv.put("f.bin", &pattern(1000));
+    let resp = client()
+        .get(srv.url("/f.bin"))
+        .header(header::RANGE, "bytes=1000-2000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(resp.headers()[header::CONTENT_RANGE], "bytes */1000");
+}
+
+#[tokio::test]
+async fn if_range_honours_the_range_only_for_the_same_version() {
+    let srv = TestServer::start().await;
+    let data = pattern(2000);
+    srv.put("f.bin", &data);
+    let c = client();
+    let first = c.get(srv.url("/f.bin")).send().await.unwrap();
+    let etag = first.headers()[header::ETAG].clone();
+    let modified = first.headers()[header::LAST_MODIFIED].clone();
+    for validator in [etag, modified] {
+        let resp = c
+            .get(srv.url("/f.bin"))
+            .header(header::RANGE, "bytes=1000-")
+            .header(header::IF_RANGE, validator)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[1000..]);
+    }
+    let resp = c
+        .get(srv.url("/f.bin"))
+        .header(header::RANGE, "bytes=1000-")
+        .header(header::IF_RANGE, "\"some-other-version\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "changed file: whole body");
+    assert_eq!(resp.bytes().await.unwrap().len(), 2000);
+}
+
+#[tokio::test]
+async fn conditional_requests_get_304_until_the_file_changes() {
+    let srv = TestServer::start().await;
+    let path = srv.put("f.txt", b"version one");
+    let c = client();
+    let first = c.get(srv.url("/f.txt")).send().await.unwrap();
+    let etag = first.headers()[header::ETAG].clone();
+    let modified = first.headers()[header::LAST_MODIFIED].clone();
+
+    let resp = c
+        .get(srv.url("/f.txt"))
+        .header(header::IF_NONE_MATCH, etag.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(resp.headers()[header::ETAG], etag);
+    let resp = c
+        .get(srv.url("/f.txt"))
+        .header(header::IF_MODIFIED_SINCE, modified)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+
+    // A new version (different size) is a new ETag: served in full.
+    std::fs::write(&path, b"version two, longer").unwrap();
+    let resp = c
+        .get(srv.url("/f.txt"))
+        .header(header::IF_NONE_MATCH, etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.text().await.unwrap(), "version two, longer");
+}
+
+#[tokio::test]
+async fn a_rewritten_file_is_served_fresh_every_time() {
+    let srv = TestServer::start().await;
+    let path = srv.put("manifest.txt", b"v1");
+    let c = client();
+    for version in ["v2", "v3", "v4"] {
+        std::fs::write(&path, version).unwrap();
+        let body = c
+            .get(srv.url("/manifest.txt"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, version);
+    }
+    // Replaced by rename, as build scripts do.
+    let tmp = srv.put("manifest.tmp", b"v5");
+    std::fs::rename(tmp, &path).unwrap();
+    let body = c
+        .get(srv.url("/manifest.txt"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "v5");
+}
+
+#[tokio::test]
+async fn content_types_come_from_the_builtin_table() {
+    let srv = TestServer::start().await;
+    for (name, want) in [
+        ("notes.txt", "text/plain; charset=utf-8"),
+        ("page.html", "text/html; charset=utf-8"),
+        ("data.json", "application/json; charset=utf-8"),
+        ("photo.png", "image/png"),
+        ("fw_update.img", "application/octet-stream"),
+        ("blob.zzz-unknown", "application/octet-stream"),
+        ("README", "application/octet-stream"),
+    ] {
+        srv.put(name, b"x");
+        let resp = client()
+            .get(srv.url(&format!("/{name}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], want, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn missing_files_get_404() {
+    let srv = TestServer::start().await;
+    srv.put("a.txt", b"x");
+    for path in ["/nope.img", "/a.txt/inside", "/no/such/dir/"] {
+        let resp = client().get(srv.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn traversal_attempts_never_reach_outside_the_root() {
+    let srv = TestServer::start().await;
+    srv.put("ok.txt", b"inside");
+    // A secret next to the served directory.
+    std::fs::write(srv.dir.path().join("secret.txt"), b"TOP-SECRET").unwrap();
+    let secret = srv.dir.path().join("secret.txt");
+    let absolute = format!(
+        "GET {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        secret.display()
+    );
+    let attempts: Vec<Vec<u8>> = vec![
+        b"GET /../secret.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /%2e%2e/secret.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /%2E%2E%2Fsecret.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /ok.txt/../../secret.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /..%5csecret.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /ok.txt%00../../secret.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET http://x/../secret.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        absolute.into_bytes(),
+    ];
+    for req in attempts {
+        let resp = raw(srv.addr, &req).await;
+        let line = String::from_utf8_lossy(&req)
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(
+            matches!(resp.status, 400 | 404),
+            "{line}: status {}",
+            resp.status
+        );
+        assert!(
+            !String::from_utf8_lossy(&resp.body).contains("TOP-SECRET"),
+            "{line} leaked the secret"
+        );
+    }
+    // The server is still fine.
+    let resp = raw(
+        srv.addr,
+        b"GET /ok.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(resp.body, b"inside");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn symlinks_are_followed_unless_told_otherwise() {
+    use std::os::unix::fs::symlink;
+    for follow in [true, false] {
+        let srv = TestServer::start_with(|c| c.follow_symlinks = follow).await;
+        let outside = srv.dir.path().join("build");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("out.img"), b"built elsewhere").unwrap();
+        srv.put("real.img", b"real");
+        symlink(outside.join("out.img"), srv.root().join("latest.img")).unwrap();
+        symlink(srv.root().join("real.img"), srv.root().join("alias.img")).unwrap();
+        symlink(&outside, srv.root().join("builddir")).unwrap();
+
+        let c = client();
+        let alias = c.get(srv.url("/alias.img")).send().await.unwrap();
+        assert_eq!(
+            alias.text().await.unwrap(),
+            "real",
+            "inside links always work"
+        );
+        let latest = c.get(srv.url("/latest.img")).send().await.unwrap();
+        let via_dir = c.get(srv.url("/builddir/out.img")).send().await.unwrap();
+        if follow {
+            assert_eq!(latest.text().await.unwrap(), "built elsewhere");
+            assert_eq!(via_dir.text().await.unwrap(), "built elsewhere");
+        } else {
+            assert_eq!(latest.status(), StatusCode::NOT_FOUND);
+            assert_eq!(via_dir.status(), StatusCode::NOT_FOUND);
+        }
+    }
+}
+
+#[tokio::test]
+async fn oversized_headers_get_431() {
+    let srv = TestServer::start().await;
+    srv.put("a.txt", b"x");
+    let big = "a".repeat(70 * 1024);
+    let req = format!("GET /a.txt HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n");
+    let resp = raw(srv.addr, req.as_bytes()).await;
+    assert_eq!(resp.status, 431);
+    // Large but allowed headers still work.
+    let ok = "a".repeat(30 * 1024);
+    let req = format!("GET /a.txt HTTP/1.1\r\nHost: x\r\nX-Big: {ok}\r\nConnection: close\r\n\r\n");
+    assert_eq!(raw(srv.addr, req.as_bytes()).await.status, 200);
+}
+
+#[tokio::test]
+async fn slowloris_does_not_block_others_and_is_dropped() {
+    let srv =
+        TestServer::start_with(|c| c.limits.header_timeout = Duration::from_millis(300)).await;
+    srv.put("a.txt", b"still served");
+    let mut slow = TcpStream::connect(srv.addr).await.unwrap();
+    slow.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+
+    let start = Instant::now();
+    let resp = client().get(srv.url("/a.txt")).send().await.unwrap();
+    assert_eq!(resp.text().await.unwrap(), "still served");
+    assert!(start.elapsed() < Duration::from_secs(1));
+
+    // The slow client is cut off once its headers are overdue.
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf))
+        .await
+        .expect("slow connection closed by the server")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "no response for an unfinished request");
+}
+
+#[tokio::test]
+async fn idle_keep_alive_outlives_the_header_timeout_then_closes() {
+    let srv = TestServer::start_with(|c| {
+        c.limits.header_timeout = Duration::from_millis(200);
+        c.limits.idle_timeout = Duration::from_millis(1500);
+    })
+    .await;
+    srv.put("a.txt", b"x");
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    conn.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut conn).await.unwrap().status, 200);
+    let idle_since = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+        .await
+        .expect("idle connection closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    let idle = idle_since.elapsed();
+    assert!(
+        idle >= Duration::from_millis(1400),
+        "closed after {idle:?}: an idle keep-alive connection is not a slow request"
+    );
+}
+
+#[tokio::test]
+async fn a_thousand_idle_connections_do_not_starve_a_new_client() {
+    let _ = rlimit::increase_nofile_limit(4096);
+    let srv = TestServer::start().await;
+    srv.put("a.txt", b"served");
+    let mut idle = Vec::new();
+    for _ in 0..1000 {
+        idle.push(TcpStream::connect(srv.addr).await.unwrap());
+    }
+    let start = Instant::now();
+    let resp = client().get(srv.url("/a.txt")).send().await.unwrap();
+    assert_eq!(resp.text().await.unwrap(), "served");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        start.elapsed()
+    );
+    drop(idle);
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_running_download_finish_and_refuses_new_ones() {
+    let srv = TestServer::start().await;
+    let data = pattern(16 * 1024 * 1024);
+    srv.put("big.bin", &data);
+    let mut resp = client().get(srv.url("/big.bin")).send().await.unwrap();
+    let first = resp.chunk().await.unwrap().unwrap();
+    let addr = srv.addr;
+    let stopping = tokio::spawn(srv.stop());
+    let mut got = first.to_vec();
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        got.extend_from_slice(&chunk);
+    }
+    assert!(got == data, "download cut short by shutdown");
+    stopping.await.unwrap().unwrap();
+    assert!(TcpStream::connect(addr).await.is_err(), "listener closed");
+}
+
+#[tokio::test]
+async fn shutdown_cuts_stalled_responses_after_the_drain_limit() {
+    let srv = TestServer::start_with(|c| c.limits.drain = Duration::from_millis(300)).await;
+    srv.put("big.bin", &pattern(64 * 1024 * 1024));
+    // A client that asks and then never reads.
+    let mut stalled = TcpStream::connect(srv.addr).await.unwrap();
+    stalled
+        .write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut byte = [0u8; 1];
+    stalled.read_exact(&mut byte).await.unwrap();
+    let start = Instant::now();
+    srv.stop().await.unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_missing_root_is_an_error_not_a_panic() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = labserv::http::HttpConfig::new("/definitely/not/here");
+    let err = labserv::http::serve(listener, config, labserv::Shutdown::new())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot serve /definitely/not/here: no such directory"
+    );
+    assert_eq!(err.exit_code(), 1);
+}
+
+/// Runs a client program to completion; returns its exit code.
+async fn run(program: &str, args: &[&str]) -> Option<i32> {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let status = tokio::time::timeout(Duration::from_secs(60), cmd.status())
+        .await
+        .expect("client finishes within 60 s")
+        .unwrap_or_else(|e| panic!("{program} could not run: {e} (is it installed?)"));
+    status.code()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn interrupted_downloads_resume_byte_identical_with_curl_and_wget() {
+    let srv = TestServer::start().await;
+    let data = pattern(6 * 1024 * 1024 + 321);
+    srv.put("fw_update.img", &data);
+    let url = srv.url("/fw_update.img");
+    let out = srv.dir.path().join("curl.img");
+    let out_s = out.to_str().unwrap();
+
+    // A download that stops part-way, as when a board loses its link: read some of the
+    // body, keep it in the output file, drop the connection.
+    let mut resp = client().get(&url).send().await.unwrap();
+    let mut partial = Vec::new();
+    while partial.len() < 1_000_000 {
+        partial.extend_from_slice(&resp.chunk().await.unwrap().expect("more body"));
+    }
+    drop(resp);
+    assert!(partial.len() < data.len());
+    std::fs::write(&out, &partial).unwrap();
+
+    assert_eq!(
+        run("curl", &["-s", "-C", "-", "-o", out_s, &url]).await,
+        Some(0)
+    );
+    assert!(
+        std::fs::read(&out).unwrap() == data,
+        "curl -C - result differs"
+    );
+
+    // wget -c continuing the same kind of partial file.
+    let wout = srv.dir.path().join("wget.img");
+    std::fs::write(&wout, &data[..1_234_567]).unwrap();
+    let wout_s = wout.to_str().unwrap();
+    assert_eq!(
+        run("wget", &["-q", "-c", "-O", wout_s, &url]).await,
+        Some(0)
+    );
+    assert!(
+        std::fs::read(&wout).unwrap() == data,
+        "wget -c result differs"
+    );
+}

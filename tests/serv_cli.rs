@@ -1,0 +1,267 @@
+//! The built `serv` binary: arguments, environment, exit codes, logging and signals.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{Running, command, wait_file};
+
+const SERV: &str = env!("CARGO_BIN_EXE_serv");
+
+fn get(port: u16, path: &str) -> (u16, String) {
+    let out = command("curl")
+        .args(["-s", "--noproxy", "*", "-o", "-", "-w", "\n%{http_code}"])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').expect("status line");
+    (code.parse().unwrap_or(0), body.to_string())
+}
+
+fn served_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fw_update.img"), b"image bytes").unwrap();
+    dir
+}
+
+#[test]
+fn help_and_version() {
+    let out = command(SERV).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in [
+        "[PORT]",
+        "[IFACE]",
+        "--directory",
+        "--show-settings",
+        "--no-follow-symlinks",
+    ] {
+        assert!(help.contains(word), "help lacks {word}:\n{help}");
+    }
+    let out = command(SERV).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("serv {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn show_settings_prints_every_variable_with_its_effective_value() {
+    let out = command(SERV)
+        .arg("--show-settings")
+        .env("PORT", "9123")
+        .env("LPNAME", "fwsrv")
+        .env("XDG_STATE_HOME", "/tmp/state-here")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(env!("CARGO_PKG_VERSION")));
+    for var in common::LABSERV_VARS {
+        assert!(
+            text.contains(&format!("  {var} ")),
+            "{var} missing:\n{text}"
+        );
+    }
+    assert!(text.contains("PORT         9123\n"), "{text}");
+    assert!(text.contains("IDEV         lo  (default)"), "{text}");
+    assert!(
+        text.contains("/tmp/state-here/labserv/log/fwsrv.log"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_environment_values_exit_2_with_one_line() {
+    for (var, value) in [
+        ("PORT", "abc"),
+        ("PORT", "70000"),
+        ("SOCK_TIMEOUT", "-1"),
+        ("IFACE", "not-an-address"),
+        ("DEBUG", "maybe"),
+    ] {
+        let out = command(SERV).env(var, value).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with(&format!("serv: invalid {var}=\"{value}\"")),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"));
+    }
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    for args in [&["abc"][..], &["8080", "nowhere"], &["--bogus"]] {
+        let out = command(SERV).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
+}
+
+#[test]
+fn serves_with_port_and_iface_arguments_and_prints_the_url() {
+    let dir = served_dir();
+    let mut cmd = command(SERV);
+    cmd.args(["0", "127.0.0.1", "-d"]).arg(dir.path());
+    let mut srv = Running::spawn(cmd);
+    let serving = srv.wait_line(|l| l.starts_with("Serving "));
+    assert!(serving.contains(&*dir.path().canonicalize().unwrap().to_string_lossy()));
+    let port = srv.wait_port();
+    assert_eq!(
+        get(port, "/fw_update.img"),
+        (200, "image bytes".to_string())
+    );
+}
+
+#[test]
+fn port_iface_and_docroot_come_from_the_environment() {
+    let dir = served_dir();
+    let mut cmd = command(SERV);
+    cmd.env("PORT", "0")
+        .env("IFACE", "127.0.0.1")
+        .env("DOCROOT", dir.path());
+    let mut srv = Running::spawn(cmd);
+    let port = srv.wait_port();
+    assert_eq!(get(port, "/fw_update.img").0, 200);
+}
+
+#[test]
+fn procfile_line_works_with_iface_empty() {
+    let dir = served_dir();
+    // What honcho or foreman run for `web: serv $PORT $IFACE`.
+    let mut cmd = command("sh");
+    cmd.arg("-c")
+        .arg(format!("exec {SERV} $PORT $IFACE"))
+        .env("PORT", "0")
+        .env("IFACE", "")
+        .current_dir(dir.path());
+    let mut srv = Running::spawn(cmd);
+    let port = srv.wait_port();
+    assert_eq!(get(port, "/fw_update.img").0, 200);
+
+    // And with the empty argument quoted through.
+    let mut cmd = command(SERV);
+    cmd.args(["0", ""]).current_dir(dir.path());
+    let mut srv = Running::spawn(cmd);
+    let port = srv.wait_port();
+    assert_eq!(get(port, "/fw_update.img").0, 200);
+}
+
+#[test]
+fn missing_directory_exits_1_with_a_clear_line() {
+    let out = command(SERV)
+        .args(["0", "127.0.0.1", "-d", "/no/such/firmware"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "serv: cannot serve /no/such/firmware: no such directory"
+    );
+}
+
+#[test]
+fn busy_port_exits_1_naming_the_address() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = served_dir();
+    let out = command(SERV)
+        .args([&port.to_string(), "127.0.0.1", "-d"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot listen on 127.0.0.1:{port}: address already in use"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn sigterm_and_sigint_exit_0() {
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let dir = served_dir();
+        let mut cmd = command(SERV);
+        cmd.args(["0", "127.0.0.1", "-d"]).arg(dir.path());
+        let mut srv = Running::spawn(cmd);
+        let port = srv.wait_port();
+        assert_eq!(get(port, "/fw_update.img").0, 200);
+        srv.signal(sig);
+        assert_eq!(
+            srv.wait_exit(Duration::from_secs(5)),
+            Some(0),
+            "signal {sig}"
+        );
+    }
+}
+
+#[test]
+fn access_log_goes_to_the_log_file() {
+    let dir = served_dir();
+    let log = dir.path().join("logs/serv.log");
+    let mut cmd = command(SERV);
+    cmd.args(["0", "127.0.0.1", "-d"])
+        .arg(dir.path())
+        .env("LOG", &log);
+    let mut srv = Running::spawn(cmd);
+    let port = srv.wait_port();
+    assert_eq!(get(port, "/fw_update.img").0, 200);
+    assert_eq!(get(port, "/missing.img").0, 404);
+    let text = wait_file(&log, |t| t.contains("/missing.img"));
+    let hit = text
+        .lines()
+        .find(|l| l.contains("\"GET /fw_update.img HTTP/1.1\""))
+        .unwrap_or_else(|| panic!("no access line:\n{text}"));
+    assert!(hit.contains(" INFO access: 127.0.0.1:"), "{hit}");
+    assert!(hit.contains("\" 200 11 "), "status and bytes: {hit}");
+    assert!(
+        text.contains("\"GET /missing.img HTTP/1.1\" 404 "),
+        "{text}"
+    );
+    srv.signal(libc::SIGTERM);
+    assert_eq!(srv.wait_exit(Duration::from_secs(5)), Some(0));
+    assert!(srv.stderr().is_empty(), "with LOG set, stderr stays quiet");
+}
+
+#[test]
+fn debug_logs_request_rewrites_and_headers() {
+    let dir = served_dir();
+    let log = dir.path().join("debug.log");
+    let mut cmd = command(SERV);
+    cmd.args(["0", "127.0.0.1", "-d"])
+        .arg(dir.path())
+        .env("LOG", &log)
+        .env("DEBUG", "1");
+    let mut srv = Running::spawn(cmd);
+    let port = srv.wait_port();
+    let out = command("curl")
+        .args([
+            "-s",
+            "--noproxy",
+            "*",
+            "-o",
+            "/dev/null",
+            "-H",
+            "X-Ota-Client: board-7",
+        ])
+        .arg(format!("http://127.0.0.1:{port}/fw_update.img"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = wait_file(&log, |t| t.contains("access:"));
+    assert!(text.contains("header x-ota-client: \"board-7\""), "{text}");
+    assert!(text.contains("request target /fw_update.img"), "{text}");
+    assert!(text.contains("path \"/fw_update.img\" -> "), "{text}");
+}
