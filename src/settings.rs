@@ -391,19 +391,13 @@ pub fn parse_seconds(name: &str, value: &str) -> Result<Duration, SettingsError>
 /// # Errors
 /// Names that no interface can have: too long, or with `/` or white space.
 pub fn parse_device(name: &str, value: &str) -> Result<String, SettingsError> {
-    let ok = !value.is_empty()
-        && value.len() <= 15
-        && !value.contains('/')
-        && !value.chars().any(char::is_whitespace);
-    if ok {
-        Ok(value.to_string())
-    } else {
-        Err(SettingsError::new(
-            name,
-            value,
-            "expected a network device name such as eth0",
-        ))
-    }
+    let ok = value.len() <= 15 && !value.chars().any(char::is_whitespace);
+    plain_name(
+        name,
+        value,
+        ok,
+        "expected a network device name such as eth0",
+    )
 }
 
 /// Checks an LPNAME: it becomes part of file names, so it must be one plain path component.
@@ -411,19 +405,26 @@ pub fn parse_device(name: &str, value: &str) -> Result<String, SettingsError> {
 /// # Errors
 /// `.`, `..`, or names with `/` or a NUL byte.
 pub fn parse_lpname(name: &str, value: &str) -> Result<String, SettingsError> {
-    let ok = !value.is_empty()
-        && value != "."
-        && value != ".."
-        && !value.contains('/')
-        && !value.contains('\0');
-    if ok {
+    let ok = value != "." && value != ".." && !value.contains('\0');
+    plain_name(
+        name,
+        value,
+        ok,
+        "expected a plain name without '/', such as httpd",
+    )
+}
+
+/// A non-empty value without `/` that also passes the caller's own check.
+fn plain_name(
+    name: &str,
+    value: &str,
+    ok: bool,
+    expected: &'static str,
+) -> Result<String, SettingsError> {
+    if ok && !value.is_empty() && !value.contains('/') {
         Ok(value.to_string())
     } else {
-        Err(SettingsError::new(
-            name,
-            value,
-            "expected a plain name without '/', such as httpd",
-        ))
+        Err(SettingsError::new(name, value, expected))
     }
 }
 

@@ -78,39 +78,25 @@ async fn other_methods_get_405_with_allow() {
 }
 
 #[tokio::test]
-async fn absolute_form_request_line_serves_the_path() {
+async fn broken_ota_clients_are_served() {
     let srv = TestServer::start().await;
     srv.put("fw.img", b"firmware v2");
-    let resp = raw(
-        srv.addr,
-        b"GET http://10.0.0.2:8080/fw.img HTTP/1.1\r\nHost: 10.0.0.2:8080\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!(resp.status, 200);
-    assert_eq!(resp.body, b"firmware v2");
-}
-
-#[tokio::test]
-async fn http10_without_host_is_served() {
-    let srv = TestServer::start().await;
-    srv.put("fw.img", b"old client");
-    let resp = raw(srv.addr, b"GET /fw.img HTTP/1.0\r\n\r\n").await;
-    assert_eq!(resp.status, 200);
-    assert!(resp.head.starts_with("HTTP/1.0 200"), "{}", resp.head);
-    assert_eq!(resp.body, b"old client");
-}
-
-#[tokio::test]
-async fn http11_without_host_is_served() {
-    let srv = TestServer::start().await;
-    srv.put("fw.img", b"sloppy client");
-    let resp = raw(
-        srv.addr,
-        b"GET /fw.img HTTP/1.1\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!(resp.status, 200);
-    assert_eq!(resp.body, b"sloppy client");
+    for (request, status_line) in [
+        // Absolute URL in the request line, as some OTA clients send.
+        (
+            &b"GET http://10.0.0.2:8080/fw.img HTTP/1.1\r\nHost: 10.0.0.2:8080\r\nConnection: close\r\n\r\n"[..],
+            "HTTP/1.1 200",
+        ),
+        // HTTP/1.0 without Host.
+        (b"GET /fw.img HTTP/1.0\r\n\r\n", "HTTP/1.0 200"),
+        // HTTP/1.1 without Host.
+        (b"GET /fw.img HTTP/1.1\r\nConnection: close\r\n\r\n", "HTTP/1.1 200"),
+    ] {
+        let resp = raw(srv.addr, request).await;
+        let line = String::from_utf8_lossy(request).lines().next().unwrap_or("").to_string();
+        assert!(resp.head.starts_with(status_line), "{line}: {}", resp.head);
+        assert_eq!(resp.body, b"firmware v2", "{line}");
+    }
 }
 
 #[tokio::test]
@@ -618,6 +604,7 @@ async fn slowloris_does_not_block_others_and_is_dropped() {
         TestServer::start_with(|c| c.limits.header_timeout = Duration::from_millis(300)).await;
     srv.put("a.txt", b"still served");
     let mut slow = TcpStream::connect(srv.addr).await.unwrap();
+    let slow_since = Instant::now();
     slow.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         .await
         .unwrap();
@@ -634,6 +621,11 @@ async fn slowloris_does_not_block_others_and_is_dropped() {
         .expect("slow connection closed by the server")
         .unwrap_or(0);
     assert_eq!(n, 0, "no response for an unfinished request");
+    let waited = slow_since.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(2),
+        "dropped after {waited:?}, header timeout 300 ms"
+    );
 }
 
 #[tokio::test]

@@ -71,6 +71,8 @@ pub struct FileStream {
     remaining: u64,
     /// Whether this stream is counted in [`ACTIVE_STREAMS`].
     counted: bool,
+    /// Whether reads may first try the page cache without blocking (see [`read_cached`]).
+    try_cache: bool,
 }
 
 impl FileStream {
@@ -94,12 +96,53 @@ impl FileStream {
             reading: None,
             remaining,
             counted: file_backed,
+            try_cache: cfg!(target_os = "linux"),
         }
     }
 
     /// Bytes still to be sent.
     pub(crate) fn len(&self) -> u64 {
         self.remaining
+    }
+
+    /// Reads the next chunk inline if the page cache holds it, so a cached file never
+    /// waits for a blocking-pool thread. `None` when the data is not cached (or the file
+    /// system cannot tell): the caller then reads on the blocking pool.
+    fn read_from_cache(&mut self) -> Option<io::Result<Bytes>> {
+        if !self.try_cache {
+            return None;
+        }
+        let (file, Some(Segment::File { offset, len })) =
+            (self.file.as_ref()?, self.segments.front_mut())
+        else {
+            return None;
+        };
+        let want = usize::try_from((*len).min(chunk_size())).unwrap_or(usize::MAX);
+        match read_cached(file, *offset, want) {
+            Ok(chunk) if chunk.is_empty() => {
+                self.segments.clear();
+                Some(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while it was being sent",
+                )))
+            }
+            Ok(chunk) => {
+                let n = chunk.len() as u64;
+                *offset += n;
+                *len -= n;
+                if *len == 0 {
+                    self.segments.pop_front();
+                }
+                self.remaining -= n;
+                Some(Ok(chunk))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            Err(_) => {
+                // Not supported here (old kernel, some file systems): stop asking.
+                self.try_cache = false;
+                None
+            }
+        }
     }
 
     /// Starts reading the next chunk if the next segment is file data and no read runs.
@@ -136,6 +179,37 @@ impl Drop for FileStream {
             ACTIVE_STREAMS.fetch_sub(1, Ordering::Relaxed);
         }
     }
+}
+
+/// Reads up to `len` bytes at `offset` only if they are in the page cache
+/// (`preadv2` with `RWF_NOWAIT`): never waits for the disk. `WouldBlock` when nothing
+/// is cached; a short read when only the start is.
+#[cfg(target_os = "linux")]
+fn read_cached(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
+    use std::os::fd::AsRawFd;
+    let offset =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: len,
+    };
+    // SAFETY: `iov` describes the `len` bytes of spare capacity of `buf`, which lives
+    // across the call; the kernel writes at most `iov_len` bytes there.
+    let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    // SAFETY: the kernel initialised the first `n` bytes, and `n <= len == capacity`.
+    unsafe { buf.set_len(n) };
+    if n < len / 2 {
+        // Do not pin a large allocation for a short read.
+        buf.shrink_to_fit();
+    }
+    Ok(Bytes::from(buf))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_cached(_file: &File, _offset: u64, _len: usize) -> io::Result<Bytes> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
 /// Reads exactly `len` bytes at the cursor (after seeking if asked). A file that shrank
@@ -199,7 +273,12 @@ impl FileStream {
                     self.remaining -= b.len() as u64;
                     return Poll::Ready(Some(Ok(Frame::data(b))));
                 }
-                Some(Segment::File { .. }) => self.start_read(),
+                Some(Segment::File { .. }) => {
+                    if let Some(chunk) = self.read_from_cache() {
+                        return Poll::Ready(Some(chunk.map(Frame::data)));
+                    }
+                    self.start_read();
+                }
             }
         }
         let Some(reading) = self.reading.as_mut() else {

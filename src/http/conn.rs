@@ -214,7 +214,11 @@ async fn watchdog(state: &ConnState, limits: Limits) -> String {
         if now >= deadline {
             return why;
         }
-        tokio::time::sleep(Duration::from_millis(deadline - now)).await;
+        // Nothing wakes this task when a request head starts arriving, so it looks again
+        // at least once per header timeout: a head that starts is then noticed before its
+        // own deadline, which is met exactly.
+        let nap = (deadline - now).min(header_ms.max(1));
+        tokio::time::sleep(Duration::from_millis(nap)).await;
     }
 }
 

@@ -185,19 +185,9 @@ pub fn client() -> reqwest::Client {
         .expect("client")
 }
 
-/// The environment variables labserv reads, removed from child processes so the
+/// The environment variables labserv reads; removed from child processes so the
 /// developer's or CI's own settings cannot leak into a test.
-pub const LABSERV_VARS: [&str; 9] = [
-    "DEBUG",
-    "PORT",
-    "IFACE",
-    "IDEV",
-    "LPNAME",
-    "LOG",
-    "PID",
-    "DOCROOT",
-    "SOCK_TIMEOUT",
-];
+pub use labserv::settings::VARIABLES as LABSERV_VARS;
 
 /// A command for one of the built binaries, with labserv's variables cleared.
 pub fn command(bin: &str) -> Command {
