@@ -265,3 +265,23 @@ fn debug_logs_request_rewrites_and_headers() {
     assert!(text.contains("request target /fw_update.img"), "{text}");
     assert!(text.contains("path \"/fw_update.img\" -> "), "{text}");
 }
+
+#[test]
+fn unwritable_log_exits_1_with_a_clear_line() {
+    let dir = served_dir();
+    // A log path below a regular file can never be created.
+    let log = dir.path().join("fw_update.img").join("serv.log");
+    let out = command(SERV)
+        .args(["0", "127.0.0.1", "-d"])
+        .arg(dir.path())
+        .env("LOG", &log)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("serv: cannot open log file {}: ", log.display())),
+        "{err}"
+    );
+}
