@@ -50,27 +50,55 @@ impl Shutdown {
     }
 }
 
+/// SIGINT and SIGTERM handlers, installed up front so that a signal arriving the moment a
+/// server has announced itself is already caught (and not fatal).
+#[derive(Debug)]
+pub struct Signals {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers. Call inside a Tokio runtime context (`Runtime::enter`).
+    ///
+    /// # Errors
+    /// The handlers cannot be installed.
+    pub fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Completes with the signal's name at the next SIGINT or SIGTERM (Ctrl-C elsewhere).
+    pub async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => "SIGINT",
+                _ = self.term.recv() => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
+}
+
 /// Completes with the signal's name when the process receives SIGINT or SIGTERM.
 ///
 /// # Errors
 /// Fails only if the signal handlers cannot be installed.
-#[cfg(unix)]
 pub async fn signal() -> std::io::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    Ok(tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    })
-}
-
-/// Completes when the process receives Ctrl-C.
-///
-/// # Errors
-/// Fails only if the handler cannot be installed.
-#[cfg(not(unix))]
-pub async fn signal() -> std::io::Result<&'static str> {
-    tokio::signal::ctrl_c().await?;
-    Ok("Ctrl-C")
+    Ok(Signals::install()?.recv().await)
 }
