@@ -1,9 +1,9 @@
 //! tracing-subscriber setup: one event per line to stderr, or appended to the LOG file.
 //!
-//! Lines are gathered in memory and written by a flusher thread at most every
-//! [`FLUSH_EVERY`], or at once when [`BUFFER`] fills. A request therefore costs a memcpy,
-//! never a write system call or a thread wake-up, which matters at tens of thousands of
-//! requests per second; `tail -f` still sees each line within a few tens of milliseconds.
+//! Lines are gathered in memory and written by a flusher thread within [`FLUSH_EVERY`], or
+//! as soon as [`BUFFER`] bytes are waiting. A request therefore costs a memcpy, never a
+//! write system call or a wait on the disk, which matters at tens of thousands of requests
+//! per second; `tail -f` still sees each line within a few tens of milliseconds.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -11,7 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 use std::time::SystemTime;
@@ -32,7 +32,7 @@ static ACCESS_SINK: OnceLock<(Arc<Sink>, bool)> = OnceLock::new();
 /// The longest a logged line waits in memory before it is written.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
-/// Buffered bytes that trigger an immediate write.
+/// Buffered bytes that wake the flusher at once.
 const BUFFER: usize = 64 * 1024;
 
 /// How much to log and where.
@@ -61,31 +61,34 @@ impl Target {
     }
 }
 
-struct Inner {
-    buf: Vec<u8>,
-    target: Target,
-}
-
 /// The shared line buffer and its flusher thread.
+///
+/// Request threads only append to `buf`; the flusher swaps it out and writes with no lock
+/// on `buf` held, so a slow or throttled disk never stalls a request. Only when more than
+/// [`BACKLOG`] bytes are waiting does a request thread write itself (back-pressure rather
+/// than unbounded memory).
 struct Sink {
-    inner: Mutex<Inner>,
+    buf: Mutex<Vec<u8>>,
+    target: Mutex<Target>,
     /// Set when the buffer holds bytes the flusher has not been told about.
     dirty: AtomicBool,
     stop: AtomicBool,
     flusher: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl Sink {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+/// Pending bytes past which appending threads write the backlog themselves.
+const BACKLOG: usize = 8 * 1024 * 1024;
 
+impl Sink {
     fn append(&self, bytes: &[u8]) {
-        let mut inner = self.lock();
-        inner.buf.extend_from_slice(bytes);
-        if inner.buf.len() >= BUFFER {
-            Self::drain(&mut inner);
-        } else if !self.dirty.swap(true, Ordering::AcqRel) {
+        let pending = {
+            let mut buf = self.buf.lock().unwrap_or_else(PoisonError::into_inner);
+            buf.extend_from_slice(bytes);
+            buf.len()
+        };
+        if pending >= BACKLOG {
+            self.flush();
+        } else if pending >= BUFFER || !self.dirty.swap(true, Ordering::AcqRel) {
             if let Some(flusher) = self
                 .flusher
                 .lock()
@@ -97,28 +100,32 @@ impl Sink {
         }
     }
 
+    /// Writes everything buffered so far, in order.
     fn flush(&self) {
-        Self::drain(&mut self.lock());
-    }
-
-    fn drain(inner: &mut Inner) {
-        if inner.buf.is_empty() {
+        let mut target = self.target.lock().unwrap_or_else(PoisonError::into_inner);
+        let batch = {
+            let mut buf = self.buf.lock().unwrap_or_else(PoisonError::into_inner);
+            std::mem::replace(&mut *buf, Vec::with_capacity(BUFFER))
+        };
+        if batch.is_empty() {
             return;
         }
-        let Inner { buf, target } = inner;
         // A log that cannot be written must not take the server down; stderr is the
         // last place left to say so.
-        if let Err(e) = target.write_all(buf) {
+        if let Err(e) = target.write_all(&batch) {
             eprintln!("labserv: cannot write log: {e}");
         }
-        buf.clear();
     }
 
     fn run_flusher(self: Arc<Self>) {
         while !self.stop.load(Ordering::Acquire) {
             thread::park();
-            // Gather what else arrives in the next moments into the same write.
-            thread::sleep(FLUSH_EVERY);
+            // Gather what else arrives in the next moments into the same write, unless
+            // the buffer is already full.
+            let full = self.buf.lock().map_or(true, |b| b.len() >= BUFFER);
+            if !full {
+                thread::sleep(FLUSH_EVERY);
+            }
             self.dirty.store(false, Ordering::Release);
             self.flush();
         }
@@ -198,9 +205,13 @@ impl LogGuard {
     /// # Errors
     /// The file cannot be opened again; logging goes on into the old file.
     pub fn reopen(&self) -> io::Result<()> {
-        let mut inner = self.sink.lock();
-        Sink::drain(&mut inner);
-        if let Target::File { path, file } = &mut inner.target {
+        self.sink.flush();
+        let mut target = self
+            .sink
+            .target
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Target::File { path, file } = &mut *target {
             *file = open_append(path)?;
         }
         Ok(())
@@ -272,10 +283,8 @@ pub fn init(config: &LogConfig) -> Result<LogGuard> {
         None => (Target::Stderr, use_colour()),
     };
     let sink = Arc::new(Sink {
-        inner: Mutex::new(Inner {
-            buf: Vec::with_capacity(BUFFER),
-            target,
-        }),
+        buf: Mutex::new(Vec::with_capacity(BUFFER)),
+        target: Mutex::new(target),
         dirty: AtomicBool::new(false),
         stop: AtomicBool::new(false),
         flusher: Mutex::new(None),

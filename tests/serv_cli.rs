@@ -11,9 +11,22 @@ use common::{Running, command, wait_file};
 const SERV: &str = env!("CARGO_BIN_EXE_serv");
 
 fn get(port: u16, path: &str) -> (u16, String) {
+    get_from("127.0.0.1", port, path)
+}
+
+fn get_from(host: &str, port: u16, path: &str) -> (u16, String) {
     let out = command("curl")
-        .args(["-s", "--noproxy", "*", "-o", "-", "-w", "\n%{http_code}"])
-        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .args([
+            "-s",
+            "-g",
+            "--noproxy",
+            "*",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .arg(format!("http://{host}:{port}{path}"))
         .output()
         .expect("curl runs");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -284,4 +297,33 @@ fn unwritable_log_exits_1_with_a_clear_line() {
         err.starts_with(&format!("serv: cannot open log file {}: ", log.display())),
         "{err}"
     );
+}
+
+/// Whether this machine has IPv6 loopback at all (some containers do not).
+fn has_ipv6_loopback() -> bool {
+    std::net::TcpListener::bind("[::1]:0").is_ok()
+}
+
+#[test]
+fn default_listens_on_ipv4_and_ipv6_and_ipv6_addresses_work() {
+    if !has_ipv6_loopback() {
+        eprintln!("no IPv6 loopback on this machine; only IPv4 checked");
+    }
+    let dir = served_dir();
+    let mut cmd = command(SERV);
+    cmd.args(["0", "-d"]).arg(dir.path());
+    let mut srv = Running::spawn(cmd);
+    let port = srv.wait_port();
+    assert_eq!(get_from("127.0.0.1", port, "/fw_update.img").0, 200);
+    if has_ipv6_loopback() {
+        assert_eq!(get_from("[::1]", port, "/fw_update.img").0, 200);
+
+        let mut cmd = command(SERV);
+        cmd.args(["0", "::1", "-d"]).arg(dir.path());
+        let mut v6 = Running::spawn(cmd);
+        let line = v6.wait_line(|l| l.trim_start().starts_with("http://"));
+        assert!(line.contains("http://[::1]:"), "{line}");
+        let port = v6.port_in(&line);
+        assert_eq!(get_from("[::1]", port, "/fw_update.img").0, 200);
+    }
 }

@@ -251,6 +251,11 @@ impl Running {
     /// Reads the port of the first `http://...:PORT/` URL the server prints.
     pub fn wait_port(&mut self) -> u16 {
         let line = self.wait_line(|l| l.trim_start().starts_with("http://"));
+        self.port_in(&line)
+    }
+
+    /// The port of the URL at the start of a banner line.
+    pub fn port_in(&self, line: &str) -> u16 {
         let url = line.split_whitespace().next().expect("url");
         let port = url
             .trim_end_matches('/')
