@@ -785,3 +785,60 @@ async fn interrupted_downloads_resume_byte_identical_with_curl_and_wget() {
         "wget -c result differs"
     );
 }
+
+#[tokio::test]
+async fn a_file_truncated_mid_download_ends_the_response_and_the_next_request_sees_it() {
+    let srv = TestServer::start().await;
+    let data = pattern(32 * 1024 * 1024);
+    let path = srv.put("fw.img", &data);
+    let mut resp = client().get(srv.url("/fw.img")).send().await.unwrap();
+    let mut got = resp.chunk().await.unwrap().expect("first chunk").to_vec();
+    // The build system rewrites the image in place while the board downloads it.
+    std::fs::write(&path, b"rebuilt").unwrap();
+    let outcome = loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => got.extend_from_slice(&chunk),
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    // The old length can no longer be honoured: the body must end short, never pad.
+    assert!(
+        outcome.is_err(),
+        "a truncated download must not look complete"
+    );
+    assert!(got.len() < data.len());
+    assert!(
+        got[..] == data[..got.len()],
+        "bytes sent before the rewrite are the old file's"
+    );
+
+    let fresh = client().get(srv.url("/fw.img")).send().await.unwrap();
+    assert_eq!(fresh.text().await.unwrap(), "rebuilt");
+}
+
+#[tokio::test]
+async fn a_client_leaving_mid_download_frees_its_connection() {
+    let srv = TestServer::start_with(|c| c.limits.drain = Duration::from_millis(500)).await;
+    srv.put("big.bin", &pattern(64 * 1024 * 1024));
+    for _ in 0..20 {
+        let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+        conn.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut some = [0u8; 4096];
+        conn.read_exact(&mut some).await.unwrap();
+        drop(conn);
+    }
+    // Still serving, and shutdown finds nothing left to wait for.
+    srv.put("a.txt", b"ok");
+    let resp = client().get(srv.url("/a.txt")).send().await.unwrap();
+    assert_eq!(resp.text().await.unwrap(), "ok");
+    let start = Instant::now();
+    srv.stop().await.unwrap();
+    assert!(
+        start.elapsed() < Duration::from_millis(400),
+        "abandoned downloads were still held open at shutdown ({:?})",
+        start.elapsed()
+    );
+}
