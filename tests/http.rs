@@ -842,3 +842,34 @@ async fn a_client_leaving_mid_download_frees_its_connection() {
         start.elapsed()
     );
 }
+
+#[tokio::test]
+async fn idle_http2_connections_get_the_idle_limit_not_the_header_limit() {
+    let srv = TestServer::start_with(|c| {
+        c.limits.header_timeout = Duration::from_millis(200);
+        c.limits.idle_timeout = Duration::from_millis(1500);
+    })
+    .await;
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    // The HTTP/2 preface and an empty SETTINGS frame: a client that connected and waits.
+    conn.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let since = Instant::now();
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {} // the server's SETTINGS, and its GOAWAY when it closes
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "idle h2 connection never closed");
+    let idle = since.elapsed();
+    assert!(
+        idle >= Duration::from_millis(1400),
+        "closed after {idle:?}: an idle HTTP/2 connection is not a slow request head"
+    );
+}

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -76,6 +76,7 @@ pub(crate) async fn run<H: Handler>(
         let io = TokioIo::new(Tracked {
             inner: stream,
             state: state.clone(),
+            sniffed: false,
         });
         let service = {
             let handler = handler.clone();
@@ -150,6 +151,9 @@ struct ConnState {
     head_started: AtomicU64,
     /// Requests whose responses have not finished.
     in_flight: AtomicUsize,
+    /// The client speaks HTTP/2: its idle traffic (pings, window updates) is no request
+    /// head, and h2 frames its own requests, so only the idle limit applies.
+    h2: AtomicBool,
 }
 
 impl ConnState {
@@ -158,13 +162,15 @@ impl ConnState {
             last_io: AtomicU64::new(now_ms()),
             head_started: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            h2: AtomicBool::new(false),
         }
     }
 
     fn on_read(&self) {
         let now = now_ms();
         self.last_io.store(now, Ordering::Relaxed);
-        if self.in_flight.load(Ordering::Relaxed) == 0
+        if !self.h2.load(Ordering::Relaxed)
+            && self.in_flight.load(Ordering::Relaxed) == 0
             && self.head_started.load(Ordering::Relaxed) == 0
         {
             self.head_started.store(now, Ordering::Relaxed);
@@ -222,10 +228,15 @@ async fn watchdog(state: &ConnState, limits: Limits) -> String {
     }
 }
 
+/// The start of the HTTP/2 connection preface.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
+
 /// A TCP stream that reports its traffic to the connection's watchdog.
 struct Tracked {
     inner: TcpStream,
     state: Arc<ConnState>,
+    /// Whether the first bytes have been looked at for the HTTP/2 preface.
+    sniffed: bool,
 }
 
 impl AsyncRead for Tracked {
@@ -237,6 +248,14 @@ impl AsyncRead for Tracked {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            if !self.sniffed {
+                self.sniffed = true;
+                let first = &buf.filled()[before..];
+                let n = first.len().min(H2_PREFACE.len());
+                if first[..n] == H2_PREFACE[..n] {
+                    self.state.h2.store(true, Ordering::Relaxed);
+                }
+            }
             self.state.on_read();
         }
         result
