@@ -48,3 +48,82 @@ pub struct ServArgs {
 pub fn non_empty(arg: &Option<String>) -> Option<&str> {
     arg.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
+
+/// `tftpd [IFACE] [PORT]`: serve a directory over TFTP.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "tftpd",
+    version,
+    about = "Serve a directory over TFTP to boards, boot ROMs and busybox",
+    after_help = "A lone number is a port: `tftpd 9069` and `tftpd 9069 0.0.0.0` both work.\n\
+                  Environment: IFACE, PORT, DOCROOT, SOCK_TIMEOUT, LOG, DEBUG (see --show-settings).\n\
+                  Port 69 needs root or: sudo setcap cap_net_bind_service=+ep $(command -v tftpd)"
+)]
+pub struct TftpdArgs {
+    /// Listen address and/or port, in either order [default: $IFACE, else 127.0.0.1;
+    /// $PORT, else 9069]
+    #[arg(value_name = "IFACE|PORT", num_args = 0..=2)]
+    pub positional: Vec<String>,
+
+    /// Address to listen on (overrides IFACE)
+    #[arg(long, value_name = "ADDR")]
+    pub host: Option<String>,
+
+    /// Port to listen on (overrides PORT)
+    #[arg(short, long, value_name = "N")]
+    pub port: Option<String>,
+
+    /// Directory to serve [default: $DOCROOT, else the current directory]
+    #[arg(short, long, value_name = "DIR")]
+    pub directory: Option<PathBuf>,
+
+    /// Seconds to wait for an acknowledgement before sending again
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value = "0.5",
+        allow_hyphen_values = true
+    )]
+    pub ack_timeout: String,
+
+    /// Seconds before a silent client's transfer is abandoned [default: $SOCK_TIMEOUT, else 5]
+    #[arg(long, value_name = "SECS", allow_hyphen_values = true)]
+    pub conn_timeout: Option<String>,
+
+    /// Largest block size granted, 8 to 65464 (lower it for clients behind a small MTU)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "65464",
+        allow_hyphen_values = true
+    )]
+    pub max_blksize: String,
+
+    /// Largest window size granted (RFC 7440), 1 to 65535
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "64",
+        allow_hyphen_values = true
+    )]
+    pub max_window: String,
+
+    /// Accept write requests (uploads); off by default
+    #[arg(long)]
+    pub upload: bool,
+
+    /// Let an upload replace an existing file; off by default
+    #[arg(long, requires = "upload")]
+    pub overwrite: bool,
+
+    /// Log per-transfer detail
+    #[arg(short, long, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Log warnings and errors only
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}

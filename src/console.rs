@@ -3,13 +3,14 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use crate::cli::{ServArgs, non_empty};
+use crate::cli::{ServArgs, TftpdArgs, non_empty};
 use crate::error::{Error, Result};
 use crate::http::{self, HttpConfig};
 use crate::logging::{self, LogConfig};
 use crate::net;
 use crate::settings::{self, Defaults, Settings};
 use crate::shutdown::{Shutdown, Signals};
+use crate::tftp::{self, TftpConfig};
 
 /// Prints `program: message` for a failed command and picks its exit code
 /// (2 for usage mistakes, 1 for runtime failures).
@@ -158,4 +159,117 @@ fn current_thread_runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the runtime", e))
+}
+
+/// Runs `tftpd` until SIGINT or SIGTERM.
+///
+/// # Errors
+/// Bad arguments or environment, a missing directory, a port that cannot be bound.
+pub fn tftpd(args: TftpdArgs) -> Result<()> {
+    let mut settings = Settings::from_env(Defaults::TFTP)?;
+    // `tftpd [IFACE] [PORT]`, in either order: a lone number is a port.
+    let mut port_given = false;
+    for arg in args
+        .positional
+        .iter()
+        .map(|a| a.trim())
+        .filter(|a| !a.is_empty())
+    {
+        if !port_given && arg.bytes().all(|b| b.is_ascii_digit()) {
+            settings.port = Some(settings::parse_port("PORT", arg)?);
+            port_given = true;
+        } else {
+            settings.iface = Some(settings::parse_addr("IFACE", arg)?);
+        }
+    }
+    if let Some(host) = non_empty(&args.host) {
+        settings.iface = Some(settings::parse_addr("--host", host)?);
+    }
+    if let Some(port) = non_empty(&args.port) {
+        settings.port = Some(settings::parse_port("--port", port)?);
+    }
+    let ack_timeout = settings::parse_seconds("--ack-timeout", &args.ack_timeout)?;
+    let conn_timeout = match non_empty(&args.conn_timeout) {
+        Some(v) => settings::parse_seconds("--conn-timeout", v)?,
+        None => settings.sock_timeout,
+    };
+    let max_blksize = settings::parse_number(
+        "--max-blksize",
+        &args.max_blksize,
+        8,
+        tftp::DEFAULT_MAX_BLKSIZE,
+        "expected a block size from 8 to 65464",
+    )?;
+    let max_window = settings::parse_number(
+        "--max-window",
+        &args.max_window,
+        1,
+        u16::MAX,
+        "expected a window size from 1 to 65535",
+    )?;
+    if args.common.show_settings {
+        print!("{}", settings.report("tftpd"));
+        return Ok(());
+    }
+
+    let runtime = current_thread_runtime()?;
+    let mut signals = {
+        let _context = runtime.enter();
+        Signals::install().map_err(|e| Error::io("installing signal handlers", e))?
+    };
+    let root = args.directory.clone().unwrap_or_else(|| settings.docroot());
+    let root = http::check_root(&root)?;
+    let _log = logging::init(&LogConfig {
+        debug: settings.debug || args.verbose,
+        quiet: args.quiet,
+        file: settings.log.clone(),
+    })?;
+    let addr = std::net::SocketAddr::new(
+        settings
+            .iface()
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+        settings.port(),
+    );
+    let socket = net::bind_udp(addr)?;
+    let bound = socket
+        .local_addr()
+        .map_err(|e| Error::io("reading the bound address", e))?;
+    let mode = match (args.upload, args.overwrite) {
+        (false, _) => "read-only",
+        (true, false) => "uploads on, existing files kept",
+        (true, true) => "uploads on, existing files may be replaced",
+    };
+    if !args.quiet {
+        println!("Serving {} over TFTP ({mode})", root.display());
+        for r in net::reachable(bound) {
+            let url = match r.ip {
+                std::net::IpAddr::V4(v4) => format!("tftp://{v4}:{}/", bound.port()),
+                std::net::IpAddr::V6(v6) => format!("tftp://[{v6}]:{}/", bound.port()),
+            };
+            println!("  {url}");
+        }
+        println!("Press Ctrl-C to stop.");
+    }
+    tracing::info!(target: "labserv::tftp", "listening on {bound}, serving {}", root.display());
+
+    let mut config = TftpConfig::new(root);
+    config.upload = args.upload;
+    config.overwrite = args.overwrite;
+    config.ack_timeout = ack_timeout;
+    config.conn_timeout = conn_timeout;
+    config.max_blksize = max_blksize;
+    config.max_window = max_window;
+    runtime.block_on(async move {
+        let shutdown = Shutdown::new();
+        let server = tftp::serve(socket, config, shutdown.clone());
+        tokio::pin!(server);
+        tokio::select! {
+            served = &mut server => served,
+            name = signals.recv() => {
+                tracing::info!(target: "labserv::tftp", "{name} received, stopping");
+                shutdown.trigger();
+                server.await
+            }
+        }
+    })
 }

@@ -9,6 +9,7 @@
 //! - [`cli`]: clap argument groups shared by the binaries.
 //! - [`console`]: the foreground commands (`serv`) from arguments to exit code.
 //! - [`http`]: the HTTP file server: `serve(listener, config, shutdown)`.
+//! - [`tftp`]: the TFTP server: `serve(socket, config, shutdown)`.
 //! - [`net`]: binding listeners and finding the addresses a device can reach.
 //! - [`shutdown`]: the one shutdown token and the SIGINT/SIGTERM future.
 //! - [`logging`]: stderr or LOG-file logging.
@@ -22,6 +23,7 @@ pub mod logging;
 pub mod net;
 pub mod settings;
 pub mod shutdown;
+pub mod tftp;
 
 pub use error::{Error, Result};
 pub use settings::{Defaults, Settings};

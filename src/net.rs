@@ -55,6 +55,22 @@ fn bind_socket(addr: SocketAddr, dual_stack: bool) -> io::Result<std::net::TcpLi
     Ok(socket.into())
 }
 
+/// Binds a UDP socket on `addr` (IPv6 wildcards also accept IPv4 clients).
+///
+/// # Errors
+/// [`Error::Bind`] with the operating system's reason.
+pub fn bind_udp(addr: SocketAddr) -> Result<std::net::UdpSocket> {
+    let bind = || -> io::Result<std::net::UdpSocket> {
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        if addr.is_ipv6() && addr.ip().is_unspecified() {
+            socket.set_only_v6(false)?;
+        }
+        socket.bind(&addr.into())?;
+        Ok(socket.into())
+    };
+    bind().map_err(|error| Error::Bind { addr, error })
+}
+
 /// One address a client can use, with the interface it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reachable {

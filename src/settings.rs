@@ -72,6 +72,14 @@ impl Defaults {
         iface: None,
         lpname: DEFAULT_LPNAME,
     };
+
+    /// The TFTP server's defaults: port 9069 on 127.0.0.1 (listening on every interface
+    /// stays an explicit choice), LPNAME `tftpd`.
+    pub const TFTP: Defaults = Defaults {
+        port: 9069,
+        iface: Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+        lpname: "tftpd",
+    };
 }
 
 /// The user's XDG directories that default LOG and PID paths live under.
@@ -384,6 +392,23 @@ pub fn parse_seconds(name: &str, value: &str) -> Result<Duration, SettingsError>
         return Err(SettingsError::new(name, value, EXPECTED));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses a whole number in `min..=max` (block sizes, window sizes).
+///
+/// # Errors
+/// Anything else.
+pub fn parse_number(
+    name: &str,
+    value: &str,
+    min: u16,
+    max: u16,
+    expected: &'static str,
+) -> Result<u16, SettingsError> {
+    match value.trim().parse::<u16>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(SettingsError::new(name, value, expected)),
+    }
 }
 
 /// Checks a network device name (`eth0`, `enp3s0`, `lo`).

@@ -2,6 +2,8 @@
 //! request lines no well-behaved client sends, and a runner for the built binaries.
 #![allow(dead_code)] // each test crate uses a different part of this module
 
+pub mod tftp;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -57,12 +59,7 @@ impl TestServer {
 
     /// Writes a file below the served directory (creating parents).
     pub fn put(&self, rel: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.root().join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).expect("parent dirs");
-        }
-        std::fs::write(&path, bytes).expect("write file");
-        path
+        put(&self.root(), rel, bytes)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -88,6 +85,16 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.shutdown.trigger();
     }
+}
+
+/// Writes `root/rel` (creating parents) and returns its path.
+pub fn put(root: &Path, rel: &str, bytes: &[u8]) -> PathBuf {
+    let path = root.join(rel);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("parent dirs");
+    }
+    std::fs::write(&path, bytes).expect("write file");
+    path
 }
 
 /// Deterministic test data that is not all one byte value.

@@ -1,0 +1,345 @@
+//! The TFTP request handler: root confinement, the transfer cap, read-only by default,
+//! and uploads that land atomically or not at all.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use async_tftp::packet;
+use blocking::{Task, Unblock};
+use futures_lite::{AsyncRead, AsyncWrite, Future};
+use tracing::warn;
+
+use crate::logging;
+
+/// Serves one directory over TFTP.
+pub(crate) struct Handler {
+    /// The served directory, canonical.
+    root: PathBuf,
+    upload: bool,
+    overwrite: bool,
+    max_transfers: usize,
+    active: Arc<AtomicUsize>,
+}
+
+impl Handler {
+    pub(crate) fn new(root: PathBuf, upload: bool, overwrite: bool, max_transfers: usize) -> Self {
+        Self {
+            root,
+            upload,
+            overwrite,
+            max_transfers,
+            active: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Takes one of the transfer slots, or refuses with a message the client can show.
+    fn slot(&self) -> Result<Slot, packet::Error> {
+        let before = self.active.fetch_add(1, Ordering::AcqRel);
+        if before >= self.max_transfers {
+            self.active.fetch_sub(1, Ordering::AcqRel);
+            return Err(packet::Error::Msg(format!(
+                "server busy: {} transfers running, try again",
+                self.max_transfers
+            )));
+        }
+        Ok(Slot(self.active.clone()))
+    }
+}
+
+/// A running transfer's place under the cap; freed when the transfer's reader or
+/// writer is dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Maps a requested file name to a path below the root.
+///
+/// A leading `/` is taken relative to the root, as tftpd-hpa's `-s` does, since boot
+/// configurations often name `/pxelinux.0`. `..` segments, backslashes and empty names
+/// are refused (TFTP error 2, access violation).
+pub(crate) fn resolve(root: &Path, requested: &Path) -> Result<PathBuf, &'static str> {
+    let text = requested.to_string_lossy();
+    if text.contains('\\') {
+        return Err("backslash in file name");
+    }
+    let mut rel = PathBuf::new();
+    for c in requested.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(name) => rel.push(name),
+            Component::ParentDir => return Err("'..' in file name"),
+            Component::Prefix(_) => return Err("drive prefix in file name"),
+        }
+    }
+    if rel.as_os_str().is_empty() {
+        return Err("empty file name");
+    }
+    Ok(root.join(rel))
+}
+
+/// Whether `path` (after resolving every symlink) is inside `root`; a missing path
+/// counts as inside (opening it then reports "file not found").
+fn inside(root: &Path, path: &Path) -> bool {
+    match path.canonicalize() {
+        Ok(real) => real.starts_with(root),
+        Err(_) => true,
+    }
+}
+
+fn refuse(client: &SocketAddr, requested: &Path, why: &str) -> packet::Error {
+    warn!(
+        target: "labserv::tftp",
+        "{client} refused {:?}: {why}",
+        requested.display().to_string()
+    );
+    packet::Error::PermissionDenied
+}
+
+fn io_error(e: &io::Error) -> packet::Error {
+    match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => packet::Error::FileNotFound,
+        io::ErrorKind::PermissionDenied => packet::Error::PermissionDenied,
+        io::ErrorKind::AlreadyExists => packet::Error::FileAlreadyExists,
+        io::ErrorKind::StorageFull => packet::Error::DiskFull,
+        _ => packet::Error::Msg(e.to_string()),
+    }
+}
+
+/// The running count of temporary upload files, for unique names.
+static UPLOADS: AtomicU64 = AtomicU64::new(0);
+
+impl async_tftp::server::Handler for Handler {
+    type Reader = Download;
+    type Writer = Upload;
+
+    async fn read_req_open(
+        &mut self,
+        client: &SocketAddr,
+        path: &Path,
+    ) -> Result<(Self::Reader, Option<u64>), packet::Error> {
+        let full = resolve(&self.root, path).map_err(|why| refuse(client, path, why))?;
+        if !inside(&self.root, &full) {
+            return Err(refuse(client, path, "symlink leads outside the root"));
+        }
+        let slot = self.slot()?;
+        let file = File::open(&full).map_err(|e| io_error(&e))?;
+        let meta = file.metadata().map_err(|e| io_error(&e))?;
+        if !meta.is_file() {
+            return Err(packet::Error::FileNotFound);
+        }
+        let len = meta.len();
+        let reader = Download {
+            file: Unblock::new(file),
+            record: Record::new(*client, "read", path, len),
+            _slot: slot,
+        };
+        Ok((reader, Some(len)))
+    }
+
+    async fn write_req_open(
+        &mut self,
+        client: &SocketAddr,
+        path: &Path,
+        size: Option<u64>,
+    ) -> Result<Self::Writer, packet::Error> {
+        if !self.upload {
+            return Err(refuse(
+                client,
+                path,
+                "uploads are off (start with --upload)",
+            ));
+        }
+        let target = resolve(&self.root, path).map_err(|why| refuse(client, path, why))?;
+        let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+            return Err(refuse(client, path, "not a file name"));
+        };
+        if !inside(&self.root, dir) || !inside(&self.root, &target) {
+            return Err(refuse(client, path, "symlink leads outside the root"));
+        }
+        if !self.overwrite && fs::symlink_metadata(&target).is_ok() {
+            return Err(packet::Error::FileAlreadyExists);
+        }
+        let slot = self.slot()?;
+        let temp = dir.join(format!(
+            ".{}.{}-{}.part",
+            name.to_string_lossy(),
+            std::process::id(),
+            UPLOADS.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|e| io_error(&e))?;
+        Ok(Upload {
+            file: Some(Unblock::new(file)),
+            temp,
+            target,
+            overwrite: self.overwrite,
+            finishing: None,
+            done: false,
+            record: Record::new(*client, "write", path, size.unwrap_or(0)),
+            _slot: slot,
+        })
+    }
+}
+
+/// One transfer's line in the log, written when it ends.
+struct Record {
+    client: SocketAddr,
+    direction: &'static str,
+    file: String,
+    size: u64,
+    bytes: u64,
+    start: Instant,
+}
+
+impl Record {
+    fn new(client: SocketAddr, direction: &'static str, file: &Path, size: u64) -> Self {
+        Self {
+            client,
+            direction,
+            file: file.display().to_string(),
+            size,
+            bytes: 0,
+            start: Instant::now(),
+        }
+    }
+
+    fn finish(&self, outcome: &str) {
+        if !logging::access_enabled() {
+            return;
+        }
+        let secs = self.start.elapsed().as_secs_f64();
+        let rate = if secs > 0.0 {
+            self.bytes as f64 / secs / 1e6
+        } else {
+            0.0
+        };
+        logging::access(format_args!(
+            "{} {} {:?} {} bytes in {:.3}s ({rate:.1} MB/s) {outcome}",
+            self.client, self.direction, self.file, self.bytes, secs,
+        ));
+    }
+}
+
+/// A file being read by a client.
+pub(crate) struct Download {
+    file: Unblock<File>,
+    record: Record,
+    _slot: Slot,
+}
+
+impl AsyncRead for Download {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let n = ready!(Pin::new(&mut self.file).poll_read(cx, buf))?;
+        self.record.bytes += n as u64;
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl Drop for Download {
+    fn drop(&mut self) {
+        let outcome = if self.record.bytes >= self.record.size {
+            "ok"
+        } else {
+            "incomplete (aborted or timed out)"
+        };
+        self.record.finish(outcome);
+    }
+}
+
+/// A file being uploaded: written to a temporary file beside the target, made durable,
+/// and moved into place only when the transfer completes. Dropped before that, the
+/// temporary file is removed and the target is untouched.
+pub(crate) struct Upload {
+    file: Option<Unblock<File>>,
+    temp: PathBuf,
+    target: PathBuf,
+    overwrite: bool,
+    /// The sync-and-rename running on the blocking pool.
+    finishing: Option<Task<io::Result<()>>>,
+    done: bool,
+    record: Record,
+    _slot: Slot,
+}
+
+/// Makes the upload durable and puts it in place: `rename` when replacing is allowed,
+/// otherwise `link`, which fails rather than replace a file that appeared meanwhile.
+fn land(temp: &Path, target: &Path, overwrite: bool) -> io::Result<()> {
+    File::open(temp)?.sync_all()?;
+    if overwrite {
+        fs::rename(temp, target)
+    } else {
+        fs::hard_link(temp, target)?;
+        fs::remove_file(temp)
+    }
+}
+
+impl AsyncWrite for Upload {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let Some(file) = self.file.as_mut() else {
+            return Poll::Ready(Err(io::Error::other("upload already closed")));
+        };
+        let n = ready!(Pin::new(file).poll_write(cx, buf))?;
+        self.record.bytes += n as u64;
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.file.as_mut() {
+            Some(file) => Pin::new(file).poll_flush(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(file) = self.file.as_mut() {
+            ready!(Pin::new(file).poll_close(cx))?;
+            self.file = None;
+            let (temp, target, overwrite) =
+                (self.temp.clone(), self.target.clone(), self.overwrite);
+            self.finishing = Some(blocking::unblock(move || land(&temp, &target, overwrite)));
+        }
+        if let Some(task) = self.finishing.as_mut() {
+            let result = ready!(Pin::new(task).poll(cx));
+            self.finishing = None;
+            result?;
+            self.done = true;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if self.done {
+            self.record.finish("ok");
+            return;
+        }
+        // Never leave a partial file behind. The handle may still be open on the
+        // blocking pool; unlinking the name is enough.
+        let _ = fs::remove_file(&self.temp);
+        self.record
+            .finish("incomplete (aborted or timed out), nothing kept");
+    }
+}

@@ -1,0 +1,125 @@
+//! The TFTP server on async-tftp: `serve(socket, config, shutdown)`.
+//!
+//! Boards, boot ROMs and busybox fetch kernels and images from here. The server is
+//! read-only unless uploads are switched on; every path is confined to the root.
+
+mod handler;
+
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_tftp::server::TftpServerBuilder;
+
+use crate::error::{Error, Result};
+use crate::shutdown::Shutdown;
+
+/// Default for [`TftpConfig::ack_timeout`]: the retransmit interval.
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_millis(500);
+/// Default for [`TftpConfig::max_blksize`]: the largest block RFC 2348 allows.
+pub const DEFAULT_MAX_BLKSIZE: u16 = 65464;
+/// Default for [`TftpConfig::max_window`].
+pub const DEFAULT_MAX_WINDOW: u16 = 64;
+/// Default for [`TftpConfig::max_transfers`].
+pub const DEFAULT_MAX_TRANSFERS: usize = 256;
+
+/// What the TFTP server serves and how.
+#[derive(Debug, Clone)]
+pub struct TftpConfig {
+    /// The directory to serve.
+    pub root: PathBuf,
+    /// Accept write requests.
+    pub upload: bool,
+    /// Let a write replace an existing file.
+    pub overwrite: bool,
+    /// How long to wait for an acknowledgement before sending again.
+    pub ack_timeout: Duration,
+    /// How long a silent peer is given before its transfer is abandoned.
+    pub conn_timeout: Duration,
+    /// Largest block size granted (clients behind a small MTU ask for less).
+    pub max_blksize: u16,
+    /// Largest window size granted (RFC 7440).
+    pub max_window: u16,
+    /// Transfers running at once; clients past it get an error.
+    pub max_transfers: usize,
+}
+
+impl TftpConfig {
+    /// Serves `root` read-only with default timeouts and limits.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            upload: false,
+            overwrite: false,
+            ack_timeout: DEFAULT_ACK_TIMEOUT,
+            conn_timeout: crate::settings::DEFAULT_SOCK_TIMEOUT,
+            max_blksize: DEFAULT_MAX_BLKSIZE,
+            max_window: DEFAULT_MAX_WINDOW,
+            max_transfers: DEFAULT_MAX_TRANSFERS,
+        }
+    }
+}
+
+/// Serves TFTP on `socket` until `shutdown` is triggered.
+///
+/// # Errors
+/// [`Error::Directory`] if the root cannot be served, or an I/O error from the socket.
+pub async fn serve(socket: UdpSocket, config: TftpConfig, shutdown: Shutdown) -> Result<()> {
+    let root = crate::http::check_root(&config.root)?;
+    let handler = handler::Handler::new(
+        root,
+        config.upload,
+        config.overwrite,
+        config.max_transfers.max(1),
+    );
+    // async-tftp counts retries, not time: give a silent peer conn_timeout in all.
+    let retries = (config.conn_timeout.as_secs_f64() / config.ack_timeout.as_secs_f64().max(0.001))
+        .ceil()
+        .max(1.0) as u32;
+    let server = TftpServerBuilder::with_handler(handler)
+        .std_socket(socket)
+        .map_err(|e| Error::io("using the TFTP socket", std::io::Error::other(e)))?
+        .timeout(config.ack_timeout)
+        .max_send_retries(retries)
+        .block_size_limit(config.max_blksize.max(8))
+        .window_size_limit(config.max_window.max(1))
+        .build()
+        .await
+        .map_err(|e| Error::io("starting the TFTP server", std::io::Error::other(e)))?;
+    tokio::select! {
+        served = server.serve() => served
+            .map_err(|e| Error::io("serving TFTP", std::io::Error::other(e))),
+        () = shutdown.triggered() => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::handler::resolve;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn names_resolve_below_the_root() {
+        let root = Path::new("/srv/tftp");
+        assert_eq!(
+            resolve(root, Path::new("pxelinux.0")),
+            Ok(PathBuf::from("/srv/tftp/pxelinux.0"))
+        );
+        assert_eq!(
+            resolve(root, Path::new("/boot/zImage")),
+            Ok(PathBuf::from("/srv/tftp/boot/zImage"))
+        );
+        assert_eq!(
+            resolve(root, Path::new("./a//b")),
+            Ok(PathBuf::from("/srv/tftp/a/b"))
+        );
+    }
+
+    #[test]
+    fn escapes_are_refused() {
+        let root = Path::new("/srv/tftp");
+        for bad in ["../etc/passwd", "a/../../x", "a\\..\\b", "", "/", "."] {
+            assert!(resolve(root, Path::new(bad)).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The TFTP server over real UDP sockets on loopback, driven by a small TFTP client.
+
+mod common;
+
+use std::time::Duration;
+
+use common::pattern;
+use common::tftp::{TftpServer, read, start_read_and_stall, write};
+
+#[tokio::test]
+async fn reads_at_every_block_size_are_byte_identical() {
+    let srv = TftpServer::start_with(|_| {}).await;
+    let data = pattern(300_000);
+    srv.put("zImage", &data);
+    let plain = read(srv.addr, "zImage", &[]).await.unwrap();
+    assert!(plain.data == data, "default 512-byte blocks");
+    assert!(plain.oack.is_empty(), "no options asked, none acknowledged");
+    for blksize in ["512", "1468", "8192", "65464"] {
+        let t = read(srv.addr, "zImage", &[("blksize", blksize)])
+            .await
+            .unwrap();
+        assert_eq!(t.option("blksize"), Some(blksize));
+        assert!(t.data == data, "blksize {blksize}");
+    }
+}
+
+#[tokio::test]
+async fn tsize_reports_the_file_size() {
+    let srv = TftpServer::start_with(|_| {}).await;
+    srv.put("initrd.img", &pattern(123_457));
+    let t = read(srv.addr, "initrd.img", &[("tsize", "0")])
+        .await
+        .unwrap();
+    assert_eq!(t.option("tsize"), Some("123457"));
+    assert_eq!(t.data.len(), 123_457);
+}
+
+#[tokio::test]
+async fn windowed_reads_at_ethernet_block_size() {
+    let srv = TftpServer::start_with(|_| {}).await;
+    let data = pattern(2_000_000);
+    srv.put("rootfs.img", &data);
+    for window in ["1", "16"] {
+        let t = read(
+            srv.addr,
+            "rootfs.img",
+            &[("blksize", "1468"), ("windowsize", window)],
+        )
+        .await
+        .unwrap();
+        assert_eq!(t.option("windowsize"), Some(window));
+        assert!(t.data == data, "windowsize {window}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn block_numbers_roll_over_on_large_files() {
+    let srv = TftpServer::start_with(|_| {}).await;
+    // 100 MiB at 512-byte blocks is 204,800 blocks: the 16-bit counter wraps three times.
+    let data = pattern(100 * 1024 * 1024 + 100);
+    srv.put("big.img", &data);
+    let t = read(
+        srv.addr,
+        "big.img",
+        &[("blksize", "512"), ("windowsize", "16")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(t.data.len(), data.len());
+    assert!(t.data == data, "bytes differ after rollover");
+}
+
+#[tokio::test]
+async fn missing_files_get_error_1() {
+    let srv = TftpServer::start_with(|_| {}).await;
+    let err = read(srv.addr, "no-such-kernel", &[]).await.unwrap_err();
+    assert_eq!(err.code, 1);
+    // An absolute name is relative to the root, never the host's file system.
+    let err = read(srv.addr, "/etc/passwd", &[]).await.unwrap_err();
+    assert_eq!(err.code, 1);
+}
+
+#[tokio::test]
+async fn leading_slash_is_relative_to_the_root() {
+    let srv = TftpServer::start_with(|_| {}).await;
+    srv.put("boot/pxelinux.0", b"loader");
+    let t = read(srv.addr, "/boot/pxelinux.0", &[]).await.unwrap();
+    assert_eq!(t.data, b"loader");
+}
+
+#[tokio::test]
+async fn escapes_get_access_violation() {
+    let srv = TftpServer::start_with(|_| {}).await;
+    srv.put("ok.bin", b"inside");
+    std::fs::write(srv.dir.path().join("secret"), b"TOP-SECRET").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(srv.dir.path().join("secret"), srv.root().join("link")).unwrap();
+    for name in ["../secret", "ok/../../secret", "..\\secret", "link"] {
+        let err = read(srv.addr, name, &[]).await.unwrap_err();
+        assert_eq!(err.code, 2, "{name}: {err:?}");
+    }
+    assert_eq!(read(srv.addr, "ok.bin", &[]).await.unwrap().data, b"inside");
+}
+
+#[tokio::test]
+async fn writes_are_refused_unless_uploads_are_on() {
+    let srv = TftpServer::start_with(|_| {}).await;
+    let err = write(srv.addr, "new.img", b"data", &[], None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 2);
+    assert!(!srv.root().join("new.img").exists());
+}
+
+/// Waits (at most 10 s) until `path` holds `want`. async-tftp 0.4 acknowledges the last
+/// block before the file is closed and moved into place, so a client's "done" can
+/// precede the file by a moment.
+async fn landed(path: &std::path::Path, want: &[u8]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read(path).ok().as_deref() != Some(want) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never landed",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn uploads_land_whole_and_respect_overwrite() {
+    let srv = TftpServer::start_with(|c| c.upload = true).await;
+    let data = pattern(50_000);
+    write(srv.addr, "dump.bin", &data, &[], None).await.unwrap();
+    landed(&srv.root().join("dump.bin"), &data).await;
+    // Exactly two blocks' worth ends with an empty block.
+    write(srv.addr, "exact.bin", &pattern(1024), &[], None)
+        .await
+        .unwrap();
+    landed(&srv.root().join("exact.bin"), &pattern(1024)).await;
+
+    let err = write(srv.addr, "dump.bin", b"replacement", &[], None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 6, "an existing file is kept without --overwrite");
+    assert!(std::fs::read(srv.root().join("dump.bin")).unwrap() == data);
+
+    let srv = TftpServer::start_with(|c| {
+        c.upload = true;
+        c.overwrite = true;
+    })
+    .await;
+    srv.put("dump.bin", b"old");
+    write(
+        srv.addr,
+        "dump.bin",
+        b"replacement",
+        &[("blksize", "1468")],
+        None,
+    )
+    .await
+    .unwrap();
+    landed(&srv.root().join("dump.bin"), b"replacement").await;
+    let leftovers = std::fs::read_dir(srv.root()).unwrap().count();
+    assert_eq!(leftovers, 1, "no temporary files remain");
+}
+
+#[tokio::test]
+async fn an_aborted_upload_leaves_nothing_behind() {
+    let srv = TftpServer::start_with(|c| {
+        c.upload = true;
+        c.overwrite = true;
+        c.ack_timeout = Duration::from_millis(100);
+        c.conn_timeout = Duration::from_millis(400);
+    })
+    .await;
+    srv.put("good.img", b"the good image");
+    write(srv.addr, "good.img", &pattern(100_000), &[], Some(5))
+        .await
+        .unwrap();
+    // The server gives up on the silent client; only the good file may remain.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let names: Vec<String> = std::fs::read_dir(srv.root())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        if names == ["good.img"] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left behind: {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        std::fs::read(srv.root().join("good.img")).unwrap(),
+        b"the good image"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_concurrent_reads_are_byte_identical() {
+    let srv = TftpServer::start_with(|_| {}).await;
+    let data = std::sync::Arc::new(pattern(1_000_000));
+    srv.put("fw.img", &data);
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let addr = srv.addr;
+        let blksize = if i % 2 == 0 { "1468" } else { "8192" };
+        tasks.push(tokio::spawn(async move {
+            read(addr, "fw.img", &[("blksize", blksize)]).await
+        }));
+    }
+    for task in tasks {
+        let t = task.await.unwrap().unwrap();
+        assert!(t.data == *data);
+    }
+}
+
+#[tokio::test]
+async fn transfers_past_the_cap_get_a_clear_error() {
+    let srv = TftpServer::start_with(|c| c.max_transfers = 1).await;
+    srv.put("a.img", &pattern(10_000));
+    let (_held, op) = start_read_and_stall(srv.addr, "a.img").await;
+    assert_eq!(op, 3, "first client got data");
+    let err = read(srv.addr, "a.img", &[]).await.unwrap_err();
+    assert_eq!(err.code, 0);
+    assert!(err.message.contains("busy"), "{}", err.message);
+}

@@ -1,0 +1,159 @@
+//! The built `tftpd` binary: arguments in either order, exit codes, signals, the
+//! transfer log, and uploads, with curl as the TFTP client.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use common::{Running, command, pattern, wait_file};
+
+const TFTPD: &str = env!("CARGO_BIN_EXE_tftpd");
+
+fn root() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("zImage"), pattern(200_000)).unwrap();
+    dir
+}
+
+fn curl(args: &[&str]) -> bool {
+    command("curl")
+        .args(["-s", "--max-time", "20"])
+        .args(args)
+        .status()
+        .expect("curl runs")
+        .success()
+}
+
+fn fetch(port: u16, name: &str, out: &std::path::Path) -> bool {
+    curl(&[
+        "-o",
+        out.to_str().unwrap(),
+        &format!("tftp://127.0.0.1:{port}/{name}"),
+    ])
+}
+
+fn spawn(dir: &tempfile::TempDir, args: &[&str]) -> (Running, u16) {
+    spawn_with(dir, args, None)
+}
+
+/// Starts tftpd serving `dir` (with LOG set when given) and reads its port off the banner.
+fn spawn_with(
+    dir: &tempfile::TempDir,
+    args: &[&str],
+    log: Option<&std::path::Path>,
+) -> (Running, u16) {
+    let mut cmd = command(TFTPD);
+    cmd.args(args).arg("-d").arg(dir.path());
+    if let Some(log) = log {
+        cmd.env("LOG", log);
+    }
+    let mut srv = Running::spawn(cmd);
+    let line = srv.wait_line(|l| l.trim_start().starts_with("tftp://"));
+    let port = srv.port_in(&line);
+    (srv, port)
+}
+
+#[test]
+fn a_lone_number_is_a_port_in_either_position() {
+    let dir = root();
+    for args in [&["0"][..], &["0", "127.0.0.1"], &["127.0.0.1", "0"]] {
+        let (_srv, port) = spawn(&dir, args);
+        let out = dir.path().join("out.img");
+        assert!(fetch(port, "zImage", &out), "{args:?}");
+        assert_eq!(std::fs::read(&out).unwrap(), pattern(200_000));
+    }
+}
+
+#[test]
+fn bad_values_exit_2_with_one_line() {
+    for (args, env, needle) in [
+        (&["abc"][..], None, "invalid IFACE=\"abc\""),
+        (&["--max-blksize", "7"], None, "invalid --max-blksize=\"7\""),
+        (
+            &["--ack-timeout", "-1"],
+            None,
+            "invalid --ack-timeout=\"-1\"",
+        ),
+        (&[], Some(("PORT", "70000")), "invalid PORT=\"70000\""),
+    ] {
+        let mut cmd = command(TFTPD);
+        cmd.args(args);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{err}");
+    }
+}
+
+#[test]
+fn busy_port_exits_1() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = root();
+    let out = command(TFTPD)
+        .args([&port, "-d"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("address already in use"));
+}
+
+#[test]
+fn sigterm_stops_within_a_second_and_exits_0() {
+    let dir = root();
+    let (mut srv, _port) = spawn(&dir, &["0"]);
+    let start = Instant::now();
+    srv.signal(libc::SIGTERM);
+    assert_eq!(srv.wait_exit(Duration::from_secs(5)), Some(0));
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn each_transfer_is_logged() {
+    let dir = root();
+    let log = dir.path().join("tftpd.log");
+    let (_srv, port) = spawn_with(&dir, &["0"], Some(&log));
+    assert!(fetch(port, "zImage", &dir.path().join("got")));
+    let text = wait_file(&log, |t| t.contains("read \"zImage\""));
+    assert!(text.contains("read \"zImage\" 200000 bytes in "), "{text}");
+    assert!(text.contains(" ok\n"), "{text}");
+}
+
+#[test]
+fn uploads_need_the_upload_flag() {
+    let dir = root();
+    let upload = dir.path().join("dump.bin");
+    std::fs::write(&upload, pattern(5000)).unwrap();
+    let up = upload.to_str().unwrap();
+
+    let (_ro, port) = spawn(&dir, &["0"]);
+    assert!(!curl(&[
+        "-T",
+        up,
+        &format!("tftp://127.0.0.1:{port}/new.bin")
+    ]));
+    assert!(!dir.path().join("new.bin").exists());
+
+    let (_rw, port) = spawn(&dir, &["0", "--upload"]);
+    assert!(curl(&[
+        "-T",
+        up,
+        &format!("tftp://127.0.0.1:{port}/new.bin")
+    ]));
+    let landed = dir.path().join("new.bin");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read(&landed).ok() != Some(pattern(5000)) {
+        assert!(Instant::now() < deadline, "upload never landed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
