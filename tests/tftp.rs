@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::pattern;
-use common::tftp::{TftpServer, read, start_read_and_stall, write};
+use common::tftp::{TftpServer, read, read_netascii, read_then_abort, start_read_and_stall, write};
 
 #[tokio::test]
 async fn reads_at_every_block_size_are_byte_identical() {
@@ -112,19 +112,15 @@ async fn writes_are_refused_unless_uploads_are_on() {
     assert!(!srv.root().join("new.img").exists());
 }
 
-/// Waits (at most 10 s) until `path` holds `want`. async-tftp 0.4 acknowledges the last
-/// block before the file is closed and moved into place, so a client's "done" can
-/// precede the file by a moment.
+/// Checks that `path` holds `want` the moment the client has heard the upload succeed:
+/// the last block is acknowledged only once the file is in place.
 async fn landed(path: &std::path::Path, want: &[u8]) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::fs::read(path).ok().as_deref() != Some(want) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} never landed",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert_eq!(
+        std::fs::read(path).ok().as_deref(),
+        Some(want),
+        "{}",
+        path.display()
+    );
 }
 
 #[tokio::test]
@@ -228,4 +224,34 @@ async fn transfers_past_the_cap_get_a_clear_error() {
     let err = read(srv.addr, "a.img", &[]).await.unwrap_err();
     assert_eq!(err.code, 0);
     assert!(err.message.contains("busy"), "{}", err.message);
+}
+
+#[tokio::test]
+async fn a_client_error_packet_ends_its_transfer_at_once() {
+    // Default timeouts: without the abort, the slot would stay taken for seconds.
+    let srv = TftpServer::start_with(|c| c.max_transfers = 1).await;
+    srv.put("pxe.img", &pattern(500_000));
+    let _rom = read_then_abort(srv.addr, "pxe.img").await;
+    let start = std::time::Instant::now();
+    let mut last = None;
+    while start.elapsed() < Duration::from_secs(2) {
+        match read(srv.addr, "pxe.img", &[("blksize", "1468")]).await {
+            Ok(t) => {
+                assert_eq!(t.data.len(), 500_000);
+                return;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    panic!("slot still taken 2 s after the client's ERROR: {last:?}");
+}
+
+#[tokio::test]
+async fn netascii_is_refused_with_an_error_that_says_so() {
+    let srv = TftpServer::start_with(|_| {}).await;
+    srv.put("notes.txt", b"line\n");
+    let err = read_netascii(srv.addr, "notes.txt")
+        .await
+        .expect("an ERROR packet");
+    assert!(err.message.contains("netascii"), "{err:?}");
 }

@@ -80,8 +80,12 @@ impl Transfer {
 }
 
 fn request(op: u16, file: &str, opts: &[(&str, &str)]) -> Vec<u8> {
+    request_mode(op, file, "octet", opts)
+}
+
+fn request_mode(op: u16, file: &str, mode: &str, opts: &[(&str, &str)]) -> Vec<u8> {
     let mut p = op.to_be_bytes().to_vec();
-    for part in [file, "octet"] {
+    for part in [file, mode] {
         p.extend_from_slice(part.as_bytes());
         p.push(0);
     }
@@ -187,6 +191,34 @@ pub async fn read(
             other => panic!("unexpected opcode {other}"),
         }
     }
+}
+
+/// Sends a netascii read request and returns the server's ERROR, if that is its answer.
+pub async fn read_netascii(server: SocketAddr, file: &str) -> Option<TftpError> {
+    let sock = client_socket().await;
+    sock.send_to(&request_mode(RRQ, file, "netascii", &[]), server)
+        .await
+        .expect("send RRQ");
+    let mut buf = vec![0u8; 1024];
+    let (n, _) = recv(&sock, &mut buf).await;
+    (u16::from_be_bytes([buf[0], buf[1]]) == ERROR).then(|| parse_error(&buf[2..n]))
+}
+
+/// Starts a read, takes the first block, then aborts with an ERROR packet as a PXE ROM
+/// does after its tsize probe. The socket is returned so that it stays open, as the
+/// ROM's does: only the ERROR packet may end the transfer.
+pub async fn read_then_abort(server: SocketAddr, file: &str) -> UdpSocket {
+    let sock = client_socket().await;
+    sock.send_to(&request(RRQ, file, &[]), server)
+        .await
+        .expect("send RRQ");
+    let mut buf = vec![0u8; 1024];
+    let (_, from) = recv(&sock, &mut buf).await;
+    let mut p = ERROR.to_be_bytes().to_vec();
+    p.extend_from_slice(&0u16.to_be_bytes());
+    p.extend_from_slice(b"transfer cancelled\0");
+    sock.send_to(&p, from).await.expect("send ERROR");
+    sock
 }
 
 /// Sends a read request and returns the server's first answer, unacknowledged: the
