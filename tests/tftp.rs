@@ -255,3 +255,93 @@ async fn netascii_is_refused_with_an_error_that_says_so() {
         .expect("an ERROR packet");
     assert!(err.message.contains("netascii"), "{err:?}");
 }
+
+/// What the server answers to a raw datagram within `wait`, as (opcode, body).
+async fn answer(
+    server: std::net::SocketAddr,
+    packet: &[u8],
+    wait: Duration,
+) -> Option<(u16, Vec<u8>)> {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(packet, server).await.unwrap();
+    let mut buf = vec![0u8; 70_000];
+    let (n, _) = tokio::time::timeout(wait, sock.recv_from(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    (n >= 2).then(|| (u16::from_be_bytes([buf[0], buf[1]]), buf[2..n].to_vec()))
+}
+
+#[tokio::test]
+async fn malformed_packets_get_an_error_or_nothing_and_break_nothing() {
+    let srv = TftpServer::start_with(|_| {}).await;
+    let data = pattern(100_000);
+    srv.put("zImage", &data);
+    let cases: [(&str, &[u8]); 10] = [
+        ("empty", b""),
+        ("too short", b"\x00"),
+        ("unknown opcode", b"\x00\x09zImage\x00octet\x00"),
+        ("missing NUL", b"\x00\x01zImage"),
+        ("no mode", b"\x00\x01zImage\x00"),
+        ("unknown mode", b"\x00\x01zImage\x00bogus\x00"),
+        ("blksize 7", b"\x00\x01zImage\x00octet\x00blksize\x007\x00"),
+        (
+            "blksize 70000",
+            b"\x00\x01zImage\x00octet\x00blksize\x0070000\x00",
+        ),
+        (
+            "blksize text",
+            b"\x00\x01zImage\x00octet\x00blksize\x00abc\x00",
+        ),
+        ("stray ACK", b"\x00\x04\x00\x01"),
+    ];
+    for (what, packet) in cases {
+        match answer(srv.addr, packet, Duration::from_millis(300)).await {
+            None => {}
+            Some((5, _)) => {}
+            // A server may serve a request whose bad option it ignored or capped, but
+            // never with an invalid block size.
+            Some((6, body)) => {
+                let text = String::from_utf8_lossy(&body).to_string();
+                let fields: Vec<&str> = text.split('\0').collect();
+                if let Some(i) = fields.iter().position(|f| *f == "blksize") {
+                    let size: u32 = fields[i + 1].parse().unwrap();
+                    assert!((8..=65464).contains(&size), "{what}: OACK blksize {size}");
+                }
+            }
+            Some((3, _)) => {}
+            Some((op, _)) => panic!("{what}: unexpected opcode {op}"),
+        }
+    }
+    let t = read(srv.addr, "zImage", &[("blksize", "1468")])
+        .await
+        .unwrap();
+    assert!(t.data == data, "still serving after malformed packets");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_garbage_flood_does_not_break_a_transfer() {
+    let srv = TftpServer::start_with(|_| {}).await;
+    let data = pattern(4 * 1024 * 1024);
+    srv.put("fw.img", &data);
+    let addr = srv.addr;
+    let flood = tokio::spawn(async move {
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for i in 0u32..20_000 {
+            let junk = i.to_le_bytes().repeat(1 + (i % 7) as usize);
+            let _ = sock.send_to(&junk, addr).await;
+            if i % 100 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    let t = read(
+        srv.addr,
+        "fw.img",
+        &[("blksize", "1468"), ("windowsize", "16")],
+    )
+    .await
+    .unwrap();
+    assert!(t.data == data, "transfer during a flood");
+    flood.await.unwrap();
+}
