@@ -18,6 +18,7 @@
 pub mod cli;
 pub mod console;
 pub mod error;
+mod fsio;
 pub mod http;
 pub mod logging;
 pub mod net;

@@ -12,6 +12,8 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::task::JoinHandle;
 
+use crate::fsio::read_cached;
+
 /// Read buffers that all streamed responses together may hold. Each stream keeps at most
 /// two chunks (one being sent, one read ahead), so the chunk size shrinks as more clients
 /// download at once: a lone download reads 1 MiB at a time, twenty share the budget.
@@ -179,37 +181,6 @@ impl Drop for FileStream {
             ACTIVE_STREAMS.fetch_sub(1, Ordering::Relaxed);
         }
     }
-}
-
-/// Reads up to `len` bytes at `offset` only if they are in the page cache
-/// (`preadv2` with `RWF_NOWAIT`): never waits for the disk. `WouldBlock` when nothing
-/// is cached; a short read when only the start is.
-#[cfg(target_os = "linux")]
-fn read_cached(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
-    use std::os::fd::AsRawFd;
-    let offset =
-        libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let mut buf: Vec<u8> = Vec::with_capacity(len);
-    let iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: len,
-    };
-    // SAFETY: `iov` describes the `len` bytes of spare capacity of `buf`, which lives
-    // across the call; the kernel writes at most `iov_len` bytes there.
-    let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
-    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
-    // SAFETY: the kernel initialised the first `n` bytes, and `n <= len == capacity`.
-    unsafe { buf.set_len(n) };
-    if n < len / 2 {
-        // Do not pin a large allocation for a short read.
-        buf.shrink_to_fit();
-    }
-    Ok(Bytes::from(buf))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn read_cached(_file: &File, _offset: u64, _len: usize) -> io::Result<Bytes> {
-    Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
 /// Reads exactly `len` bytes at the cursor (after seeking if asked). A file that shrank

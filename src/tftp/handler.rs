@@ -140,7 +140,11 @@ impl async_tftp::server::Handler for Handler {
         }
         let len = meta.len();
         let reader = Download {
-            file: Unblock::new(file),
+            file: Arc::new(file),
+            next: 0,
+            len,
+            chunk: bytes::Bytes::new(),
+            reading: None,
             record: Record::new(*client, "read", path, len),
             _slot: slot,
         };
@@ -234,9 +238,19 @@ impl Record {
     }
 }
 
-/// A file being read by a client.
+/// Bytes read from the file at a time; blocks are then served from memory.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// A file being read by a client. Blocks are cut from large chunks read straight from the
+/// page cache on the server's own thread; only data that must come from the disk is
+/// read on the blocking pool.
 pub(crate) struct Download {
-    file: Unblock<File>,
+    file: Arc<File>,
+    /// Offset of the next chunk to read.
+    next: u64,
+    len: u64,
+    chunk: bytes::Bytes,
+    reading: Option<Task<io::Result<bytes::Bytes>>>,
     record: Record,
     _slot: Slot,
 }
@@ -247,8 +261,48 @@ impl AsyncRead for Download {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let n = ready!(Pin::new(&mut self.file).poll_read(cx, buf))?;
-        self.record.bytes += n as u64;
+        let this = &mut *self;
+        if this.chunk.is_empty() {
+            if this.next >= this.len {
+                return Poll::Ready(Ok(0));
+            }
+            let want = usize::try_from(this.len - this.next)
+                .map_or(READ_CHUNK, |left| left.min(READ_CHUNK));
+            let chunk = match this.reading.as_mut() {
+                Some(task) => {
+                    let chunk = ready!(Pin::new(task).poll(cx));
+                    this.reading = None;
+                    chunk?
+                }
+                None => match crate::fsio::read_cached(&this.file, this.next, want) {
+                    Ok(chunk) if !chunk.is_empty() => chunk,
+                    _ => {
+                        let (file, offset) = (this.file.clone(), this.next);
+                        let mut task =
+                            blocking::unblock(move || crate::fsio::read_at(&file, offset, want));
+                        let polled = Pin::new(&mut task).poll(cx);
+                        match polled {
+                            Poll::Ready(chunk) => chunk?,
+                            Poll::Pending => {
+                                this.reading = Some(task);
+                                return Poll::Pending;
+                            }
+                        }
+                    }
+                },
+            };
+            if chunk.is_empty() {
+                // The file shrank under us: end the transfer short rather than pad it.
+                this.len = this.next;
+                return Poll::Ready(Ok(0));
+            }
+            this.next += chunk.len() as u64;
+            this.chunk = chunk;
+        }
+        let n = buf.len().min(this.chunk.len());
+        buf[..n].copy_from_slice(&this.chunk[..n]);
+        bytes::Buf::advance(&mut this.chunk, n);
+        this.record.bytes += n as u64;
         Poll::Ready(Ok(n))
     }
 }

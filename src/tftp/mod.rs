@@ -86,11 +86,22 @@ pub async fn serve(socket: UdpSocket, config: TftpConfig, shutdown: Shutdown) ->
         .build()
         .await
         .map_err(|e| Error::io("starting the TFTP server", std::io::Error::other(e)))?;
-    tokio::select! {
-        served = server.serve() => served
-            .map_err(|e| Error::io("serving TFTP", std::io::Error::other(e))),
-        () = shutdown.triggered() => Ok(()),
-    }
+    // Lock-step TFTP is one round trip per block, so per-packet latency is everything.
+    // async-tftp's sockets and timers live in async-io's reactor; `async_io::block_on`
+    // lets this thread drive that reactor itself, instead of being woken from the
+    // reactor's own thread for every packet.
+    let served = tokio::task::spawn_blocking(move || {
+        async_io::block_on(futures_lite::future::or(
+            async { server.serve().await.map_err(|e| e.to_string()) },
+            async {
+                shutdown.triggered().await;
+                Ok(())
+            },
+        ))
+    })
+    .await
+    .map_err(|e| Error::io("TFTP server thread", std::io::Error::other(e)))?;
+    served.map_err(|e| Error::io("serving TFTP", std::io::Error::other(e)))
 }
 
 #[cfg(test)]

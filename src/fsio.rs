@@ -1,0 +1,69 @@
+//! File reads shared by the servers: from the page cache without blocking, or at an
+//! offset on a blocking thread.
+
+use std::fs::File;
+use std::io;
+
+use bytes::Bytes;
+
+/// Reads up to `len` bytes at `offset` only if they are in the page cache
+/// (`preadv2` with `RWF_NOWAIT`): never waits for the disk. `WouldBlock` when nothing
+/// is cached; a short read when only the start is.
+#[cfg(target_os = "linux")]
+pub(crate) fn read_cached(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
+    use std::os::fd::AsRawFd;
+    let offset =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: len,
+    };
+    // SAFETY: `iov` describes the `len` bytes of spare capacity of `buf`, which lives
+    // across the call; the kernel writes at most `iov_len` bytes there.
+    let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    // SAFETY: the kernel initialised the first `n` bytes, and `n <= len == capacity`.
+    unsafe { buf.set_len(n) };
+    if n < len / 2 {
+        // Do not pin a large allocation for a short read.
+        buf.shrink_to_fit();
+    }
+    Ok(Bytes::from(buf))
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn read_cached(_file: &File, _offset: u64, _len: usize) -> io::Result<Bytes> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+/// Reads up to `len` bytes at `offset` (fewer only at the end of the file). Blocking:
+/// call it off the async runtime.
+///
+/// # Errors
+/// The read fails.
+pub(crate) fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
+    let mut buf = vec![0u8; len];
+    let mut filled = 0;
+    while filled < len {
+        let n = pread(file, &mut buf[filled..], offset + filled as u64)?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    buf.truncate(filled);
+    Ok(Bytes::from(buf))
+}
+
+#[cfg(unix)]
+fn pread(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    file.read_at(buf, offset)
+}
+
+#[cfg(windows)]
+fn pread(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    use std::os::windows::fs::FileExt;
+    file.seek_read(buf, offset)
+}
