@@ -345,3 +345,34 @@ async fn a_garbage_flood_does_not_break_a_transfer() {
     assert!(t.data == data, "transfer during a flood");
     flood.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_tells_running_transfers_and_stops_within_a_second() {
+    let srv = TftpServer::start_with(|_| {}).await;
+    srv.put("kernel.img", &pattern(200_000));
+    // A client that took the first block and then went quiet, as a board mid-boot.
+    let (sock, op) = start_read_and_stall(srv.addr, "kernel.img").await;
+    assert_eq!(op, 3);
+    let start = std::time::Instant::now();
+    let stopping = tokio::spawn(srv.stop());
+    let mut buf = vec![0u8; 2048];
+    let message = loop {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf))
+            .await
+            .expect("an ERROR packet within 2 s of shutdown")
+            .unwrap();
+        // Retransmitted DATA may come first.
+        if u16::from_be_bytes([buf[0], buf[1]]) == 5 {
+            break String::from_utf8_lossy(&buf[4..n])
+                .trim_end_matches('\0')
+                .to_string();
+        }
+    };
+    assert!(message.contains("shutting down"), "{message}");
+    stopping.await.unwrap().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
+}

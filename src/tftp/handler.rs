@@ -39,6 +39,11 @@ impl Handler {
         }
     }
 
+    /// The count of running transfers.
+    pub(crate) fn running(&self) -> Arc<AtomicUsize> {
+        self.active.clone()
+    }
+
     /// Takes one of the transfer slots, or refuses with a message the client can show.
     fn slot(&self) -> Result<Slot, packet::Error> {
         let before = self.active.fetch_add(1, Ordering::AcqRel);

@@ -7,7 +7,8 @@ mod handler;
 
 use std::net::UdpSocket;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use async_tftp::server::TftpServerBuilder;
 
@@ -20,6 +21,9 @@ pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_millis(500);
 pub const DEFAULT_MAX_BLKSIZE: u16 = 65464;
 /// Default for [`TftpConfig::max_window`].
 pub const DEFAULT_MAX_WINDOW: u16 = 64;
+/// How long a stopping server waits for its transfers to send their clients an ERROR.
+const STOP_GRACE: Duration = Duration::from_millis(900);
+
 /// Default for [`TftpConfig::max_transfers`].
 pub const DEFAULT_MAX_TRANSFERS: usize = 256;
 
@@ -72,6 +76,7 @@ pub async fn serve(socket: UdpSocket, config: TftpConfig, shutdown: Shutdown) ->
         config.overwrite,
         config.max_transfers.max(1),
     );
+    let running = handler.running();
     // async-tftp counts retries, not time: give a silent peer conn_timeout in all.
     let retries = (config.conn_timeout.as_secs_f64() / config.ack_timeout.as_secs_f64().max(0.001))
         .ceil()
@@ -90,11 +95,20 @@ pub async fn serve(socket: UdpSocket, config: TftpConfig, shutdown: Shutdown) ->
     // async-tftp's sockets and timers live in async-io's reactor; `async_io::block_on`
     // lets this thread drive that reactor itself, instead of being woken from the
     // reactor's own thread for every packet.
+    let stop = server.stop_handle();
     let served = tokio::task::spawn_blocking(move || {
         async_io::block_on(futures_lite::future::or(
             async { server.serve().await.map_err(|e| e.to_string()) },
             async {
                 shutdown.triggered().await;
+                // Each running transfer answers its client with an ERROR at its next
+                // step (at the latest one ACK timeout later); give them that long,
+                // within the one second a stop may take.
+                stop.stop();
+                let deadline = Instant::now() + STOP_GRACE;
+                while running.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+                    async_io::Timer::after(Duration::from_millis(10)).await;
+                }
                 Ok(())
             },
         ))

@@ -21,6 +21,7 @@ pub struct TftpServer {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     shutdown: Shutdown,
+    task: Option<tokio::task::JoinHandle<labserv::Result<()>>>,
 }
 
 impl TftpServer {
@@ -33,12 +34,23 @@ impl TftpServer {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind port 0");
         let addr = socket.local_addr().expect("local addr");
         let shutdown = Shutdown::new();
-        tokio::spawn(labserv::tftp::serve(socket, config, shutdown.clone()));
+        let task = tokio::spawn(labserv::tftp::serve(socket, config, shutdown.clone()));
         Self {
             addr,
             dir,
             shutdown,
+            task: Some(task),
         }
+    }
+
+    /// Triggers shutdown and waits (at most 10 s) for `serve` to return.
+    pub async fn stop(mut self) -> labserv::Result<()> {
+        self.shutdown.trigger();
+        let task = self.task.take().expect("running");
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("server stops within 10 s")
+            .expect("server task did not panic")
     }
 
     pub fn root(&self) -> PathBuf {

@@ -212,6 +212,7 @@ impl<H: Handler> TftpServerBuilder<H> {
             ignore_client_timeout: self.ignore_client_timeout,
             ignore_client_block_size: self.ignore_client_block_size,
             ignore_client_window_size: self.ignore_client_window_size,
+            stopping: Default::default(),
         };
 
         let local_ip = socket.as_ref().local_addr()?.ip();

@@ -7,12 +7,13 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::slice;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::packet::{Opts, Packet, RwReq, PACKET_DATA_HEADER_LEN};
-use crate::server::{ServerConfig, DEFAULT_BLOCK_SIZE};
+use crate::server::{stopping_error, ServerConfig, DEFAULT_BLOCK_SIZE};
 use crate::utils::io_timeout;
 
 pub(crate) struct ReadRequest<'r, R>
@@ -31,6 +32,8 @@ where
     spin_misses: u8,
     /// labserv patch: ACK waits left before polling is tried again after a miss streak.
     spin_backoff: u8,
+    /// labserv patch: set when the server stops (see `StopHandle`).
+    stopping: Arc<AtomicBool>,
 }
 
 impl<'r, R> ReadRequest<'r, R>
@@ -78,6 +81,7 @@ where
             window_size: negotiated_window_size,
             spin_misses: 0,
             spin_backoff: 0,
+            stopping: Arc::clone(&config.stopping),
         })
     }
 
@@ -179,6 +183,10 @@ where
     ) -> Result<u16> {
         // Send packet until we receive an ack
         for _ in 0..=self.max_send_retries {
+            // labserv patch: a stopping server ends the transfer with an ERROR.
+            if self.stopping.load(Ordering::Acquire) {
+                return Err(stopping_error());
+            }
             for packet in window {
                 self.socket.send_to(&packet[..], self.peer).await?;
             }

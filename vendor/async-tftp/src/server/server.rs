@@ -5,6 +5,7 @@ use log::trace;
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,15 +37,40 @@ pub(crate) struct ServerConfig {
     pub(crate) ignore_client_timeout: bool,
     pub(crate) ignore_client_block_size: bool,
     pub(crate) ignore_client_window_size: bool,
+    /// labserv patch: set when the server is stopping (see [`StopHandle`]).
+    pub(crate) stopping: Arc<AtomicBool>,
 }
 
 pub(crate) const DEFAULT_BLOCK_SIZE: usize = 512;
+
+/// labserv patch: tells a server's running transfers to end. Each answers its client with
+/// an ERROR packet ("server is shutting down") at its next step, or after one ACK timeout
+/// if the client is silent.
+#[derive(Debug, Clone)]
+pub struct StopHandle(Arc<AtomicBool>);
+
+impl StopHandle {
+    /// Asks every transfer of the server to end.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// labserv patch: the error a transfer ends with when the server stops.
+pub(crate) fn stopping_error() -> Error {
+    Error::Packet(packet::Error::Msg("server is shutting down".to_string()))
+}
 
 impl<H: 'static> TftpServer<H>
 where
     H: Handler,
 {
     /// Returns the listenning socket address.
+    /// labserv patch: a handle that stops this server's transfers.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(Arc::clone(&self.config.stopping))
+    }
+
     pub fn listen_addr(&self) -> Result<SocketAddr> {
         Ok(self.socket.get_ref().local_addr()?)
     }

@@ -5,11 +5,13 @@ use log::trace;
 use std::cmp;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::packet::{Opts, Packet, RwReq, PACKET_DATA_HEADER_LEN};
-use crate::server::{ServerConfig, DEFAULT_BLOCK_SIZE};
+use crate::server::{stopping_error, ServerConfig, DEFAULT_BLOCK_SIZE};
 use crate::utils::io_timeout;
 
 pub(crate) struct WriteRequest<'w, W>
@@ -29,6 +31,8 @@ where
     timeout: Duration,
     max_retries: u32,
     oack_opts: Option<Opts>,
+    /// labserv patch: set when the server stops (see `StopHandle`).
+    stopping: Arc<AtomicBool>,
 }
 
 impl<'w, W> WriteRequest<'w, W>
@@ -69,6 +73,7 @@ where
             timeout,
             max_retries: config.max_send_retries,
             oack_opts,
+            stopping: Arc::clone(&config.stopping),
         })
     }
 
@@ -127,6 +132,11 @@ where
 
     async fn recv_data(&mut self, block_id: u16) -> Result<Bytes> {
         for _ in 0..=self.max_retries {
+            // labserv patch: a stopping server ends the transfer with an ERROR (and
+            // the writer is dropped, so nothing partial is kept).
+            if self.stopping.load(Ordering::Acquire) {
+                return Err(stopping_error());
+            }
             match self.recv_data_block(block_id).await {
                 // labserv patch: the caller acknowledges after writing the block.
                 Ok(data) => return Ok(data),
