@@ -265,9 +265,16 @@ pub fn init(config: &LogConfig) -> Result<LogGuard> {
     } else {
         LevelFilter::INFO
     };
+    // With debug on, the TFTP engine's per-packet trace (bridged from the `log` crate).
+    let packets = if config.debug && !config.quiet {
+        LevelFilter::TRACE
+    } else {
+        LevelFilter::OFF
+    };
     let filter = Targets::new()
         .with_target("labserv", level)
-        .with_target(ACCESS, level);
+        .with_target(ACCESS, level)
+        .with_target("async_tftp", packets);
     let (target, ansi) = match &config.file {
         Some(path) => {
             let file = open_append(path).map_err(|error| Error::LogFile {

@@ -19,7 +19,8 @@ async fn reads_at_every_block_size_are_byte_identical() {
         let t = read(srv.addr, "zImage", &[("blksize", blksize)])
             .await
             .unwrap();
-        assert_eq!(t.option("blksize"), Some(blksize));
+        // Only what was asked for: EFI firmware rejects an OACK with other options.
+        assert_eq!(t.oack, [("blksize".to_string(), blksize.to_string())]);
         assert!(t.data == data, "blksize {blksize}");
     }
 }
@@ -75,9 +76,6 @@ async fn missing_files_get_error_1() {
     let srv = TftpServer::start_with(|_| {}).await;
     let err = read(srv.addr, "no-such-kernel", &[]).await.unwrap_err();
     assert_eq!(err.code, 1);
-    // An absolute name is relative to the root, never the host's file system.
-    let err = read(srv.addr, "/etc/passwd", &[]).await.unwrap_err();
-    assert_eq!(err.code, 1);
 }
 
 #[tokio::test]
@@ -95,7 +93,14 @@ async fn escapes_get_access_violation() {
     std::fs::write(srv.dir.path().join("secret"), b"TOP-SECRET").unwrap();
     #[cfg(unix)]
     std::os::unix::fs::symlink(srv.dir.path().join("secret"), srv.root().join("link")).unwrap();
-    for name in ["../secret", "ok/../../secret", "..\\secret", "link"] {
+    // Absolute names are never the host's file system.
+    for name in [
+        "../secret",
+        "ok/../../secret",
+        "..\\secret",
+        "link",
+        "/etc/passwd",
+    ] {
         let err = read(srv.addr, name, &[]).await.unwrap_err();
         assert_eq!(err.code, 2, "{name}: {err:?}");
     }

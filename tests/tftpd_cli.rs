@@ -124,9 +124,29 @@ fn each_transfer_is_logged() {
     let log = dir.path().join("tftpd.log");
     let (_srv, port) = spawn_with(&dir, &["0"], Some(&log));
     assert!(fetch(port, "zImage", &dir.path().join("got")));
-    let text = wait_file(&log, |t| t.contains("read \"zImage\""));
-    assert!(text.contains("read \"zImage\" 200000 bytes in "), "{text}");
-    assert!(text.contains(" ok\n"), "{text}");
+    let nothing = dir.path().join("nothing");
+    let escape = format!("tftp://127.0.0.1:{port}/../outside");
+    assert!(!curl(&[
+        "--path-as-is",
+        "-o",
+        nothing.to_str().unwrap(),
+        &escape
+    ]));
+    let text = wait_file(&log, |t| {
+        t.contains("read \"zImage\"") && t.contains("refused")
+    });
+    let line = text
+        .lines()
+        .find(|l| l.contains("read \"zImage\" 200000 bytes in "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains(" blksize 512 windowsize 1 retransmits 0 ok"),
+        "{line}"
+    );
+    assert!(
+        text.contains("read \"../outside\" refused: '..' in file name"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -156,4 +176,32 @@ fn uploads_need_the_upload_flag() {
         assert!(Instant::now() < deadline, "upload never landed");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn verbose_logs_each_packet() {
+    let dir = root();
+    let log = dir.path().join("tftpd.log");
+    let (_srv, port) = spawn_with(&dir, &["0", "-v"], Some(&log));
+    assert!(fetch(port, "zImage", &dir.path().join("got")));
+    let text = wait_file(&log, |t| t.contains("read \"zImage\""));
+    assert!(text.contains("async_tftp"), "no per-packet lines:\n{text}");
+}
+
+#[test]
+fn ipv6_addresses_work() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback on this machine");
+        return;
+    }
+    let dir = root();
+    let (_srv, port) = spawn(&dir, &["::1", "0"]);
+    let out = dir.path().join("v6.img");
+    assert!(curl(&[
+        "-g",
+        "-o",
+        out.to_str().unwrap(),
+        &format!("tftp://[::1]:{port}/zImage")
+    ]));
+    assert_eq!(std::fs::read(&out).unwrap(), pattern(200_000));
 }

@@ -9,9 +9,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
 
 use async_tftp::packet;
+use async_tftp::server::{Outcome, TransferReport};
 use blocking::{Task, Unblock};
 use futures_lite::{AsyncRead, AsyncWrite, Future};
 use tracing::warn;
@@ -70,9 +70,10 @@ impl Drop for Slot {
 
 /// Maps a requested file name to a path below the root.
 ///
-/// A leading `/` is taken relative to the root, as tftpd-hpa's `-s` does, since boot
-/// configurations often name `/pxelinux.0`. `..` segments, backslashes and empty names
-/// are refused (TFTP error 2, access violation).
+/// `..` segments, backslashes and empty names are refused (TFTP error 2, access
+/// violation). A leading `/` is read relative to the root (boot configurations often name
+/// `/pxelinux.0`); the caller refuses such a name when nothing by it exists under the root,
+/// so `/etc/passwd` is an access violation rather than a lookup.
 pub(crate) fn resolve(root: &Path, requested: &Path) -> Result<PathBuf, &'static str> {
     let text = requested.to_string_lossy();
     if text.contains('\\') {
@@ -102,12 +103,13 @@ fn inside(root: &Path, path: &Path) -> bool {
     }
 }
 
-fn refuse(client: &SocketAddr, requested: &Path, why: &str) -> packet::Error {
+fn refuse(client: &SocketAddr, write: bool, requested: &Path, why: &str) -> packet::Error {
     warn!(
         target: "labserv::tftp",
         "{client} refused {:?}: {why}",
         requested.display().to_string()
     );
+    log_refused(client, write, requested, why);
     packet::Error::PermissionDenied
 }
 
@@ -128,14 +130,31 @@ impl async_tftp::server::Handler for Handler {
     type Reader = Download;
     type Writer = Upload;
 
+    fn transfer_ended(&mut self, report: TransferReport) {
+        log_transfer(&report);
+    }
+
     async fn read_req_open(
         &mut self,
         client: &SocketAddr,
         path: &Path,
     ) -> Result<(Self::Reader, Option<u64>), packet::Error> {
-        let full = resolve(&self.root, path).map_err(|why| refuse(client, path, why))?;
+        let full = resolve(&self.root, path).map_err(|why| refuse(client, false, path, why))?;
+        if path.has_root() && fs::metadata(&full).is_err() {
+            return Err(refuse(
+                client,
+                false,
+                path,
+                "absolute path outside the root",
+            ));
+        }
         if !inside(&self.root, &full) {
-            return Err(refuse(client, path, "symlink leads outside the root"));
+            return Err(refuse(
+                client,
+                false,
+                path,
+                "symlink leads outside the root",
+            ));
         }
         let slot = self.slot()?;
         let file = File::open(&full).map_err(|e| io_error(&e))?;
@@ -150,7 +169,6 @@ impl async_tftp::server::Handler for Handler {
             len,
             chunk: bytes::Bytes::new(),
             reading: None,
-            record: Record::new(*client, "read", path, len),
             _slot: slot,
         };
         Ok((reader, Some(len)))
@@ -160,21 +178,26 @@ impl async_tftp::server::Handler for Handler {
         &mut self,
         client: &SocketAddr,
         path: &Path,
-        size: Option<u64>,
+        // The announced size is not needed: the temporary file grows as blocks arrive.
+        _size: Option<u64>,
     ) -> Result<Self::Writer, packet::Error> {
         if !self.upload {
             return Err(refuse(
                 client,
+                true,
                 path,
                 "uploads are off (start with --upload)",
             ));
         }
-        let target = resolve(&self.root, path).map_err(|why| refuse(client, path, why))?;
+        let target = resolve(&self.root, path).map_err(|why| refuse(client, true, path, why))?;
         let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
-            return Err(refuse(client, path, "not a file name"));
+            return Err(refuse(client, true, path, "not a file name"));
         };
+        if path.has_root() && !dir.is_dir() {
+            return Err(refuse(client, true, path, "absolute path outside the root"));
+        }
         if !inside(&self.root, dir) || !inside(&self.root, &target) {
-            return Err(refuse(client, path, "symlink leads outside the root"));
+            return Err(refuse(client, true, path, "symlink leads outside the root"));
         }
         if !self.overwrite && fs::symlink_metadata(&target).is_ok() {
             return Err(packet::Error::FileAlreadyExists);
@@ -198,47 +221,49 @@ impl async_tftp::server::Handler for Handler {
             overwrite: self.overwrite,
             finishing: None,
             done: false,
-            record: Record::new(*client, "write", path, size.unwrap_or(0)),
             _slot: slot,
         })
     }
 }
 
-/// One transfer's line in the log, written when it ends.
-struct Record {
-    client: SocketAddr,
-    direction: &'static str,
-    file: String,
-    size: u64,
-    bytes: u64,
-    start: Instant,
+/// Logs one finished transfer: client, direction, file, bytes, duration, rate, block
+/// size, window size, retransmits, outcome.
+fn log_transfer(r: &TransferReport) {
+    if !logging::access_enabled() {
+        return;
+    }
+    let secs = r.duration.as_secs_f64();
+    let rate = if secs > 0.0 {
+        r.bytes as f64 / secs / 1e6
+    } else {
+        0.0
+    };
+    let outcome = match &r.outcome {
+        Outcome::Completed => "ok".to_string(),
+        Outcome::AbortedByClient => "aborted by client".to_string(),
+        Outcome::TimedOut => "timed out".to_string(),
+        Outcome::ServerStopping => "stopped by shutdown".to_string(),
+        Outcome::Failed(why) => format!("failed: {why}"),
+    };
+    logging::access(format_args!(
+        "{} {} {:?} {} bytes in {secs:.3}s ({rate:.1} MB/s) blksize {} windowsize {} retransmits {} {outcome}",
+        r.peer,
+        if r.write { "write" } else { "read" },
+        r.file,
+        r.bytes,
+        r.block_size,
+        r.window_size,
+        r.retransmits,
+    ));
 }
 
-impl Record {
-    fn new(client: SocketAddr, direction: &'static str, file: &Path, size: u64) -> Self {
-        Self {
-            client,
-            direction,
-            file: file.display().to_string(),
-            size,
-            bytes: 0,
-            start: Instant::now(),
-        }
-    }
-
-    fn finish(&self, outcome: &str) {
-        if !logging::access_enabled() {
-            return;
-        }
-        let secs = self.start.elapsed().as_secs_f64();
-        let rate = if secs > 0.0 {
-            self.bytes as f64 / secs / 1e6
-        } else {
-            0.0
-        };
+/// Logs a request refused before any transfer began.
+fn log_refused(client: &SocketAddr, write: bool, file: &Path, why: &str) {
+    if logging::access_enabled() {
         logging::access(format_args!(
-            "{} {} {:?} {} bytes in {:.3}s ({rate:.1} MB/s) {outcome}",
-            self.client, self.direction, self.file, self.bytes, secs,
+            "{client} {} {:?} refused: {why}",
+            if write { "write" } else { "read" },
+            file.display().to_string(),
         ));
     }
 }
@@ -256,7 +281,6 @@ pub(crate) struct Download {
     len: u64,
     chunk: bytes::Bytes,
     reading: Option<Task<io::Result<bytes::Bytes>>>,
-    record: Record,
     _slot: Slot,
 }
 
@@ -307,19 +331,7 @@ impl AsyncRead for Download {
         let n = buf.len().min(this.chunk.len());
         buf[..n].copy_from_slice(&this.chunk[..n]);
         bytes::Buf::advance(&mut this.chunk, n);
-        this.record.bytes += n as u64;
         Poll::Ready(Ok(n))
-    }
-}
-
-impl Drop for Download {
-    fn drop(&mut self) {
-        let outcome = if self.record.bytes >= self.record.size {
-            "ok"
-        } else {
-            "incomplete (aborted or timed out)"
-        };
-        self.record.finish(outcome);
     }
 }
 
@@ -334,7 +346,6 @@ pub(crate) struct Upload {
     /// The sync-and-rename running on the blocking pool.
     finishing: Option<Task<io::Result<()>>>,
     done: bool,
-    record: Record,
     _slot: Slot,
 }
 
@@ -359,9 +370,7 @@ impl AsyncWrite for Upload {
         let Some(file) = self.file.as_mut() else {
             return Poll::Ready(Err(io::Error::other("upload already closed")));
         };
-        let n = ready!(Pin::new(file).poll_write(cx, buf))?;
-        self.record.bytes += n as u64;
-        Poll::Ready(Ok(n))
+        Pin::new(file).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -391,14 +400,10 @@ impl AsyncWrite for Upload {
 
 impl Drop for Upload {
     fn drop(&mut self) {
-        if self.done {
-            self.record.finish("ok");
-            return;
+        if !self.done {
+            // Never leave a partial file behind. The handle may still be open on the
+            // blocking pool; unlinking the name is enough.
+            let _ = fs::remove_file(&self.temp);
         }
-        // Never leave a partial file behind. The handle may still be open on the
-        // blocking pool; unlinking the name is enough.
-        let _ = fs::remove_file(&self.temp);
-        self.record
-            .finish("incomplete (aborted or timed out), nothing kept");
     }
 }

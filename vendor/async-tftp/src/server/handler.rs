@@ -2,6 +2,7 @@ use futures_lite::{AsyncRead, AsyncWrite};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::packet;
 
@@ -25,4 +26,62 @@ pub trait Handler: Send {
         path: &Path,
         size: Option<u64>,
     ) -> impl Future<Output = Result<Self::Writer, packet::Error>> + Send;
+
+    /// labserv patch: called once when a transfer that was opened has ended.
+    fn transfer_ended(&mut self, _report: TransferReport) {}
+}
+
+/// labserv patch: what happened in one transfer, for the handler's log.
+#[derive(Debug, Clone)]
+pub struct TransferReport {
+    /// The client.
+    pub peer: SocketAddr,
+    /// The file name the client asked for.
+    pub file: String,
+    /// A write (upload) rather than a read.
+    pub write: bool,
+    /// Data bytes acknowledged by the client (read) or received (write).
+    pub bytes: u64,
+    /// Negotiated block size.
+    pub block_size: usize,
+    /// Negotiated window size (1 for writes).
+    pub window_size: usize,
+    /// Packets sent again after a timeout.
+    pub retransmits: u32,
+    /// From opening the file to the end of the transfer.
+    pub duration: Duration,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// labserv patch: how a transfer ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every byte was acknowledged (read) or written and closed (write).
+    Completed,
+    /// The client sent an ERROR packet.
+    AbortedByClient,
+    /// The client went silent.
+    TimedOut,
+    /// The server stopped.
+    ServerStopping,
+    /// Anything else, with its description.
+    Failed(String),
+}
+
+impl Outcome {
+    pub(crate) fn of(result: &crate::Result<()>) -> Self {
+        use crate::Error;
+        match result {
+            Ok(()) => Outcome::Completed,
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionAborted => {
+                Outcome::AbortedByClient
+            }
+            Err(Error::MaxSendRetriesReached(..)) => Outcome::TimedOut,
+            Err(Error::Packet(packet::Error::Msg(m))) if m == "server is shutting down" => {
+                Outcome::ServerStopping
+            }
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
+    }
 }

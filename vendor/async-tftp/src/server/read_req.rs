@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::packet::{Opts, Packet, RwReq, PACKET_DATA_HEADER_LEN};
-use crate::server::{stopping_error, ServerConfig, DEFAULT_BLOCK_SIZE};
+use crate::server::{stopping_error, Outcome, ServerConfig, DEFAULT_BLOCK_SIZE};
 use crate::utils::io_timeout;
 
 pub(crate) struct ReadRequest<'r, R>
@@ -34,6 +34,10 @@ where
     spin_backoff: u8,
     /// labserv patch: set when the server stops (see `StopHandle`).
     stopping: Arc<AtomicBool>,
+    /// labserv patch: data bytes the client acknowledged.
+    pub(crate) bytes: u64,
+    /// labserv patch: packets sent again after a timeout.
+    pub(crate) retransmits: u32,
 }
 
 impl<'r, R> ReadRequest<'r, R>
@@ -82,12 +86,21 @@ where
             spin_misses: 0,
             spin_backoff: 0,
             stopping: Arc::clone(&config.stopping),
+            bytes: 0,
+            retransmits: 0,
         })
     }
 
-    pub(crate) async fn handle(&mut self) {
+    /// labserv patch: the negotiated block and window sizes.
+    pub(crate) fn sizes(&self) -> (usize, usize) {
+        (self.block_size, self.window_size)
+    }
+
+    pub(crate) async fn handle(&mut self) -> Outcome {
         let _counted = Running::start();
-        if let Err(e) = self.try_handle().await {
+        let result = self.try_handle().await;
+        let outcome = Outcome::of(&result);
+        if let Err(e) = result {
             trace!("RRQ request failed (peer: {}, error: {})", &self.peer, &e);
             let mut buffer = BytesMut::with_capacity(DEFAULT_BLOCK_SIZE);
             Packet::Error(e.into()).encode(&mut buffer);
@@ -96,6 +109,7 @@ where
             // We do not care if `send_to` resulted to an IO error.
             let _ = self.socket.send_to(&buf[..], self.peer).await;
         }
+        outcome
     }
 
     async fn try_handle(&mut self) -> Result<()> {
@@ -133,6 +147,10 @@ where
             }
 
             let blocks_acked = self.send_window(&window, window_base).await?;
+            // labserv patch: count what the client has acknowledged.
+            for block in window.iter().take(blocks_acked as usize) {
+                self.bytes += (block.len() - PACKET_DATA_HEADER_LEN) as u64;
+            }
             window_base = window_base.wrapping_add(blocks_acked);
 
             // remove acked blocks from window
@@ -182,10 +200,13 @@ where
         window_base: u16,
     ) -> Result<u16> {
         // Send packet until we receive an ack
-        for _ in 0..=self.max_send_retries {
+        for attempt in 0..=self.max_send_retries {
             // labserv patch: a stopping server ends the transfer with an ERROR.
             if self.stopping.load(Ordering::Acquire) {
                 return Err(stopping_error());
+            }
+            if attempt > 0 {
+                self.retransmits += window.len() as u32;
             }
             for packet in window {
                 self.socket.send_to(&packet[..], self.peer).await?;

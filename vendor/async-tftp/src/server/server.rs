@@ -7,11 +7,11 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::read_req::*;
 use super::write_req::*;
-use super::Handler;
+use super::{Handler, TransferReport};
 use crate::error::*;
 use crate::packet::{self, Mode, Packet, RwReq};
 
@@ -127,6 +127,7 @@ where
                     "netascii mode is not supported; request octet".to_string(),
                 )));
             }
+            let start = Instant::now();
             let (mut reader, size) = handler
                 .lock()
                 .await
@@ -144,7 +145,23 @@ where
             )
             .await?;
 
-            read_req.handle().await;
+            let outcome = read_req.handle().await;
+
+            // labserv patch: tell the handler how the transfer went.
+            let (block_size, window_size) = read_req.sizes();
+            let report = TransferReport {
+                peer,
+                file: req.filename.clone(),
+                write: false,
+                bytes: read_req.bytes,
+                block_size,
+                window_size,
+                retransmits: read_req.retransmits,
+                duration: start.elapsed(),
+                outcome,
+            };
+            drop(read_req);
+            handler.lock().await.transfer_ended(report);
 
             Ok(())
         };
@@ -173,6 +190,7 @@ where
                     "netascii mode is not supported; request octet".to_string(),
                 )));
             }
+            let start = Instant::now();
             let mut writer = handler
                 .lock()
                 .await
@@ -188,7 +206,24 @@ where
                 WriteRequest::init(&mut writer, peer, &req, config, local_ip)
                     .await?;
 
-            write_req.handle().await;
+            let outcome = write_req.handle().await;
+
+            // labserv patch: tell the handler how the transfer went, once the
+            // writer (and whatever it kept or removed) is gone.
+            let report = TransferReport {
+                peer,
+                file: req.filename.clone(),
+                write: true,
+                bytes: write_req.bytes,
+                block_size: write_req.block_size(),
+                window_size: 1,
+                retransmits: write_req.retransmits,
+                duration: start.elapsed(),
+                outcome,
+            };
+            drop(write_req);
+            drop(writer);
+            handler.lock().await.transfer_ended(report);
 
             Ok(())
         };

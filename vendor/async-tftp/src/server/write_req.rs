@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::packet::{Opts, Packet, RwReq, PACKET_DATA_HEADER_LEN};
-use crate::server::{stopping_error, ServerConfig, DEFAULT_BLOCK_SIZE};
+use crate::server::{stopping_error, Outcome, ServerConfig, DEFAULT_BLOCK_SIZE};
 use crate::utils::io_timeout;
 
 pub(crate) struct WriteRequest<'w, W>
@@ -33,6 +33,10 @@ where
     oack_opts: Option<Opts>,
     /// labserv patch: set when the server stops (see `StopHandle`).
     stopping: Arc<AtomicBool>,
+    /// labserv patch: data bytes received.
+    pub(crate) bytes: u64,
+    /// labserv patch: ACKs sent again after a timeout.
+    pub(crate) retransmits: u32,
 }
 
 impl<'w, W> WriteRequest<'w, W>
@@ -74,11 +78,20 @@ where
             max_retries: config.max_send_retries,
             oack_opts,
             stopping: Arc::clone(&config.stopping),
+            bytes: 0,
+            retransmits: 0,
         })
     }
 
-    pub(crate) async fn handle(&mut self) {
-        if let Err(e) = self.try_handle().await {
+    /// labserv patch: the negotiated block size.
+    pub(crate) fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    pub(crate) async fn handle(&mut self) -> Outcome {
+        let result = self.try_handle().await;
+        let outcome = Outcome::of(&result);
+        if let Err(e) = result {
             trace!("WRQ request failed (peer: {}, error: {}", self.peer, &e);
 
             Packet::Error(e.into()).encode(&mut self.buffer);
@@ -87,6 +100,7 @@ where
             // We do not care if `send_to` resulted to an IO error.
             let _ = self.socket.send_to(&buf[..], self.peer).await;
         }
+        outcome
     }
 
     async fn try_handle(&mut self) -> Result<()> {
@@ -107,6 +121,7 @@ where
 
             // Write data to file
             self.writer.write_all(&data[..]).await?;
+            self.bytes += data.len() as u64;
 
             let last = data.len() < self.block_size;
             if last {
@@ -142,6 +157,7 @@ where
                 Ok(data) => return Ok(data),
                 Err(ref e) if e.kind() == io::ErrorKind::TimedOut => {
                     // On timeout reply with the previous ACK packet
+                    self.retransmits += 1;
                     self.socket.send_to(&self.ack, self.peer).await?;
                     continue;
                 }
