@@ -127,3 +127,33 @@ pub struct TftpdArgs {
     #[command(flatten)]
     pub common: CommonArgs,
 }
+
+/// `wsgi [APP] [PORT]`: host a WSGI-style app.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "wsgi",
+    version,
+    about = "Host a WSGI-style app for a device or a browser to talk to",
+    after_help = "Built-in apps: demo (the default: wsgiref's demo app), hello, echo.\n\
+                  Environment: PORT, IFACE, LOG, DEBUG (see --show-settings)."
+)]
+pub struct WsgiArgs {
+    /// The app to run: demo, hello or echo [default: demo]
+    #[arg(value_name = "APP")]
+    pub app: Option<String>,
+
+    /// Port to listen on [default: $PORT, else 8000]
+    #[arg(value_name = "PORT")]
+    pub port: Option<String>,
+
+    /// Address to listen on [default: $IFACE, else 127.0.0.1]
+    #[arg(long, value_name = "ADDR")]
+    pub host: Option<String>,
+
+    /// Largest request body accepted, in bytes (K, M, G suffixes allowed); larger gets 413
+    #[arg(long, value_name = "SIZE", default_value = "64M")]
+    pub max_body: String,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}

@@ -3,7 +3,7 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use crate::cli::{ServArgs, TftpdArgs, non_empty};
+use crate::cli::{ServArgs, TftpdArgs, WsgiArgs, non_empty};
 use crate::error::{Error, Result};
 use crate::http::{self, HttpConfig};
 use crate::logging::{self, LogConfig};
@@ -43,23 +43,10 @@ pub fn serv(args: ServArgs) -> Result<()> {
     }
     // The runtime and the signal handlers exist before anything is announced, so a
     // SIGTERM right after the banner is a clean stop, never a kill.
-    let runtime = current_thread_runtime()?;
-    let signals = {
-        let _context = runtime.enter();
-        Signals::install().map_err(|e| Error::io("installing signal handlers", e))?
-    };
+    let (runtime, signals) = runtime_with_signals()?;
     let root = args.directory.clone().unwrap_or_else(|| settings.docroot());
     let root = http::check_root(&root)?;
-    let _log = logging::init(&LogConfig {
-        debug: settings.debug,
-        quiet: false,
-        file: settings.log.clone(),
-    })?;
-    net::raise_fd_limit();
-    let listener = net::bind_tcp(settings.iface(), settings.port())?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| Error::io("reading the bound address", e))?;
+    let (_log, listener, bound) = log_and_listen(&settings)?;
 
     println!("Serving {}", root.display());
     for r in net::reachable(bound) {
@@ -154,6 +141,64 @@ fn run_until_signal(
     main
 }
 
+/// Starts logging as the settings say, then binds the TCP listener they name.
+fn log_and_listen(
+    settings: &Settings,
+) -> Result<(
+    logging::LogGuard,
+    std::net::TcpListener,
+    std::net::SocketAddr,
+)> {
+    let log = logging::init(&LogConfig {
+        debug: settings.debug,
+        quiet: false,
+        file: settings.log.clone(),
+    })?;
+    net::raise_fd_limit();
+    let listener = net::bind_tcp(settings.iface(), settings.port())?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the bound address", e))?;
+    Ok((log, listener, bound))
+}
+
+/// A single-threaded runtime with SIGINT/SIGTERM handlers installed, made before
+/// anything is announced so that a signal right after the banner is a clean stop.
+fn runtime_with_signals() -> Result<(tokio::runtime::Runtime, Signals)> {
+    let runtime = current_thread_runtime()?;
+    let signals = {
+        let _context = runtime.enter();
+        Signals::install().map_err(|e| Error::io("installing signal handlers", e))?
+    };
+    Ok((runtime, signals))
+}
+
+/// Runs the server that `serve` starts until it ends by itself or a signal arrives; on a
+/// signal, triggers its shutdown and waits for it to finish.
+fn block_until_signal<F, Fut>(
+    runtime: &tokio::runtime::Runtime,
+    mut signals: Signals,
+    serve: F,
+) -> Result<()>
+where
+    F: FnOnce(Shutdown) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    runtime.block_on(async move {
+        let shutdown = Shutdown::new();
+        let server = serve(shutdown.clone());
+        tokio::pin!(server);
+        tokio::select! {
+            served = &mut server => served,
+            name = signals.recv() => {
+                tracing::info!(target: "labserv", "{name} received, stopping");
+                shutdown.trigger();
+                server.await
+            }
+        }
+    })
+}
+
 fn current_thread_runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -212,11 +257,7 @@ pub fn tftpd(args: TftpdArgs) -> Result<()> {
         return Ok(());
     }
 
-    let runtime = current_thread_runtime()?;
-    let mut signals = {
-        let _context = runtime.enter();
-        Signals::install().map_err(|e| Error::io("installing signal handlers", e))?
-    };
+    let (runtime, signals) = runtime_with_signals()?;
     let root = args.directory.clone().unwrap_or_else(|| settings.docroot());
     let root = http::check_root(&root)?;
     let _log = logging::init(&LogConfig {
@@ -259,17 +300,52 @@ pub fn tftpd(args: TftpdArgs) -> Result<()> {
     config.conn_timeout = conn_timeout;
     config.max_blksize = max_blksize;
     config.max_window = max_window;
-    runtime.block_on(async move {
-        let shutdown = Shutdown::new();
-        let server = tftp::serve(socket, config, shutdown.clone());
-        tokio::pin!(server);
-        tokio::select! {
-            served = &mut server => served,
-            name = signals.recv() => {
-                tracing::info!(target: "labserv::tftp", "{name} received, stopping");
-                shutdown.trigger();
-                server.await
-            }
+    block_until_signal(&runtime, signals, |shutdown| async move {
+        tftp::serve(socket, config, shutdown).await
+    })
+}
+
+/// Runs `wsgi` until SIGINT or SIGTERM.
+///
+/// # Errors
+/// An unknown app, bad arguments or environment, a port that cannot be bound.
+pub fn wsgi(args: WsgiArgs) -> Result<()> {
+    let mut settings = Settings::from_env(Defaults::WSGI)?;
+    if let Some(port) = non_empty(&args.port) {
+        settings.port = Some(settings::parse_port("PORT", port)?);
+    }
+    if let Some(host) = non_empty(&args.host) {
+        settings.iface = Some(settings::parse_addr("--host", host)?);
+    }
+    let max_body = settings::parse_size("--max-body", &args.max_body)?;
+    let name = non_empty(&args.app).unwrap_or("demo").to_string();
+    let Some(app) = crate::wsgi::builtin(&name) else {
+        return Err(settings::SettingsError {
+            name: "APP".to_string(),
+            value: name,
+            expected: "expected a built-in app: demo, hello or echo",
         }
+        .into());
+    };
+    if args.common.show_settings {
+        print!("{}", settings.report("wsgi"));
+        return Ok(());
+    }
+    let (runtime, signals) = runtime_with_signals()?;
+    let (_log, listener, bound) = log_and_listen(&settings)?;
+    println!("Serving the {name} app");
+    for r in net::reachable(bound) {
+        println!("  {}", net::http_url(r.ip, bound.port()));
+    }
+    println!("Press Ctrl-C to stop.");
+    tracing::info!(target: "labserv::wsgi", "listening on {bound}, app {name}");
+    let config = crate::wsgi::WsgiConfig {
+        max_body,
+        ..Default::default()
+    };
+    block_until_signal(&runtime, signals, |shutdown| async move {
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| Error::io("registering the listener", e))?;
+        crate::wsgi::serve(listener, app, config, shutdown).await
     })
 }

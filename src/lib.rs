@@ -10,6 +10,7 @@
 //! - [`console`]: the foreground commands (`serv`) from arguments to exit code.
 //! - [`http`]: the HTTP file server: `serve(listener, config, shutdown)`.
 //! - [`tftp`]: the TFTP server: `serve(socket, config, shutdown)`.
+//! - [`wsgi`]: the WSGI-style app host and its built-in apps.
 //! - [`net`]: binding listeners and finding the addresses a device can reach.
 //! - [`shutdown`]: the one shutdown token and the SIGINT/SIGTERM future.
 //! - [`logging`]: stderr or LOG-file logging.
@@ -25,6 +26,7 @@ pub mod net;
 pub mod settings;
 pub mod shutdown;
 pub mod tftp;
+pub mod wsgi;
 
 pub use error::{Error, Result};
 pub use settings::{Defaults, Settings};

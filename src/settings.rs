@@ -73,6 +73,13 @@ impl Defaults {
         lpname: DEFAULT_LPNAME,
     };
 
+    /// The app host's defaults: port 8000 on 127.0.0.1, LPNAME `wsgi`.
+    pub const WSGI: Defaults = Defaults {
+        port: 8000,
+        iface: Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+        lpname: "wsgi",
+    };
+
     /// The TFTP server's defaults: port 9069 on 127.0.0.1 (listening on every interface
     /// stays an explicit choice), LPNAME `tftpd`.
     pub const TFTP: Defaults = Defaults {
@@ -409,6 +416,31 @@ pub fn parse_number(
         Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(SettingsError::new(name, value, expected)),
     }
+}
+
+/// Parses a size in bytes, with an optional binary K, M or G suffix (`64M`).
+///
+/// # Errors
+/// Anything else, or a size that overflows.
+pub fn parse_size(name: &str, value: &str) -> Result<u64, SettingsError> {
+    const EXPECTED: &str = "expected a size in bytes such as 65536, 64K or 64M";
+    let v = value.trim();
+    let (digits, unit) = match v.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&v[..i], c.to_ascii_uppercase()),
+        _ => (v, 'B'),
+    };
+    let factor: u64 = match unit {
+        'B' => 1,
+        'K' => 1 << 10,
+        'M' => 1 << 20,
+        'G' => 1 << 30,
+        _ => return Err(SettingsError::new(name, value, EXPECTED)),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| SettingsError::new(name, value, EXPECTED))
 }
 
 /// Checks a network device name (`eth0`, `enp3s0`, `lo`).

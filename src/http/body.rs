@@ -51,6 +51,9 @@ pub enum Body {
     Full(Option<Bytes>),
     /// A file streamed from disk.
     File(FileStream),
+    /// Chunks produced elsewhere (an application on the blocking pool); ends when the
+    /// sender is dropped.
+    Channel(tokio::sync::mpsc::Receiver<io::Result<Bytes>>),
 }
 
 impl Body {
@@ -212,6 +215,7 @@ impl http_body::Body for Body {
             Body::Empty => Poll::Ready(None),
             Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Body::File(stream) => stream.poll_next(cx),
+            Body::Channel(rx) => rx.poll_recv(cx).map(|c| c.map(|r| r.map(Frame::data))),
         }
     }
 
@@ -220,6 +224,7 @@ impl http_body::Body for Body {
             Body::Empty => true,
             Body::Full(bytes) => bytes.is_none(),
             Body::File(stream) => stream.remaining == 0,
+            Body::Channel(rx) => rx.is_closed() && rx.is_empty(),
         }
     }
 
@@ -228,6 +233,7 @@ impl http_body::Body for Body {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             Body::File(stream) => SizeHint::with_exact(stream.remaining),
+            Body::Channel(_) => SizeHint::default(),
         }
     }
 }

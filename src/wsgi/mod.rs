@@ -1,0 +1,78 @@
+//! The WSGI-style application host: the [`App`] contract (PEP 3333 in Rust terms), the
+//! built-in apps, and `serve(listener, app, config, shutdown)`.
+//!
+//! An app receives the CGI/WSGI environ, the request body as a reader, and a
+//! [`StartResponse`] to set status and headers; it returns the body as an iterator of
+//! chunks, streamed to the client. Apps may block: they run on the blocking pool.
+
+mod apps;
+mod host;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use apps::{APP_NAMES, builtin};
+pub use host::{WsgiConfig, serve};
+
+/// The request's environment: CGI variables, `HTTP_*` headers and `wsgi.*` keys, sorted.
+pub type Environ = BTreeMap<String, String>;
+
+/// A response body: chunks produced on demand.
+pub type BodyIter = Box<dyn Iterator<Item = std::io::Result<Bytes>> + Send>;
+
+/// Where an app puts its status line and headers (WSGI's `start_response`).
+#[derive(Debug, Default)]
+pub struct StartResponse {
+    pub(crate) status: Option<String>,
+    pub(crate) headers: Vec<(String, String)>,
+}
+
+impl StartResponse {
+    /// Sets the status (`"200 OK"`) and headers. Calling it again replaces both.
+    pub fn start(&mut self, status: &str, headers: Vec<(String, String)>) {
+        self.status = Some(status.to_string());
+        self.headers = headers;
+    }
+}
+
+/// A WSGI-style application.
+pub trait App: Send + Sync + 'static {
+    /// Answers one request: call `start.start(...)`, then return the body.
+    ///
+    /// # Errors
+    /// An error ends the request with 500 and is logged.
+    fn call(
+        &self,
+        environ: &Environ,
+        input: &mut dyn Read,
+        start: &mut StartResponse,
+    ) -> std::io::Result<BodyIter>;
+}
+
+impl<F> App for F
+where
+    F: Fn(&Environ, &mut dyn Read, &mut StartResponse) -> std::io::Result<BodyIter>
+        + Send
+        + Sync
+        + 'static,
+{
+    fn call(
+        &self,
+        environ: &Environ,
+        input: &mut dyn Read,
+        start: &mut StartResponse,
+    ) -> std::io::Result<BodyIter> {
+        self(environ, input, start)
+    }
+}
+
+/// A body of one chunk.
+pub fn once(bytes: impl Into<Bytes>) -> BodyIter {
+    Box::new(std::iter::once(Ok(bytes.into())))
+}
+
+/// A shared app, as the host holds it.
+pub type SharedApp = Arc<dyn App>;

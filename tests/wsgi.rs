@@ -1,0 +1,227 @@
+//! The WSGI-style app host over real sockets, with the built-in apps and apps written
+//! in a few lines, as a library user would.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::{client, raw};
+use labserv::Shutdown;
+use labserv::wsgi::{self, BodyIter, Environ, SharedApp, StartResponse, WsgiConfig};
+use reqwest::StatusCode;
+
+struct Host {
+    addr: SocketAddr,
+    shutdown: Shutdown,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+async fn host(app: SharedApp, config: WsgiConfig) -> Host {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = Shutdown::new();
+    tokio::spawn(wsgi::serve(listener, app, config, shutdown.clone()));
+    Host { addr, shutdown }
+}
+
+async fn builtin(name: &str) -> Host {
+    host(
+        wsgi::builtin(name).expect("built-in app"),
+        WsgiConfig::default(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn demo_prints_hello_world_and_the_sorted_environ() {
+    let h = builtin("demo").await;
+    let resp = client()
+        .get(format!("http://{}/board/status?rev=2&x=%41", h.addr))
+        .header("X-Board", "rev2 'quoted'")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/plain; charset=utf-8");
+    let text = resp.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "Hello world!");
+    assert_eq!(lines[1], "");
+    let mut env = BTreeMap::new();
+    let mut keys = Vec::new();
+    for line in &lines[2..] {
+        let (k, v) = line
+            .split_once(" = ")
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        keys.push(k.to_string());
+        env.insert(k.to_string(), v.to_string());
+    }
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "environ sorted by key");
+    let want = [
+        ("REQUEST_METHOD", "'GET'".to_string()),
+        ("PATH_INFO", "'/board/status'".to_string()),
+        ("QUERY_STRING", "'rev=2&x=%41'".to_string()),
+        ("SCRIPT_NAME", "''".to_string()),
+        ("SERVER_PROTOCOL", "'HTTP/1.1'".to_string()),
+        ("SERVER_NAME", "'127.0.0.1'".to_string()),
+        ("SERVER_PORT", format!("'{}'", h.addr.port())),
+        ("REMOTE_ADDR", "'127.0.0.1'".to_string()),
+        ("HTTP_X_BOARD", "\"rev2 'quoted'\"".to_string()),
+        ("wsgi.url_scheme", "'http'".to_string()),
+    ];
+    for (k, v) in want {
+        assert_eq!(env.get(k), Some(&v), "{k} in:\n{text}");
+    }
+    assert!(env.contains_key("HTTP_HOST"));
+}
+
+#[tokio::test]
+async fn hello_greets() {
+    let h = builtin("hello").await;
+    let resp = client()
+        .get(format!("http://{}/", h.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.text().await.unwrap(), "Hello, world!\n");
+}
+
+#[tokio::test]
+async fn echo_answers_with_the_request_as_json() {
+    let h = builtin("echo").await;
+    let resp = client()
+        .post(format!("http://{}/api/report?id=7", h.addr))
+        .header("X-Board", "rev2")
+        .header("Content-Type", "application/json")
+        .body(r#"{"temp": 41}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["method"], "POST");
+    assert_eq!(v["path"], "/api/report");
+    assert_eq!(v["query"], "id=7");
+    assert_eq!(v["headers"]["x-board"], "rev2");
+    assert_eq!(v["headers"]["content-type"], "application/json");
+    assert_eq!(v["body"], r#"{"temp": 41}"#);
+    assert_eq!(v["body_length"], 12);
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_get_413() {
+    let config = WsgiConfig {
+        max_body: 1000,
+        ..Default::default()
+    };
+    let h = host(wsgi::builtin("echo").unwrap(), config).await;
+    let resp = client()
+        .post(format!("http://{}/", h.addr))
+        .body(vec![b'x'; 2000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Without a Content-Length the limit applies while reading.
+    let mut req = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n7d0\r\n".to_vec();
+    req.extend_from_slice(&[b'y'; 2000]);
+    req.extend_from_slice(b"\r\n0\r\n\r\n");
+    assert_eq!(raw(h.addr, &req).await.status, 413);
+    // Within the limit is fine.
+    let resp = client()
+        .post(format!("http://{}/", h.addr))
+        .body(vec![b'x'; 900])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+/// A streaming app written in a few lines: numbered lines, each its own chunk.
+fn counter(
+    _env: &Environ,
+    _input: &mut dyn Read,
+    start: &mut StartResponse,
+) -> std::io::Result<BodyIter> {
+    start.start("200 OK", vec![("Content-Type".into(), "text/plain".into())]);
+    Ok(Box::new(
+        (0..10_000).map(|i| Ok(Bytes::from(format!("line {i}\n")))),
+    ))
+}
+
+#[tokio::test]
+async fn app_bodies_are_streamed_in_order() {
+    let h = host(Arc::new(counter), WsgiConfig::default()).await;
+    let text = client()
+        .get(format!("http://{}/", h.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let want: String = (0..10_000).map(|i| format!("line {i}\n")).collect();
+    assert!(text == want, "streamed body differs");
+}
+
+#[tokio::test]
+async fn broken_apps_get_500_and_the_server_keeps_serving() {
+    fn fails(_: &Environ, _: &mut dyn Read, _: &mut StartResponse) -> std::io::Result<BodyIter> {
+        Err(std::io::Error::other("database unplugged"))
+    }
+    fn forgets_start(
+        _: &Environ,
+        _: &mut dyn Read,
+        _: &mut StartResponse,
+    ) -> std::io::Result<BodyIter> {
+        Ok(wsgi::once("body without a status"))
+    }
+    fn bad_status(
+        _: &Environ,
+        _: &mut dyn Read,
+        s: &mut StartResponse,
+    ) -> std::io::Result<BodyIter> {
+        s.start("OK", vec![]);
+        Ok(wsgi::once(""))
+    }
+    fn bad_header(
+        _: &Environ,
+        _: &mut dyn Read,
+        s: &mut StartResponse,
+    ) -> std::io::Result<BodyIter> {
+        s.start("200 OK", vec![("Bad Name".into(), "x".into())]);
+        Ok(wsgi::once(""))
+    }
+    fn panics(_: &Environ, _: &mut dyn Read, _: &mut StartResponse) -> std::io::Result<BodyIter> {
+        panic!("app bug")
+    }
+    let apps: [(&str, SharedApp); 5] = [
+        ("fails", Arc::new(fails)),
+        ("forgets_start", Arc::new(forgets_start)),
+        ("bad_status", Arc::new(bad_status)),
+        ("bad_header", Arc::new(bad_header)),
+        ("panics", Arc::new(panics)),
+    ];
+    for (what, app) in apps {
+        let h = host(app, WsgiConfig::default()).await;
+        for _ in 0..2 {
+            let resp = client()
+                .get(format!("http://{}/", h.addr))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR, "{what}");
+        }
+    }
+}
