@@ -154,6 +154,10 @@ pub struct WsgiArgs {
     #[arg(long, value_name = "SIZE", default_value = "64M")]
     pub max_body: String,
 
+    /// Do not check what the app sends (status, headers, Content-Type, Content-Length)
+    #[arg(long)]
+    pub no_validate: bool,
+
     #[command(flatten)]
     pub common: CommonArgs,
 }

@@ -1,7 +1,10 @@
 //! The foreground commands, from parsed arguments to exit code.
 
+use std::future::Future;
 use std::io::Write as _;
+use std::pin::Pin;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use crate::cli::{ServArgs, TftpdArgs, WsgiArgs, non_empty};
 use crate::error::{Error, Result};
@@ -63,7 +66,10 @@ pub fn serv(args: ServArgs) -> Result<()> {
     let mut config = HttpConfig::new(root);
     config.follow_symlinks = !args.no_follow_symlinks;
     config.debug = settings.debug;
-    run_until_signal(runtime, signals, listener, config)
+    let serve: ServeOnCore = Arc::new(move |listener, shutdown| {
+        Box::pin(http::serve(listener, config.clone(), shutdown))
+    });
+    run_until_signal(runtime, signals, listener, serve)
 }
 
 /// Runs the server on one single-threaded runtime per core, all accepting from the same
@@ -72,11 +78,18 @@ pub fn serv(args: ServArgs) -> Result<()> {
 /// A runtime per core keeps a connection on the thread that accepted it: no work-stealing
 /// wake-ups between threads, which on a small machine is a measurable share of the cost
 /// of a small request.
+/// What one core serves on its copy of the listener.
+type ServeOnCore = Arc<
+    dyn Fn(tokio::net::TcpListener, Shutdown) -> Pin<Box<dyn Future<Output = Result<()>>>>
+        + Send
+        + Sync,
+>;
+
 fn run_until_signal(
     runtime: tokio::runtime::Runtime,
     mut signals: Signals,
     listener: std::net::TcpListener,
-    config: HttpConfig,
+    serve: ServeOnCore,
 ) -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let shutdown = Shutdown::new();
@@ -85,16 +98,16 @@ fn run_until_signal(
         let listener = listener
             .try_clone()
             .map_err(|e| Error::io("sharing the listener", e))?;
-        let config = config.clone();
+        let serve = serve.clone();
         let shutdown = shutdown.clone();
         let worker = std::thread::Builder::new()
-            .name(format!("serv-{i}"))
+            .name(format!("labserv-{i}"))
             .spawn(move || {
                 let runtime = current_thread_runtime()?;
                 let result = runtime.block_on(async {
                     let listener = tokio::net::TcpListener::from_std(listener)
                         .map_err(|e| Error::io("registering the listener", e))?;
-                    http::serve(listener, config, shutdown.clone()).await
+                    serve(listener, shutdown.clone()).await
                 });
                 // One thread failing stops them all rather than leaving half a server.
                 shutdown.trigger();
@@ -107,7 +120,7 @@ fn run_until_signal(
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| Error::io("registering the listener", e))?;
         let server = async {
-            let served = http::serve(listener, config, shutdown.clone()).await;
+            let served = serve(listener, shutdown.clone()).await;
             shutdown.trigger();
             served
         };
@@ -341,11 +354,16 @@ pub fn wsgi(args: WsgiArgs) -> Result<()> {
     tracing::info!(target: "labserv::wsgi", "listening on {bound}, app {name}");
     let config = crate::wsgi::WsgiConfig {
         max_body,
+        validate: !args.no_validate,
         ..Default::default()
     };
-    block_until_signal(&runtime, signals, |shutdown| async move {
-        let listener = tokio::net::TcpListener::from_std(listener)
-            .map_err(|e| Error::io("registering the listener", e))?;
-        crate::wsgi::serve(listener, app, config, shutdown).await
-    })
+    let serve: ServeOnCore = Arc::new(move |listener, shutdown| {
+        Box::pin(crate::wsgi::serve(
+            listener,
+            app.clone(),
+            config.clone(),
+            shutdown,
+        ))
+    });
+    run_until_signal(runtime, signals, listener, serve)
 }

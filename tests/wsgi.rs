@@ -225,3 +225,153 @@ async fn broken_apps_get_500_and_the_server_keeps_serving() {
         }
     }
 }
+
+/// An app that answers with `status`, `headers` and `body` as given.
+fn fixed(
+    status: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+    body: &'static str,
+) -> SharedApp {
+    Arc::new(
+        move |_: &Environ, _: &mut dyn Read, s: &mut StartResponse| -> std::io::Result<BodyIter> {
+            s.start(
+                status,
+                headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+            Ok(Box::new(
+                body.as_bytes()
+                    .chunks(3)
+                    .map(|c| Ok(Bytes::copy_from_slice(c)))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            ))
+        },
+    )
+}
+
+#[tokio::test]
+async fn the_validator_turns_app_mistakes_into_500() {
+    let cases: [(&str, SharedApp); 5] = [
+        ("no Content-Type", fixed("200 OK", &[], "hello")),
+        (
+            "short body",
+            fixed(
+                "200 OK",
+                &[("Content-Type", "text/plain"), ("Content-Length", "10")],
+                "hello",
+            ),
+        ),
+        (
+            "long body",
+            fixed(
+                "200 OK",
+                &[("Content-Type", "text/plain"), ("Content-Length", "2")],
+                "hello",
+            ),
+        ),
+        (
+            "hop-by-hop header",
+            fixed(
+                "200 OK",
+                &[("Content-Type", "text/plain"), ("Connection", "close")],
+                "x",
+            ),
+        ),
+        (
+            "Content-Type on 304",
+            fixed("304 Not Modified", &[("Content-Type", "text/plain")], ""),
+        ),
+    ];
+    for (what, app) in cases {
+        let h = host(app, WsgiConfig::default()).await;
+        let resp = client()
+            .get(format!("http://{}/", h.addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR, "{what}");
+        // The server keeps serving.
+        let again = client()
+            .get(format!("http://{}/", h.addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::INTERNAL_SERVER_ERROR, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn a_correct_content_length_passes_and_no_validate_allows_sloppy_apps() {
+    let h = host(
+        fixed(
+            "200 OK",
+            &[("Content-Type", "text/plain"), ("Content-Length", "11")],
+            "hello world",
+        ),
+        WsgiConfig::default(),
+    )
+    .await;
+    let resp = client()
+        .get(format!("http://{}/", h.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.text().await.unwrap(), "hello world");
+
+    let sloppy = WsgiConfig {
+        validate: false,
+        ..Default::default()
+    };
+    let h = host(fixed("200 OK", &[], "no content type"), sloppy).await;
+    let resp = client()
+        .get(format!("http://{}/", h.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.text().await.unwrap(), "no content type");
+}
+
+/// An app that promises not to block, and then panics: the inline path must also turn
+/// that into a 500 and keep serving.
+struct QuickButBuggy;
+
+impl wsgi::App for QuickButBuggy {
+    fn call(
+        &self,
+        env: &Environ,
+        _: &mut dyn Read,
+        s: &mut StartResponse,
+    ) -> std::io::Result<BodyIter> {
+        if env.get("PATH_INFO").map(String::as_str) == Some("/boom") {
+            panic!("bug in a quick app");
+        }
+        s.start("200 OK", vec![("Content-Type".into(), "text/plain".into())]);
+        Ok(wsgi::once("quick\n"))
+    }
+
+    fn may_block(&self) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn quick_apps_run_inline_and_a_panic_is_still_a_500() {
+    let h = host(Arc::new(QuickButBuggy), WsgiConfig::default()).await;
+    let boom = client()
+        .get(format!("http://{}/boom", h.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(boom.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let fine = client()
+        .get(format!("http://{}/", h.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fine.text().await.unwrap(), "quick\n");
+}

@@ -30,6 +30,9 @@ pub struct WsgiConfig {
     pub max_body: u64,
     /// Connection limits, as for the file server.
     pub limits: Limits,
+    /// Check what apps send (status, headers, Content-Type, Content-Length); a violation
+    /// gets the client a 500 and a log line.
+    pub validate: bool,
 }
 
 impl Default for WsgiConfig {
@@ -37,6 +40,7 @@ impl Default for WsgiConfig {
         Self {
             max_body: DEFAULT_MAX_BODY,
             limits: Limits::default(),
+            validate: true,
         }
     }
 }
@@ -57,6 +61,7 @@ pub async fn serve(
     let host = Arc::new(AppHost {
         app,
         max_body: config.max_body,
+        validate: config.validate,
         local,
     });
     crate::http::conn::run(listener, host, config.limits, shutdown).await;
@@ -66,8 +71,13 @@ pub async fn serve(
 struct AppHost {
     app: SharedApp,
     max_body: u64,
+    validate: bool,
     local: SocketAddr,
 }
+
+/// Bodies declaring at most this many bytes are held back and checked against their
+/// Content-Length before anything is sent, so a mismatch can still become a 500.
+const CHECKED_BODY: u64 = 16 * 1024 * 1024;
 
 fn plain(status: StatusCode, text: &str) -> Response<Body> {
     let mut resp = Response::new(Body::full(format!("{text}\n")));
@@ -167,50 +177,29 @@ impl Handler for AppHost {
             }
         }
         let environ = environ(&parts, peer, self.local, body.len());
-        let app = self.app.clone();
-        let (head_tx, head_rx) = oneshot::channel();
-        let (chunks_tx, chunks_rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
-        tokio::task::spawn_blocking(move || {
-            let mut start = StartResponse::default();
-            let mut input = Cursor::new(body.freeze());
-            let result = app.call(&environ, &mut input, &mut start);
-            let iter = match result {
-                Ok(iter) => iter,
-                Err(e) => {
-                    let _ = head_tx.send(Err(format!("the app failed: {e}")));
-                    return;
-                }
-            };
-            let Some(status) = start.status.take() else {
-                let _ = head_tx.send(Err(
-                    "the app returned without calling start_response".to_string()
-                ));
-                return;
-            };
-            if head_tx
-                .send(Ok((status, std::mem::take(&mut start.headers))))
-                .is_err()
-            {
-                return;
-            }
-            for chunk in iter {
-                // A closed channel means the client has gone: stop producing.
-                if chunks_tx.blocking_send(chunk).is_err() {
-                    break;
+        let (status, headers, output) = if self.app.may_block() {
+            match run_blocking(self.app.clone(), environ, body.freeze()).await {
+                Ok(head) => head,
+                Err(why) => {
+                    warn!(target: "labserv::wsgi", "{peer} {}: {why}", parts.uri);
+                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
                 }
             }
-        });
-        let (status, headers) = match head_rx.await {
-            Ok(Ok(head)) => head,
-            Ok(Err(why)) => {
-                warn!(target: "labserv::wsgi", "{peer} {}: {why}", parts.uri);
-                return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
-            }
-            Err(_) => {
-                warn!(target: "labserv::wsgi", "{peer} {}: the app panicked", parts.uri);
-                return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+        } else {
+            match run_inline(&*self.app, &environ, body.freeze()) {
+                Ok(head) => head,
+                Err(why) => {
+                    warn!(target: "labserv::wsgi", "{peer} {}: {why}", parts.uri);
+                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+                }
             }
         };
+        if self.validate {
+            if let Err(violation) = super::validate::head(&status, &headers) {
+                warn!(target: "labserv::wsgi", "{peer} {}: app error: {violation}", parts.uri);
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+            }
+        }
         let code = status
             .split_whitespace()
             .next()
@@ -220,22 +209,161 @@ impl Handler for AppHost {
             warn!(target: "labserv::wsgi", "{peer} {}: bad status line {status:?}", parts.uri);
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
         };
-        let mut resp = Response::new(Body::Channel(chunks_rx));
-        *resp.status_mut() = code;
-        for (name, value) in headers {
-            match (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(&value),
-            ) {
-                (Ok(n), Ok(v)) => {
-                    resp.headers_mut().append(n, v);
-                }
+        let declared = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse::<u64>().ok());
+        let collected = match output {
+            Output::Collected(bytes) => Some(Ok(bytes)),
+            Output::Streamed(rx) => match declared {
+                Some(len) if self.validate && len <= CHECKED_BODY => Some(collect(rx, len).await),
                 _ => {
-                    warn!(target: "labserv::wsgi", "{peer} {}: bad header {name:?}: {value:?}", parts.uri);
-                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+                    let mut resp = Response::new(Body::Channel(rx));
+                    *resp.status_mut() = code;
+                    return match with_headers(resp, headers) {
+                        Ok(resp) => resp,
+                        Err(bad) => {
+                            warn!(target: "labserv::wsgi", "{peer} {}: bad header {bad}", parts.uri);
+                            plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+                        }
+                    };
                 }
+            },
+        };
+        let body = match (collected, declared) {
+            (Some(Ok(bytes)), Some(len)) if self.validate && bytes.len() as u64 != len => {
+                warn!(
+                    target: "labserv::wsgi",
+                    "{peer} {}: app error: body of {}{} bytes, Content-Length says {len}",
+                    parts.uri,
+                    bytes.len(),
+                    if bytes.len() as u64 > len { " or more" } else { "" },
+                );
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+            }
+            (Some(Ok(bytes)), _) => Body::full(bytes),
+            (Some(Err(e)), _) => {
+                warn!(target: "labserv::wsgi", "{peer} {}: the app failed: {e}", parts.uri);
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+            }
+            (None, _) => Body::Empty,
+        };
+        let mut resp = Response::new(body);
+        *resp.status_mut() = code;
+        match with_headers(resp, headers) {
+            Ok(resp) => resp,
+            Err(bad) => {
+                warn!(target: "labserv::wsgi", "{peer} {}: bad header {bad}", parts.uri);
+                plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
             }
         }
-        resp
     }
+}
+
+/// How an app's body reaches the response.
+enum Output {
+    /// Gathered already (an app that does not block).
+    Collected(Bytes),
+    /// Produced on the blocking pool, chunk by chunk.
+    Streamed(mpsc::Receiver<std::io::Result<Bytes>>),
+}
+
+type Head = (String, Vec<(String, String)>, Output);
+
+/// Calls a non-blocking app on this thread and gathers its body.
+fn run_inline(app: &dyn super::App, environ: &Environ, body: Bytes) -> Result<Head, String> {
+    let mut start = StartResponse::default();
+    let mut input = Cursor::new(body);
+    let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let iter = app.call(environ, &mut input, &mut start)?;
+        let mut out = BytesMut::new();
+        for chunk in iter {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok::<_, std::io::Error>(out.freeze())
+    }));
+    let bytes = match call {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => return Err(format!("the app failed: {e}")),
+        Err(_) => return Err("the app panicked".to_string()),
+    };
+    let status = start
+        .status
+        .take()
+        .ok_or_else(|| "the app returned without calling start_response".to_string())?;
+    Ok((status, start.headers, Output::Collected(bytes)))
+}
+
+/// Calls an app on the blocking pool; its body follows through a channel.
+async fn run_blocking(app: SharedApp, environ: Environ, body: Bytes) -> Result<Head, String> {
+    let (head_tx, head_rx) = oneshot::channel();
+    let (chunks_tx, chunks_rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut start = StartResponse::default();
+        let mut input = Cursor::new(body);
+        let iter = match app.call(&environ, &mut input, &mut start) {
+            Ok(iter) => iter,
+            Err(e) => {
+                let _ = head_tx.send(Err(format!("the app failed: {e}")));
+                return;
+            }
+        };
+        let Some(status) = start.status.take() else {
+            let _ = head_tx.send(Err(
+                "the app returned without calling start_response".to_string()
+            ));
+            return;
+        };
+        if head_tx
+            .send(Ok((status, std::mem::take(&mut start.headers))))
+            .is_err()
+        {
+            return;
+        }
+        for chunk in iter {
+            // A closed channel means the client has gone: stop producing.
+            if chunks_tx.blocking_send(chunk).is_err() {
+                break;
+            }
+        }
+    });
+    match head_rx.await {
+        Ok(Ok((status, headers))) => Ok((status, headers, Output::Streamed(chunks_rx))),
+        Ok(Err(why)) => Err(why),
+        Err(_) => Err("the app panicked".to_string()),
+    }
+}
+
+/// Adds an app's headers to a response; the error names the first bad one.
+fn with_headers(
+    mut resp: Response<Body>,
+    headers: Vec<(String, String)>,
+) -> Result<Response<Body>, String> {
+    for (name, value) in headers {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            (Ok(n), Ok(v)) => {
+                resp.headers_mut().append(n, v);
+            }
+            _ => return Err(format!("{name:?}: {value:?}")),
+        }
+    }
+    Ok(resp)
+}
+
+/// Gathers an app's body, stopping one byte past `limit` (enough to know it is too long).
+async fn collect(
+    mut rx: mpsc::Receiver<std::io::Result<Bytes>>,
+    limit: u64,
+) -> std::io::Result<Bytes> {
+    let mut out = BytesMut::new();
+    while let Some(chunk) = rx.recv().await {
+        out.extend_from_slice(&chunk?);
+        if out.len() as u64 > limit {
+            break;
+        }
+    }
+    Ok(out.freeze())
 }

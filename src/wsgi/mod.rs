@@ -7,6 +7,7 @@
 
 mod apps;
 mod host;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -50,6 +51,14 @@ pub trait App: Send + Sync + 'static {
         input: &mut dyn Read,
         start: &mut StartResponse,
     ) -> std::io::Result<BodyIter>;
+
+    /// Whether `call` or its body may block (wait on I/O or a lock, sleep, compute for
+    /// long). Such apps run on the blocking pool with their body streamed; an app that
+    /// answers at once can say `false` and is called directly on the connection's thread,
+    /// its body gathered in memory, which is much cheaper. Default: `true`.
+    fn may_block(&self) -> bool {
+        true
+    }
 }
 
 impl<F> App for F
