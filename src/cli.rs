@@ -138,7 +138,8 @@ pub struct TftpdArgs {
                   Environment: PORT, IFACE, LOG, DEBUG (see --show-settings)."
 )]
 pub struct WsgiArgs {
-    /// The app to run: demo, hello or echo [default: demo]
+    /// The app to run: demo, hello, echo, or the path of an executable CGI script
+    /// [default: demo]
     #[arg(value_name = "APP")]
     pub app: Option<String>,
 
@@ -157,6 +158,19 @@ pub struct WsgiArgs {
     /// Do not check what the app sends (status, headers, Content-Type, Content-Length)
     #[arg(long)]
     pub no_validate: bool,
+
+    /// Serve the CGI scripts in DIR: /name/rest runs DIR/name with /rest as PATH_INFO
+    #[arg(long, value_name = "DIR", conflicts_with = "app")]
+    pub cgi_dir: Option<PathBuf>,
+
+    /// Seconds a CGI script may run before it is killed (the client gets 504)
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value = "30",
+        allow_hyphen_values = true
+    )]
+    pub cgi_timeout: String,
 
     #[command(flatten)]
     pub common: CommonArgs,

@@ -331,12 +331,34 @@ pub fn wsgi(args: WsgiArgs) -> Result<()> {
         settings.iface = Some(settings::parse_addr("--host", host)?);
     }
     let max_body = settings::parse_size("--max-body", &args.max_body)?;
+    let cgi_timeout = settings::parse_seconds("--cgi-timeout", &args.cgi_timeout)?;
     let name = non_empty(&args.app).unwrap_or("demo").to_string();
-    let Some(app) = crate::wsgi::builtin(&name) else {
+    let cgi = |scripts| -> crate::wsgi::SharedApp {
+        std::sync::Arc::new(crate::wsgi::Cgi {
+            scripts,
+            timeout: cgi_timeout,
+        })
+    };
+    let app = if let Some(dir) = &args.cgi_dir {
+        let dir = http::check_root(dir)?;
+        cgi(crate::wsgi::Scripts::Dir(dir))
+    } else if let Some(app) = crate::wsgi::builtin(&name) {
+        app
+    } else if name.contains('/') || std::path::Path::new(&name).is_file() {
+        let script =
+            std::path::Path::new(&name)
+                .canonicalize()
+                .map_err(|_| settings::SettingsError {
+                    name: "APP".to_string(),
+                    value: name.clone(),
+                    expected: "expected a built-in app (demo, hello, echo) or an existing script",
+                })?;
+        cgi(crate::wsgi::Scripts::One(script))
+    } else {
         return Err(settings::SettingsError {
             name: "APP".to_string(),
             value: name,
-            expected: "expected a built-in app: demo, hello or echo",
+            expected: "expected a built-in app: demo, hello or echo (or a script path)",
         }
         .into());
     };

@@ -35,3 +35,63 @@ fn serves_the_chosen_app_and_stops_on_sigterm() {
     srv.signal(libc::SIGTERM);
     assert_eq!(srv.wait_exit(Duration::from_secs(5)), Some(0));
 }
+
+#[test]
+fn a_script_path_is_run_as_cgi() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wsgi_cgi.py");
+    let mut cmd = command(WSGI);
+    cmd.args([script, "0"]);
+    let mut srv = Running::spawn(cmd);
+    let port = srv.wait_port();
+    let out = command("curl")
+        .args(["-s", "--noproxy", "*"])
+        .arg(format!("http://127.0.0.1:{port}/hello"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Hello from Python via CGI: GET /hello, 0 bytes\n"
+    );
+}
+
+#[test]
+fn validator_violations_and_script_stderr_are_named_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("liar");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho 'liar starting' >&2\nprintf 'Content-Type: text/plain\\nContent-Length: 100\\n\\nshort\\n'\n",
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let log = dir.path().join("wsgi.log");
+    let mut cmd = command(WSGI);
+    cmd.arg(&script).arg("0").env("LOG", &log);
+    let mut srv = Running::spawn(cmd);
+    let port = srv.wait_port();
+    let out = command("curl")
+        .args([
+            "-s",
+            "--noproxy",
+            "*",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "500");
+    let text = common::wait_file(&log, |t| {
+        t.contains("Content-Length says 100") && t.contains("liar starting")
+    });
+    assert!(
+        text.contains("app error: body of 6 bytes, Content-Length says 100"),
+        "{text}"
+    );
+}

@@ -6,6 +6,7 @@
 //! chunks, streamed to the client. Apps may block: they run on the blocking pool.
 
 mod apps;
+mod cgi;
 mod host;
 mod validate;
 
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use apps::{APP_NAMES, builtin};
+pub use cgi::{Cgi, DEFAULT_CGI_TIMEOUT, Scripts};
 pub use host::{WsgiConfig, serve};
 
 /// The request's environment: CGI variables, `HTTP_*` headers and `wsgi.*` keys, sorted.
