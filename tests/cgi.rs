@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::client;
+use common::{client, script};
 use labserv::Shutdown;
 use labserv::wsgi::{self, Cgi, Scripts, WsgiConfig};
 use reqwest::StatusCode;
@@ -24,22 +24,8 @@ impl Drop for Host {
     }
 }
 
-fn script(dir: &Path, name: &str, body: &str) {
-    let path = dir.join(name);
-    std::fs::write(&path, body).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-}
-
-async fn cgi_dir(timeout: Duration) -> Host {
-    let dir = tempfile::tempdir().unwrap();
-    let app = Cgi {
-        scripts: Scripts::Dir(dir.path().to_path_buf()),
-        timeout,
-    };
+/// Serves `app` on 127.0.0.1:0; returns the address and the shutdown to stop it.
+async fn serve(app: Cgi) -> (SocketAddr, Shutdown) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = Shutdown::new();
@@ -49,6 +35,16 @@ async fn cgi_dir(timeout: Duration) -> Host {
         WsgiConfig::default(),
         shutdown.clone(),
     ));
+    (addr, shutdown)
+}
+
+async fn cgi_dir(timeout: Duration) -> Host {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, shutdown) = serve(Cgi {
+        scripts: Scripts::Dir(dir.path().to_path_buf()),
+        timeout,
+    })
+    .await;
     Host {
         addr,
         dir,
@@ -251,19 +247,11 @@ async fn a_client_leaving_kills_the_script() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_python_wsgi_app_runs_through_cgihandler() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/wsgi_cgi.py");
-    let app = Cgi {
+    let (addr, shutdown) = serve(Cgi {
         scripts: Scripts::One(example),
         timeout: Duration::from_secs(30),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let shutdown = Shutdown::new();
-    tokio::spawn(wsgi::serve(
-        listener,
-        Arc::new(app),
-        WsgiConfig::default(),
-        shutdown.clone(),
-    ));
+    })
+    .await;
     let resp = client()
         .post(format!("http://{addr}/boards/7"))
         .body("12345")

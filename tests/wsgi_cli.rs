@@ -57,17 +57,11 @@ fn a_script_path_is_run_as_cgi() {
 #[test]
 fn validator_violations_and_script_stderr_are_named_in_the_log() {
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("liar");
-    std::fs::write(
-        &script,
+    let script = common::script(
+        dir.path(),
+        "liar",
         "#!/bin/sh\necho 'liar starting' >&2\nprintf 'Content-Type: text/plain\\nContent-Length: 100\\n\\nshort\\n'\n",
-    )
-    .unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    );
     let log = dir.path().join("wsgi.log");
     let mut cmd = command(WSGI);
     cmd.arg(&script).arg("0").env("LOG", &log);

@@ -97,6 +97,19 @@ pub fn put(root: &Path, rel: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
+/// Writes an executable script `dir/name` (mode 755) and returns its path.
+pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, body).expect("write script");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("make script executable");
+    }
+    path
+}
+
 /// Deterministic test data that is not all one byte value.
 pub fn pattern(len: usize) -> Vec<u8> {
     (0..len)
