@@ -159,11 +159,7 @@ impl Handler for FileServer {
 impl FileServer {
     /// Whether `full` (after resolving every symlink) is inside the root.
     fn inside_root(&self, full: &Path) -> bool {
-        match full.canonicalize() {
-            Ok(real) => real.starts_with(&self.root),
-            // Nothing there: the lookup that follows reports 404.
-            Err(_) => true,
-        }
+        crate::fsio::within(&self.root, full)
     }
 
     /// Answers for a regular file: small ones from the cache, large ones streamed.
@@ -304,12 +300,13 @@ fn error_page(e: &io::Error, peer: SocketAddr, path: &Path) -> Response<Body> {
 
 /// A short plain-text page for a status: `404 Not Found`.
 pub(crate) fn status_page(status: StatusCode) -> Response<Body> {
-    let text = format!(
-        "{} {}\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    );
-    let mut resp = Response::new(Body::full(text));
+    let reason = status.canonical_reason().unwrap_or("");
+    text_response(status, &format!("{} {reason}", status.as_u16()))
+}
+
+/// A `text/plain` response of one line.
+pub(crate) fn text_response(status: StatusCode, line: &str) -> Response<Body> {
+    let mut resp = Response::new(Body::full(format!("{line}\n")));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use body::Body;
+pub(crate) use files::text_response;
 
 use crate::error::{Error, Result};
 use crate::shutdown::Shutdown;

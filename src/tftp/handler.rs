@@ -94,15 +94,6 @@ pub(crate) fn resolve(root: &Path, requested: &Path) -> Result<PathBuf, &'static
     Ok(root.join(rel))
 }
 
-/// Whether `path` (after resolving every symlink) is inside `root`; a missing path
-/// counts as inside (opening it then reports "file not found").
-fn inside(root: &Path, path: &Path) -> bool {
-    match path.canonicalize() {
-        Ok(real) => real.starts_with(root),
-        Err(_) => true,
-    }
-}
-
 fn refuse(client: &SocketAddr, write: bool, requested: &Path, why: &str) -> packet::Error {
     warn!(
         target: "labserv::tftp",
@@ -148,7 +139,7 @@ impl async_tftp::server::Handler for Handler {
                 "absolute path outside the root",
             ));
         }
-        if !inside(&self.root, &full) {
+        if !crate::fsio::within(&self.root, &full) {
             return Err(refuse(
                 client,
                 false,
@@ -196,7 +187,7 @@ impl async_tftp::server::Handler for Handler {
         if path.has_root() && !dir.is_dir() {
             return Err(refuse(client, true, path, "absolute path outside the root"));
         }
-        if !inside(&self.root, dir) || !inside(&self.root, &target) {
+        if !crate::fsio::within(&self.root, dir) || !crate::fsio::within(&self.root, &target) {
             return Err(refuse(client, true, path, "symlink leads outside the root"));
         }
         if !self.overwrite && fs::symlink_metadata(&target).is_ok() {

@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use super::{App, BodyIter, Environ, StartResponse, once};
+use super::{App, BodyIter, Environ, StartResponse, once, text_plain};
 
 /// The names `wsgi` accepts for built-in apps.
 pub const APP_NAMES: [&str; 3] = ["demo", "hello", "echo"];
@@ -39,13 +39,6 @@ impl App for Builtin {
     }
 }
 
-fn text_headers() -> Vec<(String, String)> {
-    vec![(
-        "Content-Type".to_string(),
-        "text/plain; charset=utf-8".to_string(),
-    )]
-}
-
 /// What Python's `wsgiref.simple_server.demo_app` answers: `Hello world!`, a blank
 /// line, then the environ sorted by key, one `key = 'value'` line each.
 fn demo(
@@ -60,7 +53,7 @@ fn demo(
         out.push_str(&python_repr(v));
         out.push('\n');
     }
-    start.start("200 OK", text_headers());
+    start.start("200 OK", text_plain());
     Ok(once(out))
 }
 
@@ -70,7 +63,7 @@ fn hello(
     _input: &mut dyn Read,
     start: &mut StartResponse,
 ) -> std::io::Result<BodyIter> {
-    start.start("200 OK", text_headers());
+    start.start("200 OK", text_plain());
     Ok(once("Hello, world!\n"))
 }
 

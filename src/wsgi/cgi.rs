@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tracing::warn;
 
-use super::{App, BodyIter, Environ, StartResponse, once};
+use super::{App, BodyIter, Environ, StartResponse, once, text_plain};
 
 /// Default for [`Cgi::timeout`].
 pub const DEFAULT_CGI_TIMEOUT: Duration = Duration::from_secs(30);
@@ -38,13 +38,7 @@ pub struct Cgi {
 }
 
 fn fixed(start: &mut StartResponse, status: &str, text: &str) -> std::io::Result<BodyIter> {
-    start.start(
-        status,
-        vec![(
-            "Content-Type".to_string(),
-            "text/plain; charset=utf-8".to_string(),
-        )],
-    );
+    start.start(status, text_plain());
     Ok(once(format!("{text}\n")))
 }
 
@@ -69,9 +63,10 @@ impl Cgi {
                     return Err(("404 Not Found", "no such script"));
                 }
                 let script = dir.join(name);
-                let inside = script
+                // A missing script passes here and gets its 404 from the caller.
+                let inside = dir
                     .canonicalize()
-                    .is_ok_and(|real| dir.canonicalize().is_ok_and(|d| real.starts_with(d)));
+                    .is_ok_and(|d| crate::fsio::within(&d, &script));
                 if !inside {
                     return Err(("404 Not Found", "no such script"));
                 }
@@ -238,10 +233,7 @@ fn read_head(out: &mut BufReader<ChildStdout>) -> Result<(String, Vec<(String, S
         .iter()
         .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
     {
-        headers.push((
-            "Content-Type".to_string(),
-            "text/plain; charset=utf-8".to_string(),
-        ));
+        headers.extend(text_plain());
     }
     let status =
         status.unwrap_or_else(|| if location { "302 Found" } else { "200 OK" }.to_string());

@@ -17,6 +17,7 @@ use tracing::warn;
 use super::{Environ, SharedApp, StartResponse};
 use crate::error::{Error, Result};
 use crate::http::conn::Handler;
+use crate::http::text_response as plain;
 use crate::http::{Body, Limits};
 use crate::shutdown::Shutdown;
 
@@ -78,16 +79,6 @@ struct AppHost {
 /// Bodies declaring at most this many bytes are held back and checked against their
 /// Content-Length before anything is sent, so a mismatch can still become a 500.
 const CHECKED_BODY: u64 = 16 * 1024 * 1024;
-
-fn plain(status: StatusCode, text: &str) -> Response<Body> {
-    let mut resp = Response::new(Body::full(format!("{text}\n")));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
-}
 
 /// The CGI/WSGI variables for a request (RFC 3875 names, `HTTP_*` headers, `wsgi.*`).
 pub(crate) fn environ(

@@ -80,6 +80,14 @@ where
     }
 }
 
+/// The header list of a `text/plain; charset=utf-8` answer.
+pub fn text_plain() -> Vec<(String, String)> {
+    vec![(
+        "Content-Type".to_string(),
+        "text/plain; charset=utf-8".to_string(),
+    )]
+}
+
 /// A body of one chunk.
 pub fn once(bytes: impl Into<Bytes>) -> BodyIter {
     Box::new(std::iter::once(Ok(bytes.into())))
