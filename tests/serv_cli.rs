@@ -6,32 +6,12 @@ use std::net::TcpListener;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Running, command, wait_file};
+use common::{Running, command, http_get, wait_file};
 
 const SERV: &str = env!("CARGO_BIN_EXE_serv");
 
 fn get(port: u16, path: &str) -> (u16, String) {
-    get_from("127.0.0.1", port, path)
-}
-
-fn get_from(host: &str, port: u16, path: &str) -> (u16, String) {
-    let out = command("curl")
-        .args([
-            "-s",
-            "-g",
-            "--noproxy",
-            "*",
-            "-o",
-            "-",
-            "-w",
-            "\n%{http_code}",
-        ])
-        .arg(format!("http://{host}:{port}{path}"))
-        .output()
-        .expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').expect("status line");
-    (code.parse().unwrap_or(0), body.to_string())
+    http_get("127.0.0.1", port, path)
 }
 
 fn served_dir() -> tempfile::TempDir {
@@ -314,9 +294,9 @@ fn default_listens_on_ipv4_and_ipv6_and_ipv6_addresses_work() {
     cmd.args(["0", "-d"]).arg(dir.path());
     let mut srv = Running::spawn(cmd);
     let port = srv.wait_port();
-    assert_eq!(get_from("127.0.0.1", port, "/fw_update.img").0, 200);
+    assert_eq!(http_get("127.0.0.1", port, "/fw_update.img").0, 200);
     if has_ipv6_loopback() {
-        assert_eq!(get_from("[::1]", port, "/fw_update.img").0, 200);
+        assert_eq!(http_get("[::1]", port, "/fw_update.img").0, 200);
 
         let mut cmd = command(SERV);
         cmd.args(["0", "::1", "-d"]).arg(dir.path());
@@ -324,6 +304,6 @@ fn default_listens_on_ipv4_and_ipv6_and_ipv6_addresses_work() {
         let line = v6.wait_line(|l| l.trim_start().starts_with("http://"));
         assert!(line.contains("http://[::1]:"), "{line}");
         let port = v6.port_in(&line);
-        assert_eq!(get_from("[::1]", port, "/fw_update.img").0, 200);
+        assert_eq!(http_get("[::1]", port, "/fw_update.img").0, 200);
     }
 }

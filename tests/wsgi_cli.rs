@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Running, command};
+use common::{Running, command, http_get};
 
 const WSGI: &str = env!("CARGO_BIN_EXE_wsgi");
 
@@ -26,12 +26,7 @@ fn serves_the_chosen_app_and_stops_on_sigterm() {
     cmd.args(["hello", "0"]);
     let mut srv = Running::spawn(cmd);
     let port = srv.wait_port();
-    let out = command("curl")
-        .args(["-s", "--noproxy", "*"])
-        .arg(format!("http://127.0.0.1:{port}/"))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello, world!\n");
+    assert_eq!(http_get("127.0.0.1", port, "/").1, "Hello, world!\n");
     srv.signal(libc::SIGTERM);
     assert_eq!(srv.wait_exit(Duration::from_secs(5)), Some(0));
 }
@@ -43,13 +38,8 @@ fn a_script_path_is_run_as_cgi() {
     cmd.args([script, "0"]);
     let mut srv = Running::spawn(cmd);
     let port = srv.wait_port();
-    let out = command("curl")
-        .args(["-s", "--noproxy", "*"])
-        .arg(format!("http://127.0.0.1:{port}/hello"))
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        http_get("127.0.0.1", port, "/hello").1,
         "Hello from Python via CGI: GET /hello, 0 bytes\n"
     );
 }
@@ -67,20 +57,7 @@ fn validator_violations_and_script_stderr_are_named_in_the_log() {
     cmd.arg(&script).arg("0").env("LOG", &log);
     let mut srv = Running::spawn(cmd);
     let port = srv.wait_port();
-    let out = command("curl")
-        .args([
-            "-s",
-            "--noproxy",
-            "*",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-        ])
-        .arg(format!("http://127.0.0.1:{port}/"))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "500");
+    assert_eq!(http_get("127.0.0.1", port, "/").0, 500);
     let text = common::wait_file(&log, |t| {
         t.contains("Content-Length says 100") && t.contains("liar starting")
     });

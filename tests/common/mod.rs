@@ -33,9 +33,7 @@ impl TestServer {
 
     /// Serves a fresh temporary directory after `tune` adjusts the configuration.
     pub async fn start_with(tune: impl FnOnce(&mut HttpConfig)) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let root = dir.path().join("www");
-        std::fs::create_dir(&root).expect("www dir");
+        let (dir, root) = fresh_root("www");
         let mut config = HttpConfig::new(&root);
         tune(&mut config);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
@@ -68,12 +66,7 @@ impl TestServer {
 
     /// Triggers shutdown and waits for `serve` to return.
     pub async fn stop(mut self) -> labserv::Result<()> {
-        self.shutdown.trigger();
-        let task = self.task.take().expect("running");
-        tokio::time::timeout(Duration::from_secs(10), task)
-            .await
-            .expect("server stops within 10 s")
-            .expect("server task did not panic")
+        stop(&self.shutdown, self.task.take()).await
     }
 
     pub fn shutdown(&self) -> &Shutdown {
@@ -85,6 +78,27 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.shutdown.trigger();
     }
+}
+
+/// A fresh temporary directory holding an empty `name` directory to serve.
+pub fn fresh_root(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join(name);
+    std::fs::create_dir(&root).expect("root dir");
+    (dir, root)
+}
+
+/// Triggers `shutdown` and waits (at most 10 s) for the server task to return.
+pub async fn stop(
+    shutdown: &Shutdown,
+    task: Option<JoinHandle<labserv::Result<()>>>,
+) -> labserv::Result<()> {
+    shutdown.trigger();
+    let task = task.expect("running");
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("server stops within 10 s")
+        .expect("server task did not panic")
 }
 
 /// Writes `root/rel` (creating parents) and returns its path.
@@ -324,6 +338,27 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// GETs `http://host:port/path` with curl (no proxy); returns the status and the body.
+pub fn http_get(host: &str, port: u16, path: &str) -> (u16, String) {
+    let out = command("curl")
+        .args([
+            "-s",
+            "-g",
+            "--noproxy",
+            "*",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .arg(format!("http://{host}:{port}{path}"))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').expect("status line");
+    (code.parse().unwrap_or(0), body.to_string())
 }
 
 /// Polls `path` until its content satisfies `pred` (at most 10 s); returns the content.

@@ -26,9 +26,7 @@ pub struct TftpServer {
 
 impl TftpServer {
     pub async fn start_with(tune: impl FnOnce(&mut TftpConfig)) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let root = dir.path().join("tftp");
-        std::fs::create_dir(&root).expect("root dir");
+        let (dir, root) = super::fresh_root("tftp");
         let mut config = TftpConfig::new(&root);
         tune(&mut config);
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind port 0");
@@ -45,12 +43,7 @@ impl TftpServer {
 
     /// Triggers shutdown and waits (at most 10 s) for `serve` to return.
     pub async fn stop(mut self) -> labserv::Result<()> {
-        self.shutdown.trigger();
-        let task = self.task.take().expect("running");
-        tokio::time::timeout(Duration::from_secs(10), task)
-            .await
-            .expect("server stops within 10 s")
-            .expect("server task did not panic")
+        super::stop(&self.shutdown, self.task.take()).await
     }
 
     pub fn root(&self) -> PathBuf {
