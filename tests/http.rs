@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestServer, client, pattern, raw, read_response};
+use common::{TestServer, client, get_text, get_with, pattern, raw, read_response};
 use reqwest::StatusCode;
 use reqwest::header;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -198,12 +198,13 @@ async fn json_listing_by_accept_header_or_query() {
     srv.put("fw/b.img", &[1; 300]);
     srv.put("fw/a.img", &[1; 200]);
     srv.put("fw/dir/x", b"");
-    let by_accept = client()
-        .get(srv.url("/fw/"))
-        .header(header::ACCEPT, "application/json")
-        .send()
-        .await
-        .unwrap();
+    let by_accept = get_with(
+        &client(),
+        srv.url("/fw/"),
+        header::ACCEPT,
+        "application/json",
+    )
+    .await;
     assert_eq!(
         by_accept.headers()[header::CONTENT_TYPE],
         "application/json"
@@ -236,34 +237,19 @@ async fn single_and_suffix_ranges() {
     let data = pattern(10_000);
     srv.put("f.bin", &data);
     let c = client();
-    let resp = c
-        .get(srv.url("/f.bin"))
-        .header(header::RANGE, "bytes=100-199")
-        .send()
-        .await
-        .unwrap();
+    let resp = get_with(&c, srv.url("/f.bin"), header::RANGE, "bytes=100-199").await;
     assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(resp.headers()[header::CONTENT_RANGE], "bytes 100-199/10000");
     assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[100..200]);
 
-    let resp = c
-        .get(srv.url("/f.bin"))
-        .header(header::RANGE, "bytes=-500")
-        .send()
-        .await
-        .unwrap();
+    let resp = get_with(&c, srv.url("/f.bin"), header::RANGE, "bytes=-500").await;
     assert_eq!(
         resp.headers()[header::CONTENT_RANGE],
         "bytes 9500-9999/10000"
     );
     assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[9500..]);
 
-    let resp = c
-        .get(srv.url("/f.bin"))
-        .header(header::RANGE, "bytes=9000-")
-        .send()
-        .await
-        .unwrap();
+    let resp = get_with(&c, srv.url("/f.bin"), header::RANGE, "bytes=9000-").await;
     assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[9000..]);
 }
 
@@ -272,12 +258,13 @@ async fn ranges_on_a_large_streamed_file() {
     let srv = TestServer::start().await;
     let data = pattern(3 * 1024 * 1024);
     srv.put("big.bin", &data);
-    let resp = client()
-        .get(srv.url("/big.bin"))
-        .header(header::RANGE, "bytes=1000000-2999999")
-        .send()
-        .await
-        .unwrap();
+    let resp = get_with(
+        &client(),
+        srv.url("/big.bin"),
+        header::RANGE,
+        "bytes=1000000-2999999",
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(
         resp.bytes().await.unwrap().as_ref(),
@@ -323,12 +310,13 @@ async fn multiple_ranges_come_as_multipart_byteranges() {
         let srv = TestServer::start().await;
         let data = pattern(size);
         srv.put("f.bin", &data);
-        let resp = client()
-            .get(srv.url("/f.bin"))
-            .header(header::RANGE, "bytes=0-9, 4000-4099, -5")
-            .send()
-            .await
-            .unwrap();
+        let resp = get_with(
+            &client(),
+            srv.url("/f.bin"),
+            header::RANGE,
+            "bytes=0-9, 4000-4099, -5",
+        )
+        .await;
         assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
         let ct = resp.headers()[header::CONTENT_TYPE]
             .to_str()
@@ -363,12 +351,13 @@ async fn multiple_ranges_come_as_multipart_byteranges() {
 async fn unsatisfiable_range_gets_416_with_length() {
     let srv = TestServer::start().await;
     srv.put("f.bin", &pattern(1000));
-    let resp = client()
-        .get(srv.url("/f.bin"))
-        .header(header::RANGE, "bytes=1000-2000")
-        .send()
-        .await
-        .unwrap();
+    let resp = get_with(
+        &client(),
+        srv.url("/f.bin"),
+        header::RANGE,
+        "bytes=1000-2000",
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(resp.headers()[header::CONTENT_RANGE], "bytes */1000");
 }
@@ -448,27 +437,13 @@ async fn a_rewritten_file_is_served_fresh_every_time() {
     let c = client();
     for version in ["v2", "v3", "v4"] {
         std::fs::write(&path, version).unwrap();
-        let body = c
-            .get(srv.url("/manifest.txt"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = get_text(&c, srv.url("/manifest.txt")).await;
         assert_eq!(body, version);
     }
     // Replaced by rename, as build scripts do.
     let tmp = srv.put("manifest.tmp", b"v5");
     std::fs::rename(tmp, &path).unwrap();
-    let body = c
-        .get(srv.url("/manifest.txt"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = get_text(&c, srv.url("/manifest.txt")).await;
     assert_eq!(body, "v5");
 }
 

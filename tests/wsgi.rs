@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use common::{client, raw};
+use common::{client, get_text, raw};
 use labserv::Shutdown;
 use labserv::wsgi::{self, BodyIter, Environ, SharedApp, StartResponse, WsgiConfig};
 use reqwest::StatusCode;
@@ -163,14 +163,7 @@ fn counter(
 #[tokio::test]
 async fn app_bodies_are_streamed_in_order() {
     let h = host(Arc::new(counter), WsgiConfig::default()).await;
-    let text = client()
-        .get(format!("http://{}/", h.addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&client(), format!("http://{}/", h.addr)).await;
     let want: String = (0..10_000).map(|i| format!("line {i}\n")).collect();
     assert!(text == want, "streamed body differs");
 }

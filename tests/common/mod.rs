@@ -219,6 +219,31 @@ pub fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// GETs `url` and returns the body as text.
+pub async fn get_text(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    c.get(url)
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text body")
+}
+
+/// GETs `url` with one extra request header.
+pub async fn get_with(
+    c: &reqwest::Client,
+    url: impl reqwest::IntoUrl,
+    name: reqwest::header::HeaderName,
+    value: &str,
+) -> reqwest::Response {
+    c.get(url)
+        .header(name, value)
+        .send()
+        .await
+        .expect("request")
+}
+
 /// The environment variables labserv reads; removed from child processes so the
 /// developer's or CI's own settings cannot leak into a test.
 pub use labserv::settings::VARIABLES as LABSERV_VARS;
