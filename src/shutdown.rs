@@ -1,17 +1,15 @@
-//! One shutdown path: a cancellation token cloned into every server, plus the signal future.
-
-use std::future::Future;
+//! One shutdown path: a cancellation token cloned into every server, plus the signal handlers.
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
-use tokio_util::task::TaskTracker;
 
-/// A shutdown signal shared by a server and everything it spawns.
+/// A shutdown signal shared by a server and everything it starts.
 ///
-/// Cloning is cheap; every clone sees the same trigger and the same task tracker.
+/// Cloning is cheap; every clone sees the same trigger. Servers drain their own work
+/// when it fires (the HTTP server through hyper-util's graceful shutdown, the TFTP
+/// server by ending its transfers).
 #[derive(Clone, Debug, Default)]
 pub struct Shutdown {
     token: CancellationToken,
-    tracker: TaskTracker,
 }
 
 impl Shutdown {
@@ -25,28 +23,9 @@ impl Shutdown {
         self.token.cancel();
     }
 
-    /// Whether [`Shutdown::trigger`] has been called.
-    pub fn is_triggered(&self) -> bool {
-        self.token.is_cancelled()
-    }
-
     /// Completes once shutdown has been triggered.
     pub fn triggered(&self) -> WaitForCancellationFuture<'_> {
         self.token.cancelled()
-    }
-
-    /// Spawns a task that is counted by [`Shutdown::wait_tasks`].
-    pub(crate) fn spawn<F>(&self, fut: F)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        self.tracker.spawn(fut);
-    }
-
-    /// Waits until every task spawned through this shutdown has finished.
-    pub async fn wait_tasks(&self) {
-        self.tracker.close();
-        self.tracker.wait().await;
     }
 }
 

@@ -100,7 +100,7 @@ pub(crate) async fn run<H: Handler>(
             })
         };
         let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
-        shutdown.spawn(async move {
+        tokio::spawn(async move {
             tokio::select! {
                 result = conn => {
                     if let Err(e) = result {
