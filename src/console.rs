@@ -333,27 +333,27 @@ pub fn wsgi(args: WsgiArgs) -> Result<()> {
     let max_body = settings::parse_size("--max-body", &args.max_body)?;
     let cgi_timeout = settings::parse_seconds("--cgi-timeout", &args.cgi_timeout)?;
     let name = non_empty(&args.app).unwrap_or("demo").to_string();
-    let cgi = |scripts| -> crate::wsgi::SharedApp {
-        std::sync::Arc::new(crate::wsgi::Cgi {
-            scripts,
-            timeout: cgi_timeout,
-        })
+    let cgi = |scripts| -> Result<crate::wsgi::SharedApp> {
+        let gateway = crate::wsgi::Cgi::new(scripts, cgi_timeout)
+            .map_err(|e| Error::io("setting up CGI", e))?;
+        Ok(std::sync::Arc::new(gateway))
     };
     let app = if let Some(dir) = &args.cgi_dir {
         let dir = http::check_root(dir)?;
-        cgi(crate::wsgi::Scripts::Dir(dir))
+        cgi(crate::wsgi::Scripts::Dir(dir))?
     } else if let Some(app) = crate::wsgi::builtin(&name) {
         app
     } else if name.contains('/') || std::path::Path::new(&name).is_file() {
-        let script =
-            std::path::Path::new(&name)
-                .canonicalize()
-                .map_err(|_| settings::SettingsError {
-                    name: "APP".to_string(),
-                    value: name.clone(),
-                    expected: "expected a built-in app (demo, hello, echo) or an existing script",
-                })?;
-        cgi(crate::wsgi::Scripts::One(script))
+        if !std::path::Path::new(&name).exists() {
+            return Err(settings::SettingsError {
+                name: "APP".to_string(),
+                value: name,
+                expected: "expected a built-in app (demo, hello, echo) or an existing script",
+            }
+            .into());
+        }
+        let script = std::path::PathBuf::from(&name);
+        cgi(crate::wsgi::Scripts::One(script))?
     } else {
         return Err(settings::SettingsError {
             name: "APP".to_string(),

@@ -40,11 +40,8 @@ async fn serve(app: Cgi) -> (SocketAddr, Shutdown) {
 
 async fn cgi_dir(timeout: Duration) -> Host {
     let dir = tempfile::tempdir().unwrap();
-    let (addr, shutdown) = serve(Cgi {
-        scripts: Scripts::Dir(dir.path().to_path_buf()),
-        timeout,
-    })
-    .await;
+    let (addr, shutdown) =
+        serve(Cgi::new(Scripts::Dir(dir.path().to_path_buf()), timeout).unwrap()).await;
     Host {
         addr,
         dir,
@@ -247,11 +244,8 @@ async fn a_client_leaving_kills_the_script() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_python_wsgi_app_runs_through_cgihandler() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/wsgi_cgi.py");
-    let (addr, shutdown) = serve(Cgi {
-        scripts: Scripts::One(example),
-        timeout: Duration::from_secs(30),
-    })
-    .await;
+    let (addr, shutdown) =
+        serve(Cgi::new(Scripts::One(example), Duration::from_secs(30)).unwrap()).await;
     let resp = client()
         .post(format!("http://{addr}/boards/7"))
         .body("12345")

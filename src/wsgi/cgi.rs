@@ -31,10 +31,10 @@ pub enum Scripts {
 /// A CGI gateway as an [`App`].
 #[derive(Debug, Clone)]
 pub struct Cgi {
-    /// The script or directory of scripts.
-    pub scripts: Scripts,
+    /// The script or directory of scripts, canonical.
+    scripts: Scripts,
     /// A script still running after this long is killed (504 if it had not answered).
-    pub timeout: Duration,
+    timeout: Duration,
 }
 
 fn fixed(start: &mut StartResponse, status: &str, text: &str) -> std::io::Result<BodyIter> {
@@ -43,6 +43,19 @@ fn fixed(start: &mut StartResponse, status: &str, text: &str) -> std::io::Result
 }
 
 impl Cgi {
+    /// A gateway to `scripts`; a script still running after `timeout` is killed. The path
+    /// is resolved once here, so each request only resolves its script.
+    ///
+    /// # Errors
+    /// The script or directory does not exist.
+    pub fn new(scripts: Scripts, timeout: Duration) -> std::io::Result<Self> {
+        let scripts = match scripts {
+            Scripts::One(path) => Scripts::One(path.canonicalize()?),
+            Scripts::Dir(path) => Scripts::Dir(path.canonicalize()?),
+        };
+        Ok(Self { scripts, timeout })
+    }
+
     /// Finds the script for a request: its path, SCRIPT_NAME and PATH_INFO.
     fn locate(
         &self,
@@ -64,10 +77,7 @@ impl Cgi {
                 }
                 let script = dir.join(name);
                 // A missing script passes here and gets its 404 from the caller.
-                let inside = dir
-                    .canonicalize()
-                    .is_ok_and(|d| crate::fsio::within(&d, &script));
-                if !inside {
+                if !crate::fsio::within(dir, &script) {
                     return Err(("404 Not Found", "no such script"));
                 }
                 let info = if tail.is_empty() {
