@@ -26,6 +26,17 @@ async fn reads_at_every_block_size_are_byte_identical() {
 }
 
 #[tokio::test]
+async fn the_timeout_option_is_acknowledged() {
+    let srv = TftpServer::start_with(|_| {}).await;
+    srv.put("initrd.img", &pattern(10_000));
+    let t = read(srv.addr, "initrd.img", &[("timeout", "3")])
+        .await
+        .unwrap();
+    assert_eq!(t.oack, [("timeout".to_string(), "3".to_string())]);
+    assert_eq!(t.data, pattern(10_000));
+}
+
+#[tokio::test]
 async fn tsize_reports_the_file_size() {
     let srv = TftpServer::start_with(|_| {}).await;
     srv.put("initrd.img", &pattern(123_457));
