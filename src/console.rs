@@ -1,8 +1,6 @@
 //! The foreground commands, from parsed arguments to exit code.
 
-use std::future::Future;
 use std::io::Write as _;
-use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -11,8 +9,8 @@ use crate::error::{Error, Result};
 use crate::http::{self, HttpConfig};
 use crate::logging::{self, LogConfig};
 use crate::net;
+use crate::runner::{ServeOnCore, block_until_signal, run_until_signal, runtime_with_signals};
 use crate::settings::{self, Defaults, Settings};
-use crate::shutdown::{Shutdown, Signals};
 use crate::tftp::{self, TftpConfig};
 
 /// Prints `program: message` for a failed command and picks its exit code
@@ -72,88 +70,6 @@ pub fn serv(args: ServArgs) -> Result<()> {
     run_until_signal(runtime, signals, listener, serve)
 }
 
-/// Runs the server on one single-threaded runtime per core, all accepting from the same
-/// listening socket and sharing one shutdown, until SIGINT or SIGTERM.
-///
-/// A runtime per core keeps a connection on the thread that accepted it: no work-stealing
-/// wake-ups between threads, which on a small machine is a measurable share of the cost
-/// of a small request.
-/// What one core serves on its copy of the listener.
-type ServeOnCore = Arc<
-    dyn Fn(tokio::net::TcpListener, Shutdown) -> Pin<Box<dyn Future<Output = Result<()>>>>
-        + Send
-        + Sync,
->;
-
-fn run_until_signal(
-    runtime: tokio::runtime::Runtime,
-    mut signals: Signals,
-    listener: std::net::TcpListener,
-    serve: ServeOnCore,
-) -> Result<()> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let shutdown = Shutdown::new();
-    let mut workers = Vec::new();
-    for i in 1..threads {
-        let listener = listener
-            .try_clone()
-            .map_err(|e| Error::io("sharing the listener", e))?;
-        let serve = serve.clone();
-        let shutdown = shutdown.clone();
-        let worker = std::thread::Builder::new()
-            .name(format!("labserv-{i}"))
-            .spawn(move || {
-                let runtime = current_thread_runtime()?;
-                let result = runtime.block_on(async {
-                    let listener = tokio::net::TcpListener::from_std(listener)
-                        .map_err(|e| Error::io("registering the listener", e))?;
-                    serve(listener, shutdown.clone()).await
-                });
-                // One thread failing stops them all rather than leaving half a server.
-                shutdown.trigger();
-                result
-            })
-            .map_err(|e| Error::io("starting a server thread", e))?;
-        workers.push(worker);
-    }
-    let main = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::from_std(listener)
-            .map_err(|e| Error::io("registering the listener", e))?;
-        let server = async {
-            let served = serve(listener, shutdown.clone()).await;
-            shutdown.trigger();
-            served
-        };
-        let stop = async {
-            tokio::select! {
-                name = signals.recv() => {
-                    tracing::info!(target: "labserv::http", "{name} received, stopping");
-                }
-                // Another server thread failed and asked everyone to stop.
-                () = shutdown.triggered() => {}
-            }
-            shutdown.trigger();
-        };
-        // Both run to the end: after the signal, this thread's connections still drain.
-        let (served, ()) = tokio::join!(server, stop);
-        shutdown.trigger();
-        served
-    });
-    shutdown.trigger();
-    for worker in workers {
-        match worker.join() {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(Error::io(
-                    "server thread",
-                    std::io::Error::other("panicked"),
-                ));
-            }
-        }
-    }
-    main
-}
-
 /// Starts logging as the settings say, then binds the TCP listener they name.
 fn log_and_listen(
     settings: &Settings,
@@ -173,50 +89,6 @@ fn log_and_listen(
         .local_addr()
         .map_err(|e| Error::io("reading the bound address", e))?;
     Ok((log, listener, bound))
-}
-
-/// A single-threaded runtime with SIGINT/SIGTERM handlers installed, made before
-/// anything is announced so that a signal right after the banner is a clean stop.
-fn runtime_with_signals() -> Result<(tokio::runtime::Runtime, Signals)> {
-    let runtime = current_thread_runtime()?;
-    let signals = {
-        let _context = runtime.enter();
-        Signals::install().map_err(|e| Error::io("installing signal handlers", e))?
-    };
-    Ok((runtime, signals))
-}
-
-/// Runs the server that `serve` starts until it ends by itself or a signal arrives; on a
-/// signal, triggers its shutdown and waits for it to finish.
-fn block_until_signal<F, Fut>(
-    runtime: &tokio::runtime::Runtime,
-    mut signals: Signals,
-    serve: F,
-) -> Result<()>
-where
-    F: FnOnce(Shutdown) -> Fut,
-    Fut: std::future::Future<Output = Result<()>>,
-{
-    runtime.block_on(async move {
-        let shutdown = Shutdown::new();
-        let server = serve(shutdown.clone());
-        tokio::pin!(server);
-        tokio::select! {
-            served = &mut server => served,
-            name = signals.recv() => {
-                tracing::info!(target: "labserv", "{name} received, stopping");
-                shutdown.trigger();
-                server.await
-            }
-        }
-    })
-}
-
-fn current_thread_runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("starting the runtime", e))
 }
 
 /// Runs `tftpd` until SIGINT or SIGTERM.

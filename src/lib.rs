@@ -11,6 +11,7 @@
 //! - [`http`]: the HTTP file server: `serve(listener, config, shutdown)`.
 //! - [`tftp`]: the TFTP server: `serve(socket, config, shutdown)`.
 //! - [`wsgi`]: the WSGI-style app host and its built-in apps.
+//! - `runner`: runtimes, the per-core runner and the wait for a signal.
 //! - [`net`]: binding listeners and finding the addresses a device can reach.
 //! - [`shutdown`]: the one shutdown token and the SIGINT/SIGTERM future.
 //! - [`logging`]: stderr or LOG-file logging.
@@ -23,6 +24,7 @@ mod fsio;
 pub mod http;
 pub mod logging;
 pub mod net;
+mod runner;
 pub mod settings;
 pub mod shutdown;
 pub mod tftp;

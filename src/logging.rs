@@ -88,15 +88,14 @@ impl Sink {
         };
         if pending >= BACKLOG {
             self.flush();
-        } else if pending >= BUFFER || !self.dirty.swap(true, Ordering::AcqRel) {
-            if let Some(flusher) = self
+        } else if (pending >= BUFFER || !self.dirty.swap(true, Ordering::AcqRel))
+            && let Some(flusher) = self
                 .flusher
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .as_ref()
-            {
-                flusher.thread().unpark();
-            }
+        {
+            flusher.thread().unpark();
         }
     }
 

@@ -29,14 +29,24 @@ impl Shutdown {
     }
 }
 
+/// What a daemon does on SIGHUP (reopen its log file).
+type OnHangup = Box<dyn FnMut() + Send>;
+
 /// SIGINT and SIGTERM handlers, installed up front so that a signal arriving the moment a
-/// server has announced itself is already caught (and not fatal).
-#[derive(Debug)]
+/// server has announced itself is already caught (and not fatal). Daemons add SIGHUP.
 pub struct Signals {
     #[cfg(unix)]
     int: tokio::signal::unix::Signal,
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hangup: Option<(tokio::signal::unix::Signal, OnHangup)>,
+}
+
+impl std::fmt::Debug for Signals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signals").finish_non_exhaustive()
+    }
 }
 
 impl Signals {
@@ -51,19 +61,44 @@ impl Signals {
             Ok(Self {
                 int: signal(SignalKind::interrupt())?,
                 term: signal(SignalKind::terminate())?,
+                hangup: None,
             })
         }
         #[cfg(not(unix))]
         Ok(Self {})
     }
 
+    /// Calls `action` on every SIGHUP from now on, instead of letting SIGHUP end the
+    /// process. Call inside a Tokio runtime context, like [`Signals::install`].
+    ///
+    /// # Errors
+    /// The handler cannot be installed.
+    #[cfg(unix)]
+    pub fn on_hangup(&mut self, action: impl FnMut() + Send + 'static) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        self.hangup = Some((signal(SignalKind::hangup())?, Box::new(action)));
+        Ok(())
+    }
+
     /// Completes with the signal's name at the next SIGINT or SIGTERM (Ctrl-C elsewhere).
+    /// A SIGHUP in between runs the [`Signals::on_hangup`] action and keeps waiting.
     pub async fn recv(&mut self) -> &'static str {
         #[cfg(unix)]
-        {
+        loop {
+            let hangup = async {
+                match &mut self.hangup {
+                    Some((signal, _)) => signal.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                _ = self.int.recv() => "SIGINT",
-                _ = self.term.recv() => "SIGTERM",
+                _ = self.int.recv() => return "SIGINT",
+                _ = self.term.recv() => return "SIGTERM",
+                _ = hangup => {
+                    if let Some((_, action)) = &mut self.hangup {
+                        action();
+                    }
+                }
             }
         }
         #[cfg(not(unix))]

@@ -226,12 +226,11 @@ impl FileServer {
             return resp;
         }
         let index = dir.join("index.html");
-        if self.follow_outside || self.inside_root(&index) {
-            if let Ok(meta) = std::fs::metadata(&index) {
-                if meta.is_file() {
-                    return self.file(req.headers(), &index, &meta, head, peer);
-                }
-            }
+        if (self.follow_outside || self.inside_root(&index))
+            && let Ok(meta) = std::fs::metadata(&index)
+            && meta.is_file()
+        {
+            return self.file(req.headers(), &index, &meta, head, peer);
         }
         let owned = dir.to_path_buf();
         let entries = match tokio::task::spawn_blocking(move || listing::read(&owned)).await {
@@ -459,10 +458,10 @@ fn respond(
     head: bool,
 ) -> Response<Body> {
     let len = validators.len;
-    if let Some(v) = req.get(header::IF_MATCH) {
-        if !validators.listed_in(v, false) {
-            return status_page(StatusCode::PRECONDITION_FAILED);
-        }
+    if let Some(v) = req.get(header::IF_MATCH)
+        && !validators.listed_in(v, false)
+    {
+        return status_page(StatusCode::PRECONDITION_FAILED);
     }
     let not_modified = match req.get(header::IF_NONE_MATCH) {
         Some(v) => validators.listed_in(v, true),

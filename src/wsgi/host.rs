@@ -185,11 +185,11 @@ impl Handler for AppHost {
                 }
             }
         };
-        if self.validate {
-            if let Err(violation) = super::validate::head(&status, &headers) {
-                warn!(target: "labserv::wsgi", "{peer} {}: app error: {violation}", parts.uri);
-                return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
-            }
+        if self.validate
+            && let Err(violation) = super::validate::head(&status, &headers)
+        {
+            warn!(target: "labserv::wsgi", "{peer} {}: app error: {violation}", parts.uri);
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
         }
         let code = status
             .split_whitespace()

@@ -272,7 +272,7 @@ pub async fn write(
         vec![&[][..]]
     } else {
         let mut v: Vec<&[u8]> = data.chunks(blksize).collect();
-        if data.len() % blksize == 0 {
+        if data.len().is_multiple_of(blksize) {
             v.push(&[]);
         }
         v
