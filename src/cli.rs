@@ -65,30 +65,12 @@ pub struct TftpdArgs {
     #[arg(value_name = "IFACE|PORT", num_args = 0..=2)]
     pub positional: Vec<String>,
 
-    /// Address to listen on (overrides IFACE)
-    #[arg(long, value_name = "ADDR")]
-    pub host: Option<String>,
-
-    /// Port to listen on (overrides PORT)
-    #[arg(short, long, value_name = "N")]
-    pub port: Option<String>,
+    #[command(flatten)]
+    pub net: TftpNetArgs,
 
     /// Directory to serve [default: $DOCROOT, else the current directory]
     #[arg(short, long, value_name = "DIR")]
     pub directory: Option<PathBuf>,
-
-    /// Seconds to wait for an acknowledgement before sending again
-    #[arg(
-        long,
-        value_name = "SECS",
-        default_value = "0.5",
-        allow_hyphen_values = true
-    )]
-    pub ack_timeout: String,
-
-    /// Seconds before a silent client's transfer is abandoned [default: $SOCK_TIMEOUT, else 5]
-    #[arg(long, value_name = "SECS", allow_hyphen_values = true)]
-    pub conn_timeout: Option<String>,
 
     /// Largest block size granted, 8 to 65464 (lower it for clients behind a small MTU)
     #[arg(
@@ -126,6 +108,31 @@ pub struct TftpdArgs {
 
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// The TFTP server's address and timeouts, as `tftpd` and `atftpdaemon` take them.
+#[derive(Debug, Clone, Args)]
+pub struct TftpNetArgs {
+    /// Address to listen on (overrides IFACE)
+    #[arg(long, value_name = "ADDR")]
+    pub host: Option<String>,
+
+    /// Port to listen on (overrides PORT)
+    #[arg(short, long, value_name = "N")]
+    pub port: Option<String>,
+
+    /// Seconds to wait for an acknowledgement before sending again
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value = "0.5",
+        allow_hyphen_values = true
+    )]
+    pub ack_timeout: String,
+
+    /// Seconds before a silent client's transfer is abandoned [default: $SOCK_TIMEOUT, else 5]
+    #[arg(long, value_name = "SECS", allow_hyphen_values = true)]
+    pub conn_timeout: Option<String>,
 }
 
 /// `wsgi [APP] [PORT]`: host a WSGI-style app.
@@ -174,4 +181,96 @@ pub struct WsgiArgs {
 
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// What a daemon command does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Action {
+    /// Start the server in the background; exit once it listens
+    Start,
+    /// Stop the background server (SIGTERM, then SIGKILL after --stop-timeout)
+    Stop,
+    /// Stop, then start (also when nothing runs)
+    Restart,
+    /// Say whether it runs (exit 0 running, 1 dead with a stale pid file, 3 not running)
+    Status,
+    /// Run the same server in the foreground (systemd, supervisord, a Procfile)
+    Run,
+}
+
+/// Options every daemon command has.
+#[derive(Debug, Clone, Args)]
+pub struct DaemonArgs {
+    /// start, stop, restart, status or run
+    #[arg(value_enum, value_name = "ACTION")]
+    pub action: Action,
+
+    /// Print nothing on success, and log warnings and errors only
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Log per-request or per-transfer detail (as DEBUG=1)
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Seconds `stop` waits for the server to finish before it kills it
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value = "10",
+        allow_hyphen_values = true
+    )]
+    pub stop_timeout: String,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// The environment every daemon reads, for `--help`.
+const DAEMON_ENV: &str = "Environment: PORT, IFACE, DOCROOT, LPNAME, LOG, PID, DEBUG \
+                          (see --show-settings).\n\
+                          Exit codes: 0 done (status: running), 1 failed (status: dead, stale \
+                          pid file), 2 bad arguments, 3 status: not running.";
+
+/// `httpdaemon ACTION`: the HTTP file server in the background.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "httpdaemon",
+    version,
+    about = "Run the HTTP file server in the background: start, stop, restart, status, run",
+    after_help = DAEMON_ENV
+)]
+pub struct HttpDaemonArgs {
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+/// `tftpdaemon ACTION`: the TFTP server in the background.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "tftpdaemon",
+    version,
+    about = "Run the TFTP server in the background: start, stop, restart, status, run",
+    after_help = "SOCK_TIMEOUT sets the connection timeout.\n".to_string() + DAEMON_ENV
+)]
+pub struct TftpDaemonArgs {
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+/// `atftpdaemon [OPTIONS] ACTION`: the TFTP server in the background, with its timeouts
+/// and address as options.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "atftpdaemon",
+    version,
+    about = "Run the TFTP server in the background, with address and timeouts as options",
+    after_help = DAEMON_ENV
+)]
+pub struct AtftpDaemonArgs {
+    #[command(flatten)]
+    pub net: TftpNetArgs,
+
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
 }

@@ -112,14 +112,14 @@ pub fn tftpd(args: TftpdArgs) -> Result<()> {
             settings.iface = Some(settings::parse_addr("IFACE", arg)?);
         }
     }
-    if let Some(host) = non_empty(&args.host) {
+    if let Some(host) = non_empty(&args.net.host) {
         settings.iface = Some(settings::parse_addr("--host", host)?);
     }
-    if let Some(port) = non_empty(&args.port) {
+    if let Some(port) = non_empty(&args.net.port) {
         settings.port = Some(settings::parse_port("--port", port)?);
     }
-    let ack_timeout = settings::parse_seconds("--ack-timeout", &args.ack_timeout)?;
-    let conn_timeout = match non_empty(&args.conn_timeout) {
+    let ack_timeout = settings::parse_seconds("--ack-timeout", &args.net.ack_timeout)?;
+    let conn_timeout = match non_empty(&args.net.conn_timeout) {
         Some(v) => settings::parse_seconds("--conn-timeout", v)?,
         None => settings.sock_timeout,
     };

@@ -43,6 +43,15 @@ pub enum Error {
         error: io::Error,
     },
 
+    /// A daemon's pid file is held by another running daemon.
+    #[error("{name} is already running, pid {}", .pid.map_or_else(|| "unknown".to_string(), |p| p.to_string()))]
+    AlreadyRunning {
+        /// The daemon's LPNAME.
+        name: String,
+        /// The pid in its pid file, if it has written one.
+        pid: Option<u32>,
+    },
+
     /// Any other I/O failure, with what was being done.
     #[error("{context}: {error}")]
     Io {

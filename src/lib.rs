@@ -8,6 +8,7 @@
 //! - [`settings`]: the environment variables (PORT, IFACE, DOCROOT, ...) and their defaults.
 //! - [`cli`]: clap argument groups shared by the binaries.
 //! - [`console`]: the foreground commands (`serv`) from arguments to exit code.
+//! - [`daemon`]: the daemons' start, stop, restart, status and run; pid file and detaching.
 //! - [`http`]: the HTTP file server: `serve(listener, config, shutdown)`.
 //! - [`tftp`]: the TFTP server: `serve(socket, config, shutdown)`.
 //! - [`wsgi`]: the WSGI-style app host and its built-in apps.
@@ -19,6 +20,7 @@
 
 pub mod cli;
 pub mod console;
+pub mod daemon;
 pub mod error;
 mod fsio;
 pub mod http;
