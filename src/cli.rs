@@ -274,3 +274,35 @@ pub struct AtftpDaemonArgs {
     #[command(flatten)]
     pub daemon: DaemonArgs,
 }
+
+/// The daemon `daemontui` shows first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DaemonName {
+    /// The TFTP server, SOCK_TIMEOUT as its connection timeout
+    Tftpdaemon,
+    /// The TFTP server with address and timeouts as options
+    Atftpdaemon,
+    /// The HTTP file server
+    Httpdaemon,
+}
+
+/// `daemontui [DAEMON]`: configure, run and watch the daemons.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "daemontui",
+    version,
+    about = "Pick a daemon, set its port, device, address and directory, start and stop it, \
+             and watch its log",
+    after_help = "Keys: Tab/Shift-Tab move, arrows choose, Space toggles, Enter presses, \
+                  Esc/q quit; the mouse works too.\n\
+                  Environment: PORT, IFACE, IDEV, DOCROOT and DEBUG fill the form; LPNAME, PID \
+                  and LOG name the daemon's files."
+)]
+pub struct TuiArgs {
+    /// The daemon chosen at start [default: tftpdaemon]
+    #[arg(value_enum, value_name = "DAEMON")]
+    pub daemon: Option<DaemonName>,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}

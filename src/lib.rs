@@ -11,6 +11,7 @@
 //! - [`daemon`]: the daemons' start, stop, restart, status and run; pid file and detaching.
 //! - [`http`]: the HTTP file server: `serve(listener, config, shutdown)`.
 //! - [`tftp`]: the TFTP server: `serve(socket, config, shutdown)`.
+//! - `tui`: `daemontui`, the terminal UI that drives the daemons (Unix).
 //! - [`wsgi`]: the WSGI-style app host and its built-in apps.
 //! - `runner`: runtimes, the per-core runner and the wait for a signal.
 //! - [`net`]: binding listeners and finding the addresses a device can reach.
@@ -30,6 +31,8 @@ mod runner;
 pub mod settings;
 pub mod shutdown;
 pub mod tftp;
+#[cfg(unix)]
+pub mod tui;
 pub mod wsgi;
 
 pub use error::{Error, Result};

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// What the pid file at a path says about its daemon.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum State {
     /// The daemon holds the lock: it runs. `pid` is `None` for the instant between its
     /// lock and its write; `addr` is `None` until it has bound its socket.
@@ -33,6 +33,7 @@ pub enum State {
         pid: Option<u32>,
     },
     /// No pid file.
+    #[default]
     Stopped,
 }
 

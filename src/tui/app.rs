@@ -1,0 +1,575 @@
+//! The terminal UI's state: the settings form, the daemon it drives, the log it shows,
+//! and what each control does when pressed. No drawing and no terminal I/O here.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ratatui::layout::Rect;
+use tui_input::Input;
+
+use super::control::{Outcome, Runner, Target, action_word};
+use super::follow::Follower;
+use crate::cli::Action;
+use crate::daemon::Kind;
+use crate::daemon::pidfile::State;
+use crate::settings::{self, Settings, UserDirs};
+
+/// The daemons offered, in the order shown.
+pub const DAEMONS: [Kind; 3] = [Kind::Tftp, Kind::Atftp, Kind::Http];
+
+/// The listen address the form starts with.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0";
+
+/// How often the daemon's state is read from its pid file.
+pub const PROBE_EVERY: Duration = Duration::from_millis(500);
+
+/// Log lines kept for scrolling back.
+const LOG_KEEP: usize = 5000;
+
+/// Which screen is showing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    /// Choose the daemon and its settings.
+    Settings,
+    /// Start, stop and watch it.
+    Operations,
+}
+
+/// Every control a user can focus or click.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Item {
+    /// The daemon choice.
+    Daemon,
+    /// The Debug checkbox.
+    Debug,
+    /// The Port field.
+    Port,
+    /// The Device list.
+    Device,
+    /// The Listen address field.
+    Listen,
+    /// The Directory field.
+    Directory,
+    /// Next: to the operations screen.
+    Next,
+    /// Cancel: quit.
+    Cancel,
+    /// Start the daemon.
+    Start,
+    /// Stop the daemon.
+    Stop,
+    /// Ask the daemon's status.
+    Status,
+    /// Stop the daemon and go back to the settings.
+    Back,
+    /// Stop the daemon and quit.
+    Exit,
+    /// The log pane (focus it to scroll with the keys).
+    Log,
+}
+
+/// The settings screen's controls, in Tab order.
+pub const SETTINGS_ITEMS: [Item; 8] = [
+    Item::Daemon,
+    Item::Debug,
+    Item::Port,
+    Item::Device,
+    Item::Listen,
+    Item::Directory,
+    Item::Next,
+    Item::Cancel,
+];
+
+/// The operations screen's controls, in Tab order.
+pub const OPERATION_ITEMS: [Item; 6] = [
+    Item::Start,
+    Item::Stop,
+    Item::Status,
+    Item::Back,
+    Item::Exit,
+    Item::Log,
+];
+
+impl Item {
+    /// Whether the control is a text field (where `q` is a letter, not quit).
+    pub fn is_text(self) -> bool {
+        matches!(self, Item::Port | Item::Listen | Item::Directory)
+    }
+}
+
+/// A network interface the Device list offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Its name (`eth0`).
+    pub name: String,
+    /// Its first IPv4 address, else its first IPv6 one.
+    pub addr: Option<IpAddr>,
+}
+
+impl Device {
+    /// This machine's interfaces, loopback included, sorted by name.
+    pub fn detect() -> Vec<Device> {
+        let mut devices: Vec<Device> = Vec::new();
+        for iface in if_addrs::get_if_addrs().unwrap_or_default() {
+            let ip = iface.ip();
+            match devices.iter_mut().find(|d| d.name == iface.name) {
+                Some(d) => {
+                    if d.addr.is_none_or(|a| a.is_ipv6() && ip.is_ipv4()) {
+                        d.addr = Some(ip);
+                    }
+                }
+                None => devices.push(Device {
+                    name: iface.name.clone(),
+                    addr: Some(ip),
+                }),
+            }
+        }
+        devices.sort_by(|a, b| a.name.cmp(&b.name));
+        devices
+    }
+}
+
+/// The settings form.
+#[derive(Debug, Clone)]
+pub struct Form {
+    /// Index into [`DAEMONS`].
+    pub daemon: usize,
+    /// Debug logging.
+    pub debug: bool,
+    /// Port text.
+    pub port: Input,
+    /// The interfaces offered.
+    pub devices: Vec<Device>,
+    /// Index into `devices` of the one chosen.
+    pub device: usize,
+    /// Listen address text.
+    pub listen: Input,
+    /// Directory text.
+    pub directory: Input,
+}
+
+impl Form {
+    /// The chosen daemon.
+    pub fn kind(&self) -> Kind {
+        DAEMONS[self.daemon]
+    }
+
+    /// The chosen device's name, if any.
+    pub fn device_name(&self) -> Option<&str> {
+        self.devices.get(self.device).map(|d| d.name.as_str())
+    }
+}
+
+/// What is wrong with each field; `None` where the field is fine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Problems {
+    /// The port.
+    pub port: Option<&'static str>,
+    /// The listen address.
+    pub listen: Option<&'static str>,
+    /// The directory.
+    pub directory: Option<&'static str>,
+}
+
+impl Problems {
+    /// Whether every field is fine.
+    pub fn none(&self) -> bool {
+        self.port.is_none() && self.listen.is_none() && self.directory.is_none()
+    }
+}
+
+/// Checks the form's fields.
+pub fn check(form: &Form) -> Problems {
+    let port = match form.port.value().trim().parse::<u16>() {
+        Ok(p) if p >= 1 => None,
+        _ => Some("port must be 1 to 65535"),
+    };
+    let listen = settings::parse_addr("listen", form.listen.value())
+        .err()
+        .map(|_| "not an IP address");
+    let dir = Path::new(form.directory.value().trim());
+    let directory = if form.directory.value().trim().is_empty() || !dir.exists() {
+        Some("no such directory")
+    } else if !dir.is_dir() {
+        Some("not a directory")
+    } else {
+        None
+    };
+    Problems {
+        port,
+        listen,
+        directory,
+    }
+}
+
+/// The log pane: the lines followed so far and how far back the view is scrolled.
+#[derive(Debug)]
+pub struct LogView {
+    /// The file followed.
+    pub follower: Option<Follower>,
+    /// Lines kept (the newest last).
+    pub lines: VecDeque<String>,
+    /// Lines scrolled back from the newest; 0 follows new lines.
+    pub scroll: usize,
+}
+
+/// What happens once a pending stop has finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// Back to the settings screen.
+    Settings,
+    /// Quit.
+    Quit,
+}
+
+/// The whole UI state.
+pub struct App {
+    /// The screen showing.
+    pub screen: Screen,
+    /// The focused control.
+    pub focus: Item,
+    /// The settings form.
+    pub form: Form,
+    /// What is wrong with the form.
+    pub problems: Problems,
+    /// A one-line notice (why Next did nothing, ...).
+    pub notice: Option<String>,
+    /// The daemon being driven (set by Next).
+    pub target: Option<Target>,
+    /// Its state, from its pid file's lock.
+    pub state: State,
+    /// The last action's result.
+    pub last: Option<String>,
+    /// Actions requested and not yet finished.
+    pub pending: usize,
+    /// What to do once the daemon has been stopped (Back, Exit).
+    pub after: Option<After>,
+    /// The log pane.
+    pub log: LogView,
+    /// Set when the UI should end.
+    pub quit: bool,
+    /// A message to print after the terminal is restored (a daemon that would not stop).
+    pub farewell: Option<String>,
+    /// The terminal's size at the last draw, for mouse hit-testing.
+    pub area: Rect,
+    /// The environment the UI started in (PID, LOG, LPNAME and the user's directories
+    /// decide where each daemon's files are).
+    lookup: fn(&str) -> Option<OsString>,
+    dirs: UserDirs,
+    runner: Box<dyn Runner>,
+    last_probe: Option<Instant>,
+}
+
+impl App {
+    /// A UI on the settings screen, its form filled from the environment (PORT, IFACE,
+    /// IDEV, DOCROOT, DEBUG) and the daemon's defaults.
+    pub fn new(
+        runner: Box<dyn Runner>,
+        devices: Vec<Device>,
+        settings: &Settings,
+        lookup: fn(&str) -> Option<OsString>,
+        first: Kind,
+    ) -> Self {
+        let daemon = DAEMONS.iter().position(|&k| k == first).unwrap_or(0);
+        let port = settings
+            .port
+            .unwrap_or(DAEMONS[daemon].defaults().port)
+            .to_string();
+        let listen = settings
+            .iface
+            .map_or_else(|| DEFAULT_LISTEN.to_string(), |a| a.to_string());
+        let directory = settings
+            .docroot
+            .clone()
+            .or_else(|| std::env::current_dir().ok())
+            .map(|d| std::path::absolute(&d).unwrap_or(d))
+            .unwrap_or_else(|| PathBuf::from("."));
+        let device = devices
+            .iter()
+            .position(|d| d.name == settings.idev)
+            .unwrap_or(0);
+        let form = Form {
+            daemon,
+            debug: settings.debug,
+            port: Input::new(port),
+            devices,
+            device,
+            listen: Input::new(listen),
+            directory: Input::new(directory.display().to_string()),
+        };
+        let problems = check(&form);
+        Self {
+            screen: Screen::Settings,
+            focus: Item::Daemon,
+            form,
+            problems,
+            notice: None,
+            target: None,
+            state: State::Stopped,
+            last: None,
+            pending: 0,
+            after: None,
+            log: LogView {
+                follower: None,
+                lines: VecDeque::new(),
+                scroll: 0,
+            },
+            quit: false,
+            farewell: None,
+            area: Rect::new(0, 0, 80, 24),
+            lookup,
+            dirs: settings.dirs.clone(),
+            runner,
+            last_probe: None,
+        }
+    }
+
+    /// The controls of the current screen, in Tab order.
+    pub fn items(&self) -> &'static [Item] {
+        match self.screen {
+            Screen::Settings => &SETTINGS_ITEMS,
+            Screen::Operations => &OPERATION_ITEMS,
+        }
+    }
+
+    /// Moves the focus forward (or back) in Tab order.
+    pub fn cycle_focus(&mut self, back: bool) {
+        let items = self.items();
+        let at = items.iter().position(|&i| i == self.focus).unwrap_or(0);
+        let next = if back {
+            (at + items.len() - 1) % items.len()
+        } else {
+            (at + 1) % items.len()
+        };
+        self.focus = items[next];
+    }
+
+    /// Rechecks the form after an edit.
+    pub fn edited(&mut self) {
+        self.problems = check(&self.form);
+        self.notice = None;
+    }
+
+    /// Chooses daemon `index`. A port still at the old daemon's default follows the new
+    /// daemon's default; a port the user typed is kept.
+    pub fn choose_daemon(&mut self, index: usize) {
+        let index = index.min(DAEMONS.len() - 1);
+        let old = self.form.kind().defaults().port.to_string();
+        self.form.daemon = index;
+        if self.form.port.value().trim() == old {
+            self.form.port = Input::new(self.form.kind().defaults().port.to_string());
+        }
+        self.edited();
+    }
+
+    /// Chooses device `index` and fills Listen with its address.
+    pub fn choose_device(&mut self, index: usize) {
+        let Some(device) = self.form.devices.get(index) else {
+            return;
+        };
+        self.form.device = index;
+        if let Some(addr) = device.addr {
+            self.form.listen = Input::new(addr.to_string());
+        }
+        self.edited();
+    }
+
+    /// Presses a button (or toggles the checkbox).
+    pub fn press(&mut self, item: Item) {
+        self.focus = item;
+        match item {
+            Item::Debug => {
+                self.form.debug = !self.form.debug;
+                self.edited();
+            }
+            Item::Next => self.next(),
+            Item::Cancel => self.quit = true,
+            Item::Start => self.act(Action::Start),
+            Item::Stop => self.act(Action::Stop),
+            Item::Status => self.act(Action::Status),
+            Item::Back => self.stop_then(After::Settings),
+            Item::Exit => self.stop_then(After::Quit),
+            Item::Device => self.choose_device(self.form.device),
+            _ => {}
+        }
+    }
+
+    /// Leaves the UI from anywhere (Ctrl-C): stops the daemon first when one is driven.
+    pub fn exit(&mut self) {
+        match self.screen {
+            // A second Ctrl-C while the daemon is being stopped quits at once.
+            Screen::Operations if self.after.is_none() => self.stop_then(After::Quit),
+            _ => self.quit = true,
+        }
+    }
+
+    fn next(&mut self) {
+        self.problems = check(&self.form);
+        if !self.problems.none() {
+            self.notice = Some("Fix the marked fields first.".to_string());
+            return;
+        }
+        let target = self.target_for_form();
+        self.log = LogView {
+            follower: Some(Follower::new(&target.log_file)),
+            lines: VecDeque::new(),
+            scroll: 0,
+        };
+        self.target = Some(target);
+        self.screen = Screen::Operations;
+        self.focus = Item::Start;
+        self.last = None;
+        self.notice = None;
+        self.last_probe = None;
+        self.tick(Instant::now());
+    }
+
+    /// The daemon and environment the form describes.
+    pub fn target_for_form(&self) -> Target {
+        let kind = self.form.kind();
+        let directory = PathBuf::from(self.form.directory.value().trim());
+        let directory = std::path::absolute(&directory).unwrap_or(directory);
+        let mut env = vec![
+            (
+                "PORT".to_string(),
+                self.form.port.value().trim().to_string(),
+            ),
+            (
+                "IFACE".to_string(),
+                self.form.listen.value().trim().to_string(),
+            ),
+            ("DOCROOT".to_string(), directory.display().to_string()),
+            (
+                "DEBUG".to_string(),
+                if self.form.debug { "1" } else { "0" }.to_string(),
+            ),
+        ];
+        if let Some(device) = self.form.device_name() {
+            env.push(("IDEV".to_string(), device.to_string()));
+        }
+        // Where its files are: the daemon's defaults under the user's own PID, LOG and
+        // LPNAME, exactly as the binary will work them out.
+        let lookup = self.lookup;
+        let settings = Settings::from_lookup(
+            |name| match name {
+                "PID" | "LOG" | "LPNAME" => lookup(name),
+                _ => None,
+            },
+            self.dirs.clone(),
+            kind.defaults(),
+        )
+        .unwrap_or_else(|_| {
+            Settings::from_lookup(|_| None, self.dirs.clone(), kind.defaults())
+                .expect("no variables cannot be invalid")
+        });
+        Target {
+            kind,
+            env,
+            pid_file: settings.pid_file(),
+            log_file: settings.log_file(),
+        }
+    }
+
+    fn act(&mut self, action: Action) {
+        if let Some(target) = &self.target {
+            self.runner.request(target, action);
+            self.pending += 1;
+            self.last = Some(format!("{}…", action_word(action)));
+        }
+    }
+
+    fn stop_then(&mut self, after: After) {
+        if self.after.is_some() {
+            return;
+        }
+        self.after = Some(after);
+        self.act(Action::Stop);
+    }
+
+    /// Scrolls the log pane back (positive) or forward (negative) by `lines`.
+    pub fn scroll_log(&mut self, lines: isize) {
+        let max = self.log.lines.len();
+        self.log.scroll = self.log.scroll.saturating_add_signed(lines).min(max);
+    }
+
+    /// Periodic work: finished actions, the daemon's state, new log lines.
+    pub fn tick(&mut self, now: Instant) {
+        while let Some(outcome) = self.runner.poll() {
+            self.finished(outcome);
+        }
+        let Some(target) = &self.target else {
+            return;
+        };
+        if self
+            .last_probe
+            .is_none_or(|at| now.duration_since(at) >= PROBE_EVERY)
+        {
+            self.state = self.runner.probe(target);
+            self.last_probe = Some(now);
+        }
+        if let Some(follower) = &mut self.log.follower {
+            let mut fresh = Vec::new();
+            follower.poll(&mut fresh);
+            if self.log.scroll > 0 {
+                // Scrolled back: keep the view where it is while lines arrive.
+                self.log.scroll += fresh.len();
+            }
+            self.log.lines.extend(fresh);
+            while self.log.lines.len() > LOG_KEEP {
+                self.log.lines.pop_front();
+            }
+            self.log.scroll = self.log.scroll.min(self.log.lines.len());
+        }
+    }
+
+    fn finished(&mut self, outcome: Outcome) {
+        self.pending = self.pending.saturating_sub(1);
+        self.last = Some(outcome.message.clone());
+        // The state may have changed: read it on the next tick, not a second later.
+        self.last_probe = None;
+        if outcome.action == Action::Stop
+            && let Some(after) = self.after.take()
+        {
+            if !outcome.ok() && after == After::Settings {
+                // Could not stop it: stay, and say why.
+                return;
+            }
+            if !outcome.ok() {
+                // Quitting anyway, as asked; the reason is printed once the terminal is back.
+                self.farewell = Some(outcome.message);
+            }
+            match after {
+                After::Settings => {
+                    self.screen = Screen::Settings;
+                    self.focus = Item::Next;
+                    self.target = None;
+                    self.log.follower = None;
+                }
+                After::Quit => self.quit = true,
+            }
+        }
+    }
+
+    /// The final settings as environment assignments, printed on exit with DEBUG.
+    pub fn summary(&self) -> String {
+        let target = self
+            .target
+            .clone()
+            .unwrap_or_else(|| self.target_for_form());
+        let mut out = format!("DAEMON={}\n", target.kind.program());
+        for (name, value) in &target.env {
+            out.push_str(&format!("{name}={value}\n"));
+        }
+        out.push_str(&format!("PID={}\n", target.pid_file.display()));
+        out.push_str(&format!("LOG={}\n", target.log_file.display()));
+        out
+    }
+
+    /// Whether the daemon runs, as last read.
+    pub fn running(&self) -> bool {
+        matches!(self.state, State::Running { .. })
+    }
+}

@@ -1,0 +1,143 @@
+//! `daemontui`: a terminal UI to pick a daemon, set it up, start and stop it, and watch
+//! its log.
+//!
+//! Laid out as ratatui apps usually are: [`app`] holds the state and what each control
+//! does, [`event`] turns keys and mouse clicks into changes of it, [`ui`] draws it (its
+//! one layout function also places mouse hits), [`control`] runs the daemon binaries and
+//! reads their pid files, and [`follow`] tails the log.
+
+pub mod app;
+pub mod control;
+pub mod event;
+pub mod follow;
+pub mod ui;
+
+use std::io::{self, Stdout};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+use crossterm::execute;
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+
+use crate::cli::{DaemonName, TuiArgs};
+use crate::daemon::Kind;
+use crate::settings::{Defaults, Settings};
+use app::{App, Device};
+use control::Binaries;
+
+/// How long the UI waits for a key or click before doing its periodic work.
+const FRAME: Duration = Duration::from_millis(50);
+
+/// Runs `daemontui` and gives its exit code: 0, 1 when the terminal fails, 2 for bad
+/// arguments or environment.
+pub fn main(args: TuiArgs) -> ExitCode {
+    let settings = match Settings::from_env(Defaults::HTTP) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("daemontui: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.common.show_settings {
+        print!("{}", settings.report("daemontui"));
+        return ExitCode::SUCCESS;
+    }
+    let first = match args.daemon {
+        None | Some(DaemonName::Tftpdaemon) => Kind::Tftp,
+        Some(DaemonName::Atftpdaemon) => Kind::Atftp,
+        Some(DaemonName::Httpdaemon) => Kind::Http,
+    };
+    let runner = Box::new(Binaries::new(Binaries::beside_current_exe()));
+    let mut app = App::new(
+        runner,
+        Device::detect(),
+        &settings,
+        |name| std::env::var_os(name),
+        first,
+    );
+    let result = run(&mut app);
+    // The terminal is back to normal here, whatever happened.
+    if let Some(message) = &app.farewell {
+        eprintln!("daemontui: {message}");
+    }
+    if app.form.debug || settings.debug {
+        print!("{}", app.summary());
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("daemontui: terminal: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(app: &mut App) -> io::Result<()> {
+    // SIGTERM, SIGHUP (the terminal closed) and SIGINT end the UI like Ctrl-C does,
+    // through the loop, so the terminal is restored.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGINT,
+    ] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    let mut screen = Screen::enter()?;
+    while !app.quit {
+        screen.terminal.draw(|frame| {
+            app.area = frame.area();
+            ui::draw(frame, app);
+        })?;
+        if crossterm::event::poll(FRAME)? {
+            let event = crossterm::event::read()?;
+            event::handle(app, &event);
+        }
+        if stop.swap(false, Ordering::Relaxed) {
+            app.exit();
+        }
+        app.tick(Instant::now());
+    }
+    Ok(())
+}
+
+/// The terminal in raw mode on the alternate screen with mouse reporting; put back as it
+/// was when dropped, and by a panic hook should the UI panic.
+struct Screen {
+    terminal: Terminal<CrosstermBackend<Stdout>>,
+}
+
+impl Screen {
+    fn enter() -> io::Result<Self> {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore();
+            previous(info);
+        }));
+        enable_raw_mode()?;
+        let screen = Screen {
+            terminal: Terminal::new(CrosstermBackend::new(io::stdout()))?,
+        };
+        execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+        Ok(screen)
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        restore();
+        let _ = self.terminal.show_cursor();
+    }
+}
+
+fn restore() {
+    let _ = execute!(io::stdout(), DisableMouseCapture, LeaveAlternateScreen);
+    let _ = disable_raw_mode();
+}

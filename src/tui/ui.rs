@@ -1,0 +1,543 @@
+//! Drawing the two screens. One layout function, [`spots`], places every control; the
+//! drawing uses it and so does mouse hit-testing, so a click always lands on what is
+//! drawn there.
+
+use std::borrow::Cow;
+
+use ratatui::Frame;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Position, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::widgets::{Block, Borders, Widget};
+use tui_input::Input;
+
+use super::app::{App, DAEMONS, Item, Screen};
+use crate::daemon::pidfile::State;
+
+/// Width of the label column.
+const LABEL: u16 = 12;
+/// Rows the Device list shows at most.
+const DEVICE_ROWS: u16 = 4;
+
+/// One control's place on screen; `option` picks a daemon or device within a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spot {
+    /// The control.
+    pub item: Item,
+    /// Which option of a list (daemon, device), if this spot is one.
+    pub option: Option<usize>,
+    /// Where it is drawn.
+    pub rect: Rect,
+}
+
+/// Where every control of the current screen goes in `area`.
+pub fn spots(area: Rect, app: &App) -> Vec<Spot> {
+    let inner = inner(area);
+    match app.screen {
+        Screen::Settings => settings_spots(inner, app),
+        Screen::Operations => operation_spots(inner),
+    }
+}
+
+/// The control (and list option) at a screen position.
+pub fn hit(area: Rect, app: &App, column: u16, row: u16) -> Option<Spot> {
+    let at = Position::new(column, row);
+    spots(area, app)
+        .into_iter()
+        .filter(|s| s.rect.contains(at))
+        // A list option is more precise than the list around it.
+        .max_by_key(|s| s.option.is_some())
+}
+
+fn inner(area: Rect) -> Rect {
+    Block::default().borders(Borders::ALL).inner(area)
+}
+
+fn field_x(inner: Rect) -> u16 {
+    inner.x + 1 + LABEL
+}
+
+/// A rectangle clipped to `inner`.
+fn clip(inner: Rect, x: u16, y: u16, width: u16, height: u16) -> Rect {
+    Rect::new(x, y, width, height).intersection(inner)
+}
+
+fn device_rows(app: &App) -> u16 {
+    (app.form.devices.len() as u16).clamp(1, DEVICE_ROWS)
+}
+
+fn directory_width(inner: Rect) -> u16 {
+    inner.width.saturating_sub(LABEL + 1 + 22).clamp(10, 48)
+}
+
+/// Rows of the settings screen, from the top of the inner area.
+mod row {
+    pub const DAEMON: u16 = 1;
+    pub const DEBUG: u16 = 2;
+    pub const PORT: u16 = 3;
+    pub const DEVICE: u16 = 4;
+}
+
+fn settings_spots(inner: Rect, app: &App) -> Vec<Spot> {
+    let x = field_x(inner);
+    let at = |row: u16| inner.y + row;
+    let mut spots = Vec::new();
+    let mut push = |item, option, rect: Rect| {
+        if !rect.is_empty() {
+            spots.push(Spot { item, option, rect });
+        }
+    };
+
+    let mut ox = x;
+    for (i, kind) in DAEMONS.iter().enumerate() {
+        let width = kind.program().len() as u16 + 4;
+        push(
+            Item::Daemon,
+            Some(i),
+            clip(inner, ox, at(row::DAEMON), width, 1),
+        );
+        ox += width + 2;
+    }
+    push(Item::Debug, None, clip(inner, x, at(row::DEBUG), 24, 1));
+    push(Item::Port, None, clip(inner, x, at(row::PORT), 8, 1));
+    let rows = device_rows(app);
+    push(
+        Item::Device,
+        None,
+        clip(inner, x, at(row::DEVICE), 40, rows),
+    );
+    let offset = device_offset(app, rows);
+    for r in 0..rows {
+        let index = offset + usize::from(r);
+        if index < app.form.devices.len() {
+            push(
+                Item::Device,
+                Some(index),
+                clip(inner, x, at(row::DEVICE) + r, 40, 1),
+            );
+        }
+    }
+    let listen = row::DEVICE + rows;
+    push(Item::Listen, None, clip(inner, x, at(listen), 24, 1));
+    push(
+        Item::Directory,
+        None,
+        clip(inner, x, at(listen + 1), directory_width(inner), 1),
+    );
+    let buttons = at(listen + 3);
+    push(Item::Next, None, clip(inner, x, buttons, 8, 1));
+    push(Item::Cancel, None, clip(inner, x + 10, buttons, 10, 1));
+    spots
+}
+
+/// The first device shown, so that the chosen one is always in view.
+fn device_offset(app: &App, rows: u16) -> usize {
+    app.form
+        .device
+        .saturating_sub(usize::from(rows).saturating_sub(1))
+}
+
+/// Button labels on the operations screen, in order.
+const OPERATION_BUTTONS: [(Item, &str); 5] = [
+    (Item::Start, "Start"),
+    (Item::Stop, "Stop"),
+    (Item::Status, "Status"),
+    (Item::Back, "Back"),
+    (Item::Exit, "Exit"),
+];
+
+/// Rows of the operations screen, from the top of the inner area.
+mod ops {
+    pub const DAEMON: u16 = 0;
+    pub const DIRECTORY: u16 = 1;
+    pub const STATUS: u16 = 2;
+    pub const BUTTONS: u16 = 4;
+    pub const LAST: u16 = 5;
+    pub const LOG: u16 = 6;
+}
+
+fn operation_spots(inner: Rect) -> Vec<Spot> {
+    let mut spots = Vec::new();
+    let mut x = field_x(inner);
+    for (item, label) in OPERATION_BUTTONS {
+        let width = label.len() as u16 + 4;
+        let rect = clip(inner, x, inner.y + ops::BUTTONS, width, 1);
+        if !rect.is_empty() {
+            spots.push(Spot {
+                item,
+                option: None,
+                rect,
+            });
+        }
+        x += width + 2;
+    }
+    // The log pane takes the rest, above the help line.
+    let top = inner.y + ops::LOG;
+    let height = inner.bottom().saturating_sub(1).saturating_sub(top);
+    let rect = clip(inner, inner.x, top, inner.width, height);
+    if !rect.is_empty() {
+        spots.push(Spot {
+            item: Item::Log,
+            option: None,
+            rect,
+        });
+    }
+    spots
+}
+
+/// Draws the UI and places the cursor in the focused text field.
+pub fn draw(frame: &mut Frame<'_>, app: &App) {
+    let area = frame.area();
+    frame.render_widget(app, area);
+    if let Some(position) = cursor(area, app) {
+        frame.set_cursor_position(position);
+    }
+}
+
+/// Where the terminal cursor goes: in the focused text field, if any.
+pub fn cursor(area: Rect, app: &App) -> Option<Position> {
+    if app.screen != Screen::Settings || !app.focus.is_text() {
+        return None;
+    }
+    let spot = spots(area, app)
+        .into_iter()
+        .find(|s| s.item == app.focus && s.option.is_none())?;
+    let input = text_of(app, app.focus)?;
+    let width = usize::from(spot.rect.width.saturating_sub(1));
+    let shown = input.visual_cursor() - input.visual_scroll(width);
+    Some(Position::new(spot.rect.x + shown as u16, spot.rect.y))
+}
+
+fn text_of(app: &App, item: Item) -> Option<&Input> {
+    match item {
+        Item::Port => Some(&app.form.port),
+        Item::Listen => Some(&app.form.listen),
+        Item::Directory => Some(&app.form.directory),
+        _ => None,
+    }
+}
+
+fn focus_style(app: &App, item: Item) -> Style {
+    if app.focus == item {
+        Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+    } else {
+        Style::new()
+    }
+}
+
+fn put(buf: &mut Buffer, inner: Rect, x: u16, y: u16, text: &str, style: Style) {
+    if y < inner.y || y >= inner.bottom() || x >= inner.right() {
+        return;
+    }
+    let width = usize::from(inner.right() - x);
+    buf.set_stringn(x, y, text, width, style);
+}
+
+impl Widget for &App {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let title = match (self.screen, &self.target) {
+            (Screen::Operations, Some(target)) => {
+                format!(" labserv daemontui · {} ", target.kind.program())
+            }
+            _ => " labserv daemontui · settings ".to_string(),
+        };
+        Block::default()
+            .borders(Borders::ALL)
+            .title(title)
+            .render(area, buf);
+        let inner = inner(area);
+        match self.screen {
+            Screen::Settings => render_settings(self, inner, area, buf),
+            Screen::Operations => render_operations(self, inner, area, buf),
+        }
+    }
+}
+
+fn label(buf: &mut Buffer, inner: Rect, y: u16, text: &str) {
+    put(
+        buf,
+        inner,
+        inner.x + 1,
+        y,
+        text,
+        Style::new().fg(Color::Cyan),
+    );
+}
+
+fn problem(buf: &mut Buffer, inner: Rect, rect: Rect, text: Option<&str>) {
+    if let Some(text) = text {
+        let style = Style::new().fg(Color::Red).add_modifier(Modifier::BOLD);
+        put(
+            buf,
+            inner,
+            rect.right() + 2,
+            rect.y,
+            &format!("✗ {text}"),
+            style,
+        );
+    }
+}
+
+fn render_settings(app: &App, inner: Rect, area: Rect, buf: &mut Buffer) {
+    let spots = spots(area, app);
+    let find = |item: Item| {
+        spots
+            .iter()
+            .find(|s| s.item == item && s.option.is_none())
+            .map(|s| s.rect)
+    };
+    label(buf, inner, inner.y + row::DAEMON, "Daemon");
+    label(buf, inner, inner.y + row::DEBUG, "Debug");
+    label(buf, inner, inner.y + row::PORT, "Port");
+    label(buf, inner, inner.y + row::DEVICE, "Device");
+
+    for spot in &spots {
+        match (spot.item, spot.option) {
+            (Item::Daemon, Some(i)) => {
+                let mark = if app.form.daemon == i { "(•)" } else { "( )" };
+                let text = format!("{mark} {}", DAEMONS[i].program());
+                let style = if app.focus == Item::Daemon && app.form.daemon == i {
+                    focus_style(app, Item::Daemon)
+                } else {
+                    Style::new()
+                };
+                put(buf, inner, spot.rect.x, spot.rect.y, &text, style);
+            }
+            (Item::Device, Some(i)) => {
+                let device = &app.form.devices[i];
+                let chosen = app.form.device == i;
+                let mark = if chosen { "›" } else { " " };
+                let addr = device.addr.map(|a| a.to_string()).unwrap_or_default();
+                let text = format!("{mark} {:<12} {addr}", device.name);
+                let style = if chosen && app.focus == Item::Device {
+                    focus_style(app, Item::Device)
+                } else if chosen {
+                    Style::new().add_modifier(Modifier::BOLD)
+                } else {
+                    Style::new()
+                };
+                put(buf, inner, spot.rect.x, spot.rect.y, &text, style);
+            }
+            (Item::Debug, _) => {
+                let mark = if app.form.debug { "[x]" } else { "[ ]" };
+                let text = format!("{mark} log every request");
+                put(
+                    buf,
+                    inner,
+                    spot.rect.x,
+                    spot.rect.y,
+                    &text,
+                    focus_style(app, Item::Debug),
+                );
+            }
+            (Item::Port | Item::Listen | Item::Directory, None) => {
+                if let Some(input) = text_of(app, spot.item) {
+                    field(buf, inner, spot.rect, input, app.focus == spot.item);
+                }
+            }
+            (Item::Next, _) => button(buf, inner, spot.rect, "Next", app, Item::Next),
+            (Item::Cancel, _) => button(buf, inner, spot.rect, "Cancel", app, Item::Cancel),
+            _ => {}
+        }
+    }
+    if app.form.devices.is_empty()
+        && let Some(rect) = find(Item::Device)
+    {
+        put(
+            buf,
+            inner,
+            rect.x,
+            rect.y,
+            "(no interfaces found)",
+            Style::new(),
+        );
+    }
+    if let Some(rect) = find(Item::Listen) {
+        label(buf, inner, rect.y, "Listen");
+        problem(buf, inner, rect, app.problems.listen);
+    }
+    if let Some(rect) = find(Item::Directory) {
+        label(buf, inner, rect.y, "Directory");
+        problem(buf, inner, rect, app.problems.directory);
+    }
+    if let Some(rect) = find(Item::Port) {
+        problem(buf, inner, rect, app.problems.port);
+    }
+    if let (Some(notice), Some(rect)) = (&app.notice, find(Item::Next)) {
+        let style = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
+        put(buf, inner, rect.x, rect.y + 1, notice, style);
+    }
+    help(
+        buf,
+        inner,
+        "Tab/S-Tab move · arrows choose · Space toggle · Enter press · Esc/q quit",
+    );
+}
+
+fn help(buf: &mut Buffer, inner: Rect, text: &str) {
+    if inner.height > 0 {
+        let style = Style::new().fg(Color::DarkGray);
+        put(buf, inner, inner.x + 1, inner.bottom() - 1, text, style);
+    }
+}
+
+fn field(buf: &mut Buffer, inner: Rect, rect: Rect, input: &Input, focused: bool) {
+    let width = usize::from(rect.width.saturating_sub(1));
+    let scroll = input.visual_scroll(width);
+    let shown: String = input.value().chars().skip(scroll).take(width).collect();
+    let style = if focused {
+        Style::new().bg(Color::Blue).fg(Color::White)
+    } else {
+        Style::new().add_modifier(Modifier::UNDERLINED)
+    };
+    let padded = format!("{shown:<w$}", w = usize::from(rect.width));
+    put(buf, inner, rect.x, rect.y, &padded, style);
+}
+
+fn button(buf: &mut Buffer, inner: Rect, rect: Rect, text: &str, app: &App, item: Item) {
+    let style = if app.focus == item {
+        Style::new()
+            .bg(Color::Yellow)
+            .fg(Color::Black)
+            .add_modifier(Modifier::BOLD)
+    } else {
+        Style::new().add_modifier(Modifier::BOLD)
+    };
+    put(buf, inner, rect.x, rect.y, &format!("[ {text} ]"), style);
+}
+
+fn render_operations(app: &App, inner: Rect, area: Rect, buf: &mut Buffer) {
+    let Some(target) = &app.target else {
+        return;
+    };
+    let x = field_x(inner);
+    let env = |name: &str| {
+        target
+            .env
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    label(buf, inner, inner.y + ops::DAEMON, "Daemon");
+    let debug = if env("DEBUG") == "1" { "on" } else { "off" };
+    let device = match env("IDEV") {
+        "" => String::new(),
+        d => format!(" ({d})"),
+    };
+    let line = format!(
+        "{} · port {} · listen {}{device} · debug {debug}",
+        target.kind.program(),
+        env("PORT"),
+        env("IFACE"),
+    );
+    put(buf, inner, x, inner.y + ops::DAEMON, &line, Style::new());
+    label(buf, inner, inner.y + ops::DIRECTORY, "Directory");
+    put(
+        buf,
+        inner,
+        x,
+        inner.y + ops::DIRECTORY,
+        env("DOCROOT"),
+        Style::new(),
+    );
+
+    label(buf, inner, inner.y + ops::STATUS, "Status");
+    let (text, style) = match &app.state {
+        State::Running { pid, addr } => {
+            let pid = pid.map_or_else(|| "?".to_string(), |p| p.to_string());
+            let addr = addr.map_or_else(|| "starting".to_string(), |a| a.to_string());
+            (
+                format!("● running, pid {pid}, listening on {addr}"),
+                Style::new().fg(Color::Green).add_modifier(Modifier::BOLD),
+            )
+        }
+        State::Stale { .. } => (
+            "✖ dead (stale pid file)".to_string(),
+            Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        ),
+        State::Stopped => (
+            "○ stopped".to_string(),
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ),
+    };
+    put(buf, inner, x, inner.y + ops::STATUS, &text, style);
+
+    let spots = spots(area, app);
+    for spot in &spots {
+        if let Some((_, text)) = OPERATION_BUTTONS.iter().find(|(i, _)| *i == spot.item) {
+            button(buf, inner, spot.rect, text, app, spot.item);
+        }
+    }
+    label(buf, inner, inner.y + ops::LAST, "Last");
+    let last = match (&app.last, app.pending) {
+        (Some(last), _) => last.clone(),
+        (None, 0) => "—".to_string(),
+        (None, _) => "working…".to_string(),
+    };
+    let style = if last.starts_with("failed") {
+        Style::new().fg(Color::Red)
+    } else {
+        Style::new()
+    };
+    put(buf, inner, x, inner.y + ops::LAST, &last, style);
+
+    if let Some(spot) = spots.iter().find(|s| s.item == Item::Log) {
+        render_log(app, target.log_file.display().to_string(), spot.rect, buf);
+    }
+    help(
+        buf,
+        inner,
+        "Tab move · Enter press · ↑↓ PgUp PgDn scroll log · Esc back · q exit",
+    );
+}
+
+fn render_log(app: &App, path: String, rect: Rect, buf: &mut Buffer) {
+    let following = if app.log.scroll == 0 {
+        "following".to_string()
+    } else {
+        format!("{} lines back", app.log.scroll)
+    };
+    let border = if app.focus == Item::Log {
+        Style::new().fg(Color::Yellow)
+    } else {
+        Style::new().fg(Color::DarkGray)
+    };
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(border)
+        .title(format!(" Log {path} · {following} "));
+    let inside = block.inner(rect);
+    block.render(rect, buf);
+    let height = usize::from(inside.height);
+    let end = app.log.lines.len().saturating_sub(app.log.scroll);
+    let start = end.saturating_sub(height);
+    for (row, line) in app.log.lines.range(start..end).enumerate() {
+        let y = inside.y + row as u16;
+        let line = short_time(line);
+        let style = if line.contains(" WARN ") || line.contains(" ERROR ") {
+            Style::new().fg(Color::Red)
+        } else {
+            Style::new()
+        };
+        put(buf, inside, inside.x, y, &line, style);
+    }
+}
+
+/// Shows `2026-11-22T07:03:32.531199Z  INFO ...` as `07:03:32  INFO ...`: the date
+/// and the fraction take width a log pane cannot spare.
+fn short_time(line: &str) -> Cow<'_, str> {
+    let b = line.as_bytes();
+    let stamped = b.len() > 20
+        && b[..19].is_ascii()
+        && b[4] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':';
+    let zone = line
+        .get(..line.len().min(40))
+        .and_then(|head| head.find('Z'));
+    match (stamped, zone) {
+        (true, Some(z)) if z >= 19 => Cow::Owned(format!("{}{}", &line[11..19], &line[z + 1..])),
+        _ => Cow::Borrowed(line),
+    }
+}

@@ -1,0 +1,209 @@
+//! The built `daemontui` in a real terminal (a tmux pane, 80x24): choose httpdaemon, start
+//! it, fetch a file over HTTP, see the request in the log pane, exit, and check that the
+//! daemon is stopped and the terminal restored.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{command, http_get};
+
+const DAEMONTUI: &str = env!("CARGO_BIN_EXE_daemontui");
+const HTTPDAEMON: &str = env!("CARGO_BIN_EXE_httpdaemon");
+
+/// A tmux server of our own with one 80x24 pane running a command.
+struct Pane {
+    socket: String,
+}
+
+impl Pane {
+    fn start(shell_command: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let socket = format!(
+            "labserv-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let pane = Pane { socket };
+        let ok = pane
+            .tmux()
+            .args(["new-session", "-d", "-x", "80", "-y", "24", "-s", "ui"])
+            .arg(shell_command)
+            .args([";", "set-option", "-t", "ui", "remain-on-exit", "on"])
+            .status()
+            .expect("tmux runs")
+            .success();
+        assert!(ok, "tmux new-session failed");
+        pane
+    }
+
+    fn tmux(&self) -> Command {
+        let mut cmd = Command::new("tmux");
+        cmd.args(["-L", &self.socket, "-f", "/dev/null"]);
+        cmd
+    }
+
+    fn screen(&self) -> String {
+        let out = self
+            .tmux()
+            .args(["capture-pane", "-p", "-t", "ui"])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn query(&self, format: &str) -> String {
+        let out = self
+            .tmux()
+            .args(["display-message", "-p", "-t", "ui", format])
+            .output()
+            .expect("tmux display-message");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Polls the screen (at most 15 s) until `pred` holds; returns it.
+    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let screen = self.screen();
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never saw {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_text(&self, text: &str) -> String {
+        self.wait(text, |s| s.contains(text))
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let ok = self
+            .tmux()
+            .args(["send-keys", "-t", "ui"])
+            .args(keys)
+            .status()
+            .expect("tmux send-keys")
+            .success();
+        assert!(ok);
+    }
+
+    /// Waits (at most 15 s) for the program in the pane to end.
+    fn wait_exit(&self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.query("#{pane_dead}") != "1" {
+            assert!(
+                Instant::now() < deadline,
+                "still running; screen:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Pane {
+    fn drop(&mut self) {
+        let _ = self.tmux().arg("kill-server").status();
+    }
+}
+
+fn tmux_available() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        panic!("tmux is needed for this test (scripts/test installs it)");
+    }
+}
+
+fn free_port() -> u16 {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap().port()
+}
+
+fn env_line(dir: &Path, root: &Path, port: u16) -> String {
+    format!(
+        "env -u LPNAME PID={pid} LOG={log} DOCROOT={root} PORT={port} IFACE=127.0.0.1 DEBUG=1 \
+         TERM=xterm-256color",
+        pid = dir.join("run/httpd.pid").display(),
+        log = dir.join("log/httpd.log").display(),
+        root = root.display(),
+    )
+}
+
+#[test]
+fn start_fetch_watch_the_log_and_exit_in_a_real_terminal() {
+    tmux_available();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("version.txt"), "fw 1.2.3\n").unwrap();
+    let port = free_port();
+    let env = env_line(dir.path(), &root, port);
+    let pane = Pane::start(&format!("{env} {DAEMONTUI} httpdaemon"));
+
+    let screen = pane.wait_text("labserv daemontui · settings");
+    assert!(screen.contains("(•) httpdaemon"), "{screen}");
+    assert!(screen.contains(&port.to_string()), "{screen}");
+    assert_eq!(
+        pane.query("#{alternate_on}"),
+        "1",
+        "the UI uses the alternate screen"
+    );
+
+    // From Daemon, six Tabs reach Next.
+    pane.keys(&["Tab", "Tab", "Tab", "Tab", "Tab", "Tab", "Enter"]);
+    pane.wait_text("○ stopped");
+    pane.keys(&["Enter"]); // Start has the focus.
+    let screen = pane.wait_text("● running");
+    assert!(
+        screen.contains(&format!("listening on 127.0.0.1:{port}")),
+        "{screen}"
+    );
+    assert!(screen.contains("started httpd, pid"), "{screen}");
+
+    let (status, body) = http_get("127.0.0.1", port, "/version.txt");
+    assert_eq!((status, body.as_str()), (200, "fw 1.2.3\n"));
+    pane.wait_text("\"GET /version.txt HTTP/1.1\" 200");
+
+    pane.keys(&["q"]); // Exit: stops the daemon, then quits.
+    pane.wait_exit();
+    assert_eq!(pane.query("#{alternate_on}"), "0", "terminal restored");
+    let screen = pane.screen();
+    // DEBUG=1: the final settings are printed once the terminal is back.
+    assert!(screen.contains("DAEMON=httpdaemon"), "{screen}");
+    assert!(screen.contains(&format!("PORT={port}")), "{screen}");
+
+    let status = command(HTTPDAEMON)
+        .env("PID", dir.path().join("run/httpd.pid"))
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(3), "the daemon is stopped");
+    assert!(!dir.path().join("run/httpd.pid").exists());
+}
+
+#[test]
+fn ctrl_c_leaves_the_terminal_as_it_was() {
+    tmux_available();
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_line(dir.path(), dir.path(), free_port());
+    let modes = dir.path().join("stty.txt");
+    let pane = Pane::start(&format!("{env} {DAEMONTUI}; stty -a > {}", modes.display()));
+    pane.wait_text("labserv daemontui · settings");
+    pane.keys(&["C-c"]);
+    pane.wait_exit();
+    assert_eq!(pane.query("#{alternate_on}"), "0");
+    let modes = std::fs::read_to_string(&modes).unwrap();
+    // Out of raw mode: line editing and echo are back.
+    let words: Vec<&str> = modes.split_whitespace().collect();
+    assert!(
+        words.contains(&"icanon") && words.contains(&"echo"),
+        "{modes}"
+    );
+}
