@@ -27,6 +27,8 @@ mod fsio;
 pub mod http;
 pub mod logging;
 pub mod net;
+#[cfg(test)]
+mod properties;
 mod runner;
 pub mod settings;
 pub mod shutdown;

@@ -216,6 +216,17 @@ impl Settings {
             }
         };
         let path = |name: &str| get(name).map(PathBuf::from);
+        // LOG and PID name files: `.`, `..` or `/` would only fail later, less clearly.
+        let file = |name: &str| -> Result<Option<PathBuf>, SettingsError> {
+            match path(name) {
+                Some(p) if p.file_name().is_none() => Err(SettingsError::new(
+                    name,
+                    &p.to_string_lossy(),
+                    "expected a file path, such as /tmp/httpd.log",
+                )),
+                p => Ok(p),
+            }
+        };
 
         let debug = match text("DEBUG")? {
             Some(v) => parse_bool("DEBUG", &v)?,
@@ -242,8 +253,8 @@ impl Settings {
             iface,
             idev,
             lpname,
-            log: path("LOG"),
-            pid: path("PID"),
+            log: file("LOG")?,
+            pid: file("PID")?,
             docroot: path("DOCROOT"),
             sock_timeout,
             defaults,

@@ -3,9 +3,9 @@
 mod body;
 mod cache;
 pub(crate) mod conn;
-mod files;
+pub(crate) mod files;
 mod listing;
-mod ranges;
+pub(crate) mod ranges;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! Boards, boot ROMs and busybox fetch kernels and images from here. The server is
 //! read-only unless uploads are switched on; every path is confined to the root.
 
-mod handler;
+pub(crate) mod handler;
 
 use std::net::UdpSocket;
 use std::path::PathBuf;

@@ -201,8 +201,10 @@ impl App for Cgi {
     }
 }
 
-/// Reads a CGI header block: `Name: value` lines up to an empty line.
-fn read_head(out: &mut BufReader<ChildStdout>) -> Result<(String, Vec<(String, String)>), String> {
+/// Reads a CGI header block: `Name: value` lines up to an empty line. A line with a
+/// control character inside it (a stray CR, say) is refused: passed on, it could split
+/// or forge a header of the response.
+pub(crate) fn read_head(out: &mut impl BufRead) -> Result<(String, Vec<(String, String)>), String> {
     let mut status = None;
     let mut headers = Vec::new();
     let mut location = false;
@@ -222,6 +224,9 @@ fn read_head(out: &mut BufReader<ChildStdout>) -> Result<(String, Vec<(String, S
         let line = line.trim_end_matches(['\r', '\n']);
         if line.is_empty() {
             break;
+        }
+        if line.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(format!("control character in header line {line:?}"));
         }
         let (name, value) = line
             .split_once(':')

@@ -6,7 +6,7 @@
 //! chunks, streamed to the client. Apps may block: they run on the blocking pool.
 
 mod apps;
-mod cgi;
+pub(crate) mod cgi;
 mod host;
 mod validate;
 
