@@ -392,3 +392,138 @@ async fn shutdown_tells_running_transfers_and_stops_within_a_second() {
         start.elapsed()
     );
 }
+
+/// Request datagrams with random file names, modes and options, as a fuzzer would send
+/// them: the server answers each with an ERROR, a well-formed OACK or DATA, or nothing,
+/// and still serves a normal read afterwards. 64 cases by default; PROPTEST_CASES sets more.
+#[test]
+fn random_requests_and_options_get_sane_answers() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let srv = runtime.block_on(TftpServer::start_with(|_| {}));
+    let data = pattern(10_000);
+    srv.put("zImage", &data);
+    let addr = srv.addr;
+
+    let name = prop_oneof![
+        Just("zImage".to_string()),
+        Just("../etc/passwd".to_string()),
+        Just("/zImage".to_string()),
+        Just(String::new()),
+        "[ -~]{0,40}",
+        any::<String>(),
+    ];
+    let mode = prop_oneof![
+        Just("octet".to_string()),
+        Just("OCTET".to_string()),
+        Just("netascii".to_string()),
+        Just("mail".to_string()),
+        "[a-z]{0,8}",
+    ];
+    let option = (
+        prop_oneof![
+            Just("blksize".to_string()),
+            Just("tsize".to_string()),
+            Just("timeout".to_string()),
+            Just("windowsize".to_string()),
+            Just("BLKSIZE".to_string()),
+            "[a-z]{0,10}",
+        ],
+        prop_oneof![
+            (0u64..70_000).prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            Just("-1".to_string()),
+            Just(String::new()),
+            "[ -~]{0,12}",
+        ],
+    );
+    let opcode = prop_oneof![4 => Just(1u16), 1 => Just(2u16), 1 => any::<u16>()];
+    let packet = (
+        opcode,
+        name,
+        mode,
+        proptest::collection::vec(option, 0..6),
+        any::<bool>(),
+    )
+        .prop_map(|(op, name, mode, options, terminated)| {
+            let mut p = op.to_be_bytes().to_vec();
+            p.extend_from_slice(name.as_bytes());
+            p.push(0);
+            p.extend_from_slice(mode.as_bytes());
+            p.push(0);
+            for (k, v) in options {
+                p.extend_from_slice(k.as_bytes());
+                p.push(0);
+                p.extend_from_slice(v.as_bytes());
+                p.push(0);
+            }
+            if !terminated {
+                p.pop();
+            }
+            p
+        });
+
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(64);
+    let mut runner = TestRunner::new(Config::with_cases(cases));
+    runner
+        .run(&packet, |packet| {
+            runtime.block_on(async {
+                let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                sock.send_to(&packet, addr).await.unwrap();
+                let mut buf = vec![0u8; 70_000];
+                let got =
+                    tokio::time::timeout(Duration::from_millis(100), sock.recv_from(&mut buf))
+                        .await;
+                let Ok(Ok((n, from))) = got else {
+                    return Ok(()); // Silence is a fine answer to garbage.
+                };
+                prop_assert!(n >= 4, "a {n}-byte answer");
+                let op = u16::from_be_bytes([buf[0], buf[1]]);
+                match op {
+                    5 => {}
+                    3 => {
+                        prop_assert!(n - 4 <= 65464);
+                    }
+                    6 => {
+                        let text = String::from_utf8_lossy(&buf[2..n]).to_string();
+                        let fields: Vec<&str> = text.split('\0').collect();
+                        for pair in fields.chunks(2) {
+                            let [name, value] = pair else { continue };
+                            let value: u64 = value.parse().map_err(|_| {
+                                TestCaseError::fail(format!("OACK {name}={value:?}"))
+                            })?;
+                            let ok = match name.to_ascii_lowercase().as_str() {
+                                "blksize" => (8..=65464).contains(&value),
+                                "windowsize" => (1..=65535).contains(&value),
+                                "timeout" => (1..=255).contains(&value),
+                                "tsize" => true,
+                                other => {
+                                    return Err(TestCaseError::fail(format!(
+                                        "OACK holds an option nobody asked for: {other}"
+                                    )));
+                                }
+                            };
+                            prop_assert!(ok, "OACK {name}={value}");
+                        }
+                    }
+                    other => prop_assert!(false, "opcode {other} in answer to a request"),
+                }
+                if op == 3 || op == 6 {
+                    // A transfer started: end it, as a client giving up would.
+                    let _ = sock.send_to(b"\x00\x05\x00\x00done\x00", from).await;
+                }
+                Ok(())
+            })
+        })
+        .unwrap();
+
+    let t = runtime
+        .block_on(read(addr, "zImage", &[("blksize", "1468")]))
+        .unwrap();
+    assert!(t.data == data, "still serving after the random requests");
+}
