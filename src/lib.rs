@@ -16,6 +16,7 @@
 //! - `runner`: runtimes, the per-core runner and the wait for a signal.
 //! - [`net`]: binding listeners and finding the addresses a device can reach.
 //! - [`shutdown`]: the one shutdown token and the SIGINT/SIGTERM future.
+//! - `memory`: one malloc arena per core; free memory handed back when idle.
 //! - [`logging`]: stderr or LOG-file logging.
 //! - [`error`]: the library's error type.
 
@@ -26,6 +27,7 @@ pub mod error;
 mod fsio;
 pub mod http;
 pub mod logging;
+mod memory;
 pub mod net;
 #[cfg(test)]
 mod properties;

@@ -93,6 +93,7 @@ pub(crate) fn run_until_signal(
 /// A single-threaded runtime with SIGINT/SIGTERM handlers installed, made before
 /// anything is announced so that a signal right after the banner is a clean stop.
 pub(crate) fn runtime_with_signals() -> Result<(tokio::runtime::Runtime, Signals)> {
+    crate::memory::limit_arenas();
     let runtime = current_thread_runtime()?;
     let signals = {
         let _context = runtime.enter();

@@ -100,7 +100,9 @@ pub(crate) async fn run<H: Handler>(
             })
         };
         let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
+        let busy = crate::memory::Busy::start();
         tokio::spawn(async move {
+            let _busy = busy;
             tokio::select! {
                 result = conn => {
                     if let Err(e) = result {

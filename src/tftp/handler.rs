@@ -54,17 +54,23 @@ impl Handler {
                 self.max_transfers
             )));
         }
-        Ok(Slot(self.active.clone()))
+        Ok(Slot {
+            count: self.active.clone(),
+            _busy: crate::memory::Busy::start(),
+        })
     }
 }
 
 /// A running transfer's place under the cap; freed when the transfer's reader or
 /// writer is dropped.
-struct Slot(Arc<AtomicUsize>);
+struct Slot {
+    count: Arc<AtomicUsize>,
+    _busy: crate::memory::Busy,
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
