@@ -576,3 +576,24 @@ fn two_starts_at_once_start_one_daemon() {
         out.stdout
     );
 }
+
+#[test]
+fn an_unwritable_log_directory_is_a_clear_error() {
+    let d = Daemon::new(TFTPDAEMON);
+    let blocker = d.dir.path().join("blocker");
+    std::fs::write(&blocker, "").unwrap();
+    let log = blocker.join("d.log");
+    let d = d.set("LOG", log.to_str().unwrap());
+    let out = d.run(&["start"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "tftpdaemon: cannot open log file {}: ",
+            log.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(!d.pid_file().exists(), "nothing started");
+    assert_eq!(d.run(&["status"]).code, 3);
+}
