@@ -128,9 +128,15 @@ where
     })
 }
 
+/// How long a file-reading pool thread waits for more work before it exits. tokio's
+/// default is 10 s; a burst of downloads leaves dozens of threads behind, each holding its
+/// stack, and a lab server idles between bursts, so they go after a second instead.
+const POOL_THREAD_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub(crate) fn current_thread_runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .thread_keep_alive(POOL_THREAD_IDLE)
         .build()
         .map_err(|e| Error::io("starting the runtime", e))
 }
