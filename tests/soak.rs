@@ -17,6 +17,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -187,11 +188,6 @@ impl Row<'_> {
 /// One soak run at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn more_descriptors() {
-    // 500 keep-alive clients and 500 slowloris sockets in this one process.
-    let _ = rlimit::increase_nofile_limit(8192);
-}
-
 /// The served tree: small files, a 64 MiB image for ranges, and a directory to list.
 struct Tree {
     _dir: tempfile::TempDir,
@@ -299,6 +295,40 @@ async fn http_client(tree: Arc<Tree>, port: u16, from: usize, to: usize) -> (u64
     (errors, bytes)
 }
 
+/// Adds up what the client tasks found: (errors, bytes checked).
+async fn tally(tasks: Vec<tokio::task::JoinHandle<(u64, u64)>>) -> (u64, u64) {
+    let (mut errors, mut bytes) = (0, 0);
+    for task in tasks {
+        let (e, b) = task.await.unwrap();
+        errors += e;
+        bytes += b;
+    }
+    (errors, bytes)
+}
+
+/// Warms the server up with `warm_up` (which must see no errors), measures it idle, runs
+/// `run`, and measures it idle again: (errors, bytes checked, before, after).
+async fn warm_then_run(
+    pid: u32,
+    warm_up: impl Future<Output = (u64, u64)>,
+    run: impl Future<Output = (u64, u64)>,
+) -> (u64, u64, Usage, Usage) {
+    let (errors, _) = warm_up.await;
+    assert_eq!(errors, 0, "warm-up");
+    let before = settled(pid, None);
+    let (errors, bytes) = run.await;
+    let after = settled(pid, Some(before));
+    (errors, bytes, before, after)
+}
+
+/// Takes this test's turn, with the descriptors and the scale it needs.
+async fn turn() -> (tokio::sync::MutexGuard<'static, ()>, Scale) {
+    let turn = ONE_AT_A_TIME.lock().await;
+    // 500 keep-alive clients and 500 slowloris sockets in this one process.
+    let _ = rlimit::increase_nofile_limit(8192);
+    (turn, scale())
+}
+
 /// `total` requests of the mix over `connections` concurrent keep-alive connections.
 async fn http_load(tree: &Arc<Tree>, port: u16, total: usize, connections: usize) -> (u64, u64) {
     let per = total.div_ceil(connections);
@@ -309,13 +339,7 @@ async fn http_load(tree: &Arc<Tree>, port: u16, total: usize, connections: usize
             tokio::spawn(http_client(tree.clone(), port, from, to))
         })
         .collect();
-    let (mut errors, mut bytes) = (0, 0);
-    for task in tasks {
-        let (e, b) = task.await.unwrap();
-        errors += e;
-        bytes += b;
-    }
-    (errors, bytes)
+    tally(tasks).await
 }
 
 fn spawn_serv(root: &Path, log: &Path) -> (Running, u16) {
@@ -328,20 +352,18 @@ fn spawn_serv(root: &Path, log: &Path) -> (Running, u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serv_mixed_load_then_slowloris() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    more_descriptors();
-    let scale = scale();
+    let (_turn, scale) = turn().await;
     let tree = Arc::new(tree());
     let log = tree.root.parent().unwrap().join("serv.log");
     let (srv, port) = spawn_serv(&tree.root, &log);
     let pid = srv.child.id();
 
-    let (errors, _) = http_load(&tree, port, scale.http_requests / 2, scale.http_connections).await;
-    assert_eq!(errors, 0, "warm-up");
-    let before = settled(pid, None);
-
-    let (errors, bytes) = http_load(&tree, port, scale.http_requests, scale.http_connections).await;
-    let after = settled(pid, Some(before));
+    let (errors, bytes, before, after) = warm_then_run(
+        pid,
+        http_load(&tree, port, scale.http_requests / 2, scale.http_connections),
+        http_load(&tree, port, scale.http_requests, scale.http_connections),
+    )
+    .await;
     Row {
         test: &format!(
             "serv: mixed GETs over {} keep-alive connections",
@@ -430,27 +452,18 @@ async fn tftp_reads(port: u16, file: &str, want: &Arc<Vec<u8>>, n: usize) -> (u6
             tokio::spawn(async move {
                 let blksize = if i % 2 == 0 { "512" } else { "1468" };
                 match read(addr, &file, &[("blksize", blksize)]).await {
-                    Ok(t) if t.data[..] == want[..] => Some(t.data.len()),
-                    _ => None,
+                    Ok(t) if t.data[..] == want[..] => (0, t.data.len() as u64),
+                    _ => (1, 0),
                 }
             })
         })
         .collect();
-    let (mut errors, mut bytes) = (0, 0);
-    for task in tasks {
-        match task.await.unwrap() {
-            Some(n) => bytes += n as u64,
-            None => errors += 1,
-        }
-    }
-    (errors, bytes)
+    tally(tasks).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tftpd_concurrent_reads_and_a_garbage_flood() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    more_descriptors();
-    let scale = scale();
+    let (_turn, scale) = turn().await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
@@ -459,13 +472,17 @@ async fn tftpd_concurrent_reads_and_a_garbage_flood() {
     let (srv, port) = spawn_tftpd(&root, &dir.path().join("tftpd.log"));
     let pid = srv.child.id();
 
-    for _ in 0..2 {
-        let (errors, _) = tftp_reads(port, "fw.img", &image, scale.tftp_reads).await;
-        assert_eq!(errors, 0, "warm-up");
-    }
-    let before = settled(pid, None);
-    let (errors, bytes) = tftp_reads(port, "fw.img", &image, scale.tftp_reads).await;
-    let after = settled(pid, Some(before));
+    let twice = async {
+        let (a, b) = tftp_reads(port, "fw.img", &image, scale.tftp_reads).await;
+        let (c, d) = tftp_reads(port, "fw.img", &image, scale.tftp_reads).await;
+        (a + c, b + d)
+    };
+    let (errors, bytes, before, after) = warm_then_run(
+        pid,
+        twice,
+        tftp_reads(port, "fw.img", &image, scale.tftp_reads),
+    )
+    .await;
     Row {
         test: &format!("tftpd: {} concurrent 4 MiB reads", scale.tftp_reads),
         count: scale.tftp_reads as u64,
@@ -576,20 +593,12 @@ async fn echo_load(port: u16, total: usize, connections: usize) -> (u64, u64) {
             })
         })
         .collect();
-    let (mut errors, mut bytes) = (0, 0);
-    for task in tasks {
-        let (e, b) = task.await.unwrap();
-        errors += e;
-        bytes += b;
-    }
-    (errors, bytes)
+    tally(tasks).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wsgi_echo_load() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    more_descriptors();
-    let scale = scale();
+    let (_turn, scale) = turn().await;
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = command(WSGI);
     cmd.args(["echo", "0"])
@@ -598,11 +607,12 @@ async fn wsgi_echo_load() {
     let port = srv.wait_port();
     let pid = srv.child.id();
 
-    let (errors, _) = echo_load(port, scale.wsgi_requests / 2, scale.wsgi_connections).await;
-    assert_eq!(errors, 0, "warm-up");
-    let before = settled(pid, None);
-    let (errors, bytes) = echo_load(port, scale.wsgi_requests, scale.wsgi_connections).await;
-    let after = settled(pid, Some(before));
+    let (errors, bytes, before, after) = warm_then_run(
+        pid,
+        echo_load(port, scale.wsgi_requests / 2, scale.wsgi_connections),
+        echo_load(port, scale.wsgi_requests, scale.wsgi_connections),
+    )
+    .await;
     Row {
         test: &format!(
             "wsgi: echo with bodies over {} connections",
