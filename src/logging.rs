@@ -1,7 +1,7 @@
 //! tracing-subscriber setup: one event per line to stderr, or appended to the LOG file.
 //!
 //! Lines are gathered in memory and written by a flusher thread within [`FLUSH_EVERY`], or
-//! as soon as [`BUFFER`] bytes are waiting. A request therefore costs a memcpy, never a
+//! as soon as 64 KiB are waiting. A request therefore costs a memcpy, never a
 //! write system call or a wait on the disk, which matters at tens of thousands of requests
 //! per second; `tail -f` still sees each line within a few tens of milliseconds.
 

@@ -14,7 +14,7 @@ use tracing::warn;
 
 use super::{App, BodyIter, Environ, StartResponse, once, text_plain};
 
-/// Default for [`Cgi::timeout`].
+/// How long a CGI script may run by default before it is killed (`wsgi --cgi-timeout`).
 pub const DEFAULT_CGI_TIMEOUT: Duration = Duration::from_secs(30);
 /// A header block larger than this is not a header block.
 const MAX_HEADER_BLOCK: usize = 64 * 1024;
