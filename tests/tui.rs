@@ -601,3 +601,31 @@ fn the_form_starts_from_the_environment() {
     assert!(summary.starts_with("DAEMON=atftpdaemon\n"), "{summary}");
     assert!(summary.contains("PORT=7070\n") && summary.contains("IDEV=usb0\n"));
 }
+
+#[test]
+fn any_terminal_size_draws_without_a_panic() {
+    let mut f = operating();
+    let log = f.app.target.clone().unwrap().log_file;
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, "2026-11-22T07:03:32.531199Z  INFO a line\n").unwrap();
+    f.app.tick(std::time::Instant::now());
+    let mut settings = fixture();
+    for width in [0, 1, 2, 5, 13, 20, 40, 79, 200] {
+        for height in [0, 1, 2, 3, 7, 12, 23, 60] {
+            render(&mut f.app, width, height);
+            render(&mut settings.app, width, height);
+            // Clicks anywhere on a tiny screen land on something or nothing, never panic.
+            for (column, row) in [(0, 0), (width / 2, height / 2), (width, height)] {
+                event::handle(
+                    &mut settings.app,
+                    &Event::Mouse(MouseEvent {
+                        kind: MouseEventKind::Down(MouseButton::Left),
+                        column,
+                        row,
+                        modifiers: KeyModifiers::NONE,
+                    }),
+                );
+            }
+        }
+    }
+}
