@@ -7,7 +7,7 @@
 //! # Layout
 //! - [`settings`]: the environment variables (PORT, IFACE, DOCROOT, ...) and their defaults.
 //! - [`cli`]: clap argument groups shared by the binaries.
-//! - [`console`]: the foreground commands (`serv`) from arguments to exit code.
+//! - [`console`]: the foreground commands (`serv`, `tftpd`, `wsgi`) from arguments to exit code.
 //! - [`daemon`]: the daemons' start, stop, restart, status and run; pid file and detaching.
 //! - [`http`]: the HTTP file server: `serve(listener, config, shutdown)`.
 //! - [`tftp`]: the TFTP server: `serve(socket, config, shutdown)`.
@@ -15,10 +15,11 @@
 //! - [`wsgi`]: the WSGI-style app host and its built-in apps.
 //! - `runner`: runtimes, the per-core runner and the wait for a signal.
 //! - [`net`]: binding listeners and finding the addresses a device can reach.
-//! - [`shutdown`]: the one shutdown token and the SIGINT/SIGTERM future.
+//! - [`shutdown`]: the one shutdown token, and the SIGINT/SIGTERM (and SIGHUP) handlers.
 //! - `memory`: one malloc arena per core; free memory handed back when idle.
 //! - [`logging`]: stderr or LOG-file logging.
 //! - [`error`]: the library's error type.
+//! - `properties` (tests only): property tests of the parsers.
 
 pub mod cli;
 pub mod console;
