@@ -92,7 +92,7 @@ fn usage(pid: u32) -> Usage {
     }
 }
 
-/// Waits until the server is idle again (at most 20 s), then until its RSS stops
+/// Waits until the server is idle again (at most 20 s), then until its RSS has stopped
 /// falling, and measures. Idle means: with `before`, back to its descriptor and thread
 /// counts (closed what the clients closed; the file-reading pool lets its threads go
 /// after a second without work); without, steady for 1.2 s (a server opens a few
@@ -118,12 +118,20 @@ fn settled(pid: u32, before: Option<Usage>) -> Usage {
         }
         last = now;
     }
-    let deadline = Instant::now() + Duration::from_secs(2);
+    // The server hands free memory back after 200 ms of quiet: RSS counts as settled
+    // once it has not fallen for half a second (at most 3 s).
+    let deadline = Instant::now() + Duration::from_secs(3);
     let mut now = usage(pid);
+    let mut flat = 0;
     loop {
         std::thread::sleep(Duration::from_millis(100));
         let next = usage(pid);
-        if next.rss_kib >= now.rss_kib || Instant::now() >= deadline {
+        flat = if next.rss_kib >= now.rss_kib {
+            flat + 1
+        } else {
+            0
+        };
+        if flat >= 5 || Instant::now() >= deadline {
             return next;
         }
         now = next;
