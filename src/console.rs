@@ -9,7 +9,10 @@ use crate::error::{Error, Result};
 use crate::http::{self, HttpConfig};
 use crate::logging::{self, LogConfig};
 use crate::net;
-use crate::runner::{ServeOnCore, block_until_signal, run_until_signal, runtime_with_signals};
+use crate::runner::{
+    ServeOnCore, block_until_signal, run_until_signal, runtime_with_signals,
+    serve_files_until_signal,
+};
 use crate::settings::{self, Defaults, Settings};
 use crate::tftp::{self, TftpConfig};
 
@@ -64,10 +67,7 @@ pub fn serv(args: ServArgs) -> Result<()> {
     let mut config = HttpConfig::new(root);
     config.follow_symlinks = !args.no_follow_symlinks;
     config.debug = settings.debug;
-    let serve: ServeOnCore = Arc::new(move |listener, shutdown| {
-        Box::pin(http::serve(listener, config.clone(), shutdown))
-    });
-    run_until_signal(runtime, signals, listener, serve)
+    serve_files_until_signal(runtime, signals, listener, config)
 }
 
 /// Starts logging as the settings say, then binds the TCP listener they name.

@@ -15,6 +15,20 @@ pub(crate) type ServeOnCore = Arc<
         + Sync,
 >;
 
+/// Runs the HTTP file server on every core (see [`run_until_signal`]) until SIGINT or
+/// SIGTERM: what `serv` and `httpdaemon` both serve.
+pub(crate) fn serve_files_until_signal(
+    runtime: tokio::runtime::Runtime,
+    signals: Signals,
+    listener: std::net::TcpListener,
+    config: crate::http::HttpConfig,
+) -> Result<()> {
+    let serve: ServeOnCore = Arc::new(move |listener, shutdown| {
+        Box::pin(crate::http::serve(listener, config.clone(), shutdown))
+    });
+    run_until_signal(runtime, signals, listener, serve)
+}
+
 /// Runs the server on one single-threaded runtime per core, all accepting from the same
 /// listening socket and sharing one shutdown, until SIGINT or SIGTERM.
 ///

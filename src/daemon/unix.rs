@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::http::{self, HttpConfig};
 use crate::logging::{self, LogConfig, LogGuard};
 use crate::net;
-use crate::runner::{self, ServeOnCore};
+use crate::runner;
 use crate::settings::{self, Settings};
 use crate::tftp::{self, TftpConfig};
 
@@ -140,14 +140,25 @@ fn describe(pid: Option<u32>, addr: Option<SocketAddr>) -> String {
     }
 }
 
-fn probe(plan: &Plan) -> Result<State> {
-    pidfile::probe(&plan.pid)
-        .map_err(|e| Error::io(format!("reading pid file {}", plan.pid.display()), e))
+fn probe(pid_file: &Path) -> Result<State> {
+    pidfile::probe(pid_file)
+        .map_err(|e| Error::io(format!("reading pid file {}", pid_file.display()), e))
+}
+
+/// Removes a stale pid file: the pid it named, or `None` when nothing stale was there.
+fn remove_stale(pid_file: &Path) -> Result<Option<Option<u32>>> {
+    pidfile::remove_stale(pid_file)
+        .map_err(|e| Error::io(format!("removing stale pid file {}", pid_file.display()), e))
+}
+
+/// ` (pid N)` when the pid is known.
+fn pid_note(pid: Option<u32>) -> String {
+    pid.map_or_else(String::new, |p| format!(" (pid {p})"))
 }
 
 fn status(plan: &Plan) -> ExitCode {
     let name = &plan.name;
-    match probe(plan) {
+    match probe(&plan.pid) {
         Ok(State::Running { pid, addr }) => {
             println!("{name} is running, {}", describe(pid, addr));
             ExitCode::SUCCESS
@@ -174,7 +185,7 @@ fn status(plan: &Plan) -> ExitCode {
 
 fn start(plan: &Plan) -> Result<ExitCode> {
     let name = &plan.name;
-    match probe(plan)? {
+    match probe(&plan.pid)? {
         State::Running { pid, addr } => {
             plan.say(format_args!(
                 "{name} is already running, {}",
@@ -182,7 +193,15 @@ fn start(plan: &Plan) -> Result<ExitCode> {
             ));
             return Ok(ExitCode::SUCCESS);
         }
-        State::Stale { .. } => remove_stale(plan)?,
+        State::Stale { .. } => {
+            if let Some(pid) = remove_stale(&plan.pid)? {
+                plan.say(format_args!(
+                    "removed stale pid file {}{}",
+                    plan.pid.display(),
+                    pid_note(pid)
+                ));
+            }
+        }
         State::Stopped => {}
     }
     let root = http::check_root(&plan.root)?;
@@ -236,30 +255,15 @@ fn start(plan: &Plan) -> Result<ExitCode> {
     }
 }
 
-fn remove_stale(plan: &Plan) -> Result<()> {
-    let removed = pidfile::remove_stale(&plan.pid)
-        .map_err(|e| Error::io(format!("removing stale pid file {}", plan.pid.display()), e))?;
-    if let Some(pid) = removed {
-        let pid = pid.map_or_else(String::new, |p| format!(" (pid {p})"));
-        plan.say(format_args!(
-            "removed stale pid file {}{pid}",
-            plan.pid.display()
-        ));
-    }
-    Ok(())
-}
-
 fn stop_and_say(plan: &Plan) -> Result<()> {
     let name = &plan.name;
     match stop(&plan.pid, plan.stop_timeout)? {
         Stopped::NotRunning => plan.say(format_args!("{name} is not running")),
-        Stopped::Stale(pid) => {
-            let pid = pid.map_or_else(String::new, |p| format!(" (pid {p})"));
-            plan.say(format_args!(
-                "{name} is not running; removed stale pid file {}{pid}",
-                plan.pid.display()
-            ));
-        }
+        Stopped::Stale(pid) => plan.say(format_args!(
+            "{name} is not running; removed stale pid file {}{}",
+            plan.pid.display(),
+            pid_note(pid)
+        )),
         Stopped::Stopped(pid) => plan.say(format_args!("stopped {name}, pid {pid}")),
         Stopped::Killed(pid) => plan.say(format_args!(
             "{name} did not stop within {}; killed pid {pid}",
@@ -289,19 +293,13 @@ pub enum Stopped {
 /// The pid file cannot be read or removed, the daemon cannot be signalled (another
 /// user's), or it outlives SIGKILL.
 pub fn stop(pid_file: &Path, timeout: Duration) -> Result<Stopped> {
-    let read = |path: &Path| {
-        pidfile::probe(path)
-            .map_err(|e| Error::io(format!("reading pid file {}", path.display()), e))
-    };
     // A daemon between taking its lock and writing its pid gets a moment to write it.
     let deadline = Instant::now() + Duration::from_secs(1);
     let pid = loop {
-        match read(pid_file)? {
+        match probe(pid_file)? {
             State::Stopped => return Ok(Stopped::NotRunning),
             State::Stale { pid } => {
-                let removed = pidfile::remove_stale(pid_file).map_err(|e| {
-                    Error::io(format!("removing stale pid file {}", pid_file.display()), e)
-                })?;
+                let removed = remove_stale(pid_file)?;
                 return Ok(removed.map_or(Stopped::NotRunning, |_| Stopped::Stale(pid)));
             }
             State::Running { pid: Some(pid), .. } => break pid,
@@ -318,11 +316,11 @@ pub fn stop(pid_file: &Path, timeout: Duration) -> Result<Stopped> {
     };
     signal(pid, libc::SIGTERM)?;
     let deadline = Instant::now() + timeout;
-    if wait_gone(pid_file, pid, deadline, &read)? {
+    if wait_gone(pid_file, pid, deadline)? {
         return Ok(Stopped::Stopped(pid));
     }
     signal(pid, libc::SIGKILL)?;
-    if wait_gone(pid_file, pid, Instant::now() + KILL_WAIT, &read)? {
+    if wait_gone(pid_file, pid, Instant::now() + KILL_WAIT)? {
         return Ok(Stopped::Killed(pid));
     }
     Err(Error::io(
@@ -336,22 +334,15 @@ pub fn stop(pid_file: &Path, timeout: Duration) -> Result<Stopped> {
 ///
 /// The lock goes first: a daemon removes its pid file and lets go of it a moment before
 /// its process is finally gone, and `stop` returns only after both.
-fn wait_gone(
-    pid_file: &Path,
-    pid: u32,
-    deadline: Instant,
-    read: &dyn Fn(&Path) -> Result<State>,
-) -> Result<bool> {
+fn wait_gone(pid_file: &Path, pid: u32, deadline: Instant) -> Result<bool> {
     let mut released = false;
     loop {
         if !released {
-            match read(pid_file)? {
+            match probe(pid_file)? {
                 State::Running { .. } => {}
                 State::Stopped => released = true,
                 State::Stale { .. } => {
-                    pidfile::remove_stale(pid_file).map_err(|e| {
-                        Error::io(format!("removing pid file {}", pid_file.display()), e)
-                    })?;
+                    remove_stale(pid_file)?;
                     released = true;
                 }
             }
@@ -476,10 +467,7 @@ fn serve_reporting(plan: &Plan, root: &Path, ready: &mut Option<Ready>) -> Resul
         Socket::Tcp(listener) => {
             let mut config = HttpConfig::new(root);
             config.debug = plan.debug;
-            let serve: ServeOnCore = Arc::new(move |listener, shutdown| {
-                Box::pin(http::serve(listener, config.clone(), shutdown))
-            });
-            runner::run_until_signal(runtime, signals, listener, serve)
+            runner::serve_files_until_signal(runtime, signals, listener, config)
         }
         Socket::Udp(socket) => {
             let mut config = TftpConfig::new(root);
