@@ -101,13 +101,7 @@ fn fixture_with(env: &[(&str, &str)], first: Kind) -> Fixture {
     )
     .unwrap();
     let runner = Scripted::default();
-    let app = App::new(
-        Box::new(runner.clone()),
-        devices(),
-        &settings,
-        |_| None,
-        first,
-    );
+    let app = App::new(Box::new(runner.clone()), devices(), &settings, first);
     Fixture { app, runner, dir }
 }
 

@@ -2,7 +2,6 @@
 //! and what each control does when pressed. No drawing and no terminal I/O here.
 
 use std::collections::VecDeque;
-use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,7 +14,7 @@ use super::follow::Follower;
 use crate::cli::Action;
 use crate::daemon::Kind;
 use crate::daemon::pidfile::State;
-use crate::settings::{self, Settings, UserDirs};
+use crate::settings::{self, Settings};
 
 /// The daemons offered, in the order shown.
 pub const DAEMONS: [Kind; 3] = [Kind::Tftp, Kind::Atftp, Kind::Http];
@@ -255,10 +254,9 @@ pub struct App {
     pub farewell: Option<String>,
     /// The terminal's size at the last draw, for mouse hit-testing.
     pub area: Rect,
-    /// The environment the UI started in (PID, LOG, LPNAME and the user's directories
-    /// decide where each daemon's files are).
-    lookup: fn(&str) -> Option<OsString>,
-    dirs: UserDirs,
+    /// The settings the UI started with: their PID, LOG, LPNAME and user directories
+    /// decide where each daemon's files are.
+    settings: Settings,
     runner: Box<dyn Runner>,
     last_probe: Option<Instant>,
 }
@@ -270,7 +268,6 @@ impl App {
         runner: Box<dyn Runner>,
         devices: Vec<Device>,
         settings: &Settings,
-        lookup: fn(&str) -> Option<OsString>,
         first: Kind,
     ) -> Self {
         let daemon = DAEMONS.iter().position(|&k| k == first).unwrap_or(0);
@@ -320,8 +317,7 @@ impl App {
             quit: false,
             farewell: None,
             area: Rect::new(0, 0, 80, 24),
-            lookup,
-            dirs: settings.dirs.clone(),
+            settings: settings.clone(),
             runner,
             last_probe: None,
         }
@@ -450,26 +446,17 @@ impl App {
         if let Some(device) = self.form.device_name() {
             env.push(("IDEV".to_string(), device.to_string()));
         }
-        // Where its files are: the daemon's defaults under the user's own PID, LOG and
-        // LPNAME, exactly as the binary will work them out.
-        let lookup = self.lookup;
-        let settings = Settings::from_lookup(
-            |name| match name {
-                "PID" | "LOG" | "LPNAME" => lookup(name),
-                _ => None,
-            },
-            self.dirs.clone(),
-            kind.defaults(),
-        )
-        .unwrap_or_else(|_| {
-            Settings::from_lookup(|_| None, self.dirs.clone(), kind.defaults())
-                .expect("no variables cannot be invalid")
-        });
+        // Where its files are: the user's own PID, LOG and LPNAME under this daemon's
+        // defaults, exactly as the binary will work them out.
+        let files = Settings {
+            defaults: kind.defaults(),
+            ..self.settings.clone()
+        };
         Target {
             kind,
             env,
-            pid_file: settings.pid_file(),
-            log_file: settings.log_file(),
+            pid_file: files.pid_file(),
+            log_file: files.log_file(),
         }
     }
 

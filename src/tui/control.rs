@@ -112,15 +112,10 @@ impl Runner for Binaries {
     }
 }
 
-/// The word an action is given as on the command line.
-pub fn action_word(action: Action) -> &'static str {
-    match action {
-        Action::Start => "start",
-        Action::Stop => "stop",
-        Action::Restart => "restart",
-        Action::Status => "status",
-        Action::Run => "run",
-    }
+/// The word an action is given as on the command line, as clap parses it.
+pub fn action_word(action: Action) -> String {
+    clap::ValueEnum::to_possible_value(&action)
+        .map_or_else(String::new, |v| v.get_name().to_string())
 }
 
 fn run(bin: &Path, target: &Target, action: Action) -> Outcome {

@@ -55,13 +55,7 @@ pub fn main(args: TuiArgs) -> ExitCode {
         Some(DaemonName::Httpdaemon) => Kind::Http,
     };
     let runner = Box::new(Binaries::new(Binaries::beside_current_exe()));
-    let mut app = App::new(
-        runner,
-        Device::detect(),
-        &settings,
-        |name| std::env::var_os(name),
-        first,
-    );
+    let mut app = App::new(runner, Device::detect(), &settings, first);
     let result = run(&mut app);
     // The terminal is back to normal here, whatever happened.
     if let Some(message) = &app.farewell {
