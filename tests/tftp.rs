@@ -5,7 +5,9 @@ mod common;
 use std::time::Duration;
 
 use common::pattern;
-use common::tftp::{TftpServer, read, read_netascii, read_then_abort, start_read_and_stall, write};
+use common::tftp::{
+    TftpServer, read, read_netascii, read_then_abort, request_mode, start_read_and_stall, write,
+};
 
 #[tokio::test]
 async fn reads_at_every_block_size_are_byte_identical() {
@@ -448,17 +450,11 @@ fn random_requests_and_options_get_sane_answers() {
         any::<bool>(),
     )
         .prop_map(|(op, name, mode, options, terminated)| {
-            let mut p = op.to_be_bytes().to_vec();
-            p.extend_from_slice(name.as_bytes());
-            p.push(0);
-            p.extend_from_slice(mode.as_bytes());
-            p.push(0);
-            for (k, v) in options {
-                p.extend_from_slice(k.as_bytes());
-                p.push(0);
-                p.extend_from_slice(v.as_bytes());
-                p.push(0);
-            }
+            let options: Vec<(&str, &str)> = options
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let mut p = request_mode(op, &name, &mode, &options);
             if !terminated {
                 p.pop();
             }

@@ -88,7 +88,8 @@ fn request(op: u16, file: &str, opts: &[(&str, &str)]) -> Vec<u8> {
     request_mode(op, file, "octet", opts)
 }
 
-fn request_mode(op: u16, file: &str, mode: &str, opts: &[(&str, &str)]) -> Vec<u8> {
+/// A request datagram (RRQ, WRQ, or any opcode) with its mode and options.
+pub fn request_mode(op: u16, file: &str, mode: &str, opts: &[(&str, &str)]) -> Vec<u8> {
     let mut p = op.to_be_bytes().to_vec();
     for part in [file, mode] {
         p.extend_from_slice(part.as_bytes());
