@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::cli::{ServArgs, TftpdArgs, WsgiArgs, non_empty};
 use crate::error::{Error, Result};
-use crate::http::{self, HttpConfig};
+use crate::http::HttpConfig;
 use crate::logging::{self, LogConfig};
 use crate::net;
 use crate::runner::{
@@ -49,7 +49,7 @@ pub fn serv(args: ServArgs) -> Result<()> {
     // SIGTERM right after the banner is a clean stop, never a kill.
     let (runtime, signals) = runtime_with_signals()?;
     let root = args.directory.clone().unwrap_or_else(|| settings.docroot());
-    let root = http::check_root(&root)?;
+    let root = crate::confine::check_root(&root)?;
     let (_log, listener, bound) = log_and_listen(&settings)?;
 
     println!("Serving {}", root.display());
@@ -144,7 +144,7 @@ pub fn tftpd(args: TftpdArgs) -> Result<()> {
 
     let (runtime, signals) = runtime_with_signals()?;
     let root = args.directory.clone().unwrap_or_else(|| settings.docroot());
-    let root = http::check_root(&root)?;
+    let root = crate::confine::check_root(&root)?;
     let _log = logging::init(&LogConfig {
         debug: settings.debug || args.verbose,
         quiet: args.quiet,
@@ -211,7 +211,7 @@ pub fn wsgi(args: WsgiArgs) -> Result<()> {
         Ok(std::sync::Arc::new(gateway))
     };
     let app = if let Some(dir) = &args.cgi_dir {
-        let dir = http::check_root(dir)?;
+        let dir = crate::confine::check_root(dir)?;
         cgi(crate::wsgi::Scripts::Dir(dir))?
     } else if let Some(app) = crate::wsgi::builtin(&name) {
         app

@@ -3,7 +3,6 @@
 
 use std::fs::File;
 use std::io;
-use std::path::Path;
 
 use bytes::Bytes;
 
@@ -36,16 +35,6 @@ pub(crate) fn read_cached(file: &File, offset: u64, len: usize) -> io::Result<By
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn read_cached(_file: &File, _offset: u64, _len: usize) -> io::Result<Bytes> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
-}
-
-/// Whether `path`, with every symlink resolved, lies inside `root` (which must already be
-/// canonical). A path that does not exist counts as inside: the lookup that follows
-/// reports it missing.
-pub(crate) fn within(root: &Path, path: &Path) -> bool {
-    match path.canonicalize() {
-        Ok(real) => real.starts_with(root),
-        Err(_) => true,
-    }
 }
 
 /// Reads up to `len` bytes at `offset` (fewer only at the end of the file). Blocking:

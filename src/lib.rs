@@ -22,6 +22,7 @@
 //! - `properties` (tests only): property tests of the parsers.
 
 pub mod cli;
+pub mod confine;
 pub mod console;
 pub mod daemon;
 pub mod error;
@@ -33,6 +34,7 @@ pub mod net;
 #[cfg(test)]
 mod properties;
 mod runner;
+pub mod server;
 pub mod settings;
 pub mod shutdown;
 pub mod tftp;

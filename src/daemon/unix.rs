@@ -11,7 +11,7 @@ use super::pidfile::{self, AcquireError, State};
 use super::{Kind, TftpOptions};
 use crate::cli::{Action, DaemonArgs, non_empty};
 use crate::error::{Error, Result};
-use crate::http::{self, HttpConfig};
+use crate::http::HttpConfig;
 use crate::logging::{self, LogConfig, LogGuard};
 use crate::net;
 use crate::runner;
@@ -125,7 +125,7 @@ pub(super) fn command(kind: Kind, args: &DaemonArgs, options: &TftpOptions) -> R
         }
         Action::Status => Ok(status(&plan)),
         Action::Run => {
-            let root = http::check_root(&plan.root)?;
+            let root = crate::confine::check_root(&plan.root)?;
             serve(&plan, &root, None)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -204,7 +204,7 @@ fn start(plan: &Plan) -> Result<ExitCode> {
         }
         State::Stopped => {}
     }
-    let root = http::check_root(&plan.root)?;
+    let root = crate::confine::check_root(&plan.root)?;
     let log = logging::open_append(&plan.log).map_err(|error| Error::LogFile {
         path: plan.log.clone(),
         error,

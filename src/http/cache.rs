@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::HeaderValue;
 
-use super::files::Validators;
+use super::validators::Validators;
 
 /// Files at most this large are cached.
 pub(crate) const MAX_FILE: u64 = 64 * 1024;

@@ -4,7 +4,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -16,6 +16,7 @@ use blocking::{Task, Unblock};
 use futures_lite::{AsyncRead, AsyncWrite, Future};
 use tracing::warn;
 
+use crate::confine::{Refused, Symlinks, confine};
 use crate::logging;
 
 /// Serves one directory over TFTP.
@@ -74,30 +75,21 @@ impl Drop for Slot {
     }
 }
 
-/// Maps a requested file name to a path below the root.
-///
-/// `..` segments, backslashes and empty names are refused (TFTP error 2, access
-/// violation). A leading `/` is read relative to the root (boot configurations often name
-/// `/pxelinux.0`); the caller refuses such a name when nothing by it exists under the root,
-/// so `/etc/passwd` is an access violation rather than a lookup.
+/// TFTP's edge of [`confine`]: names come unencoded, and a leading `/` is read relative
+/// to the root (boot configurations often name `/pxelinux.0`); the caller refuses such a
+/// name when nothing by it exists under the root, so `/etc/passwd` is an access violation
+/// rather than a lookup. An empty name is refused too. Symlinks must stay inside the root.
 pub(crate) fn resolve(root: &Path, requested: &Path) -> Result<PathBuf, &'static str> {
-    let text = requested.to_string_lossy();
-    if text.contains('\\') {
-        return Err("backslash in file name");
-    }
-    let mut rel = PathBuf::new();
-    for c in requested.components() {
-        match c {
-            Component::RootDir | Component::CurDir => {}
-            Component::Normal(name) => rel.push(name),
-            Component::ParentDir => return Err("'..' in file name"),
-            Component::Prefix(_) => return Err("drive prefix in file name"),
-        }
-    }
-    if rel.as_os_str().is_empty() {
+    let full = confine(
+        root,
+        requested.as_os_str().as_encoded_bytes(),
+        Symlinks::StayInside,
+    )
+    .map_err(Refused::reason)?;
+    if full == root {
         return Err("empty file name");
     }
-    Ok(root.join(rel))
+    Ok(full)
 }
 
 fn refuse(client: &SocketAddr, write: bool, requested: &Path, why: &str) -> packet::Error {
@@ -145,14 +137,6 @@ impl async_tftp::server::Handler for Handler {
                 "absolute path outside the root",
             ));
         }
-        if !crate::fsio::within(&self.root, &full) {
-            return Err(refuse(
-                client,
-                false,
-                path,
-                "symlink leads outside the root",
-            ));
-        }
         let slot = self.slot()?;
         let file = File::open(&full).map_err(|e| io_error(&e))?;
         let meta = file.metadata().map_err(|e| io_error(&e))?;
@@ -192,9 +176,6 @@ impl async_tftp::server::Handler for Handler {
         };
         if path.has_root() && !dir.is_dir() {
             return Err(refuse(client, true, path, "absolute path outside the root"));
-        }
-        if !crate::fsio::within(&self.root, dir) || !crate::fsio::within(&self.root, &target) {
-            return Err(refuse(client, true, path, "symlink leads outside the root"));
         }
         if !self.overwrite && fs::symlink_metadata(&target).is_ok() {
             return Err(packet::Error::FileAlreadyExists);

@@ -69,7 +69,7 @@ impl TftpConfig {
 /// # Errors
 /// [`Error::Directory`] if the root cannot be served, or an I/O error from the socket.
 pub async fn serve(socket: UdpSocket, config: TftpConfig, shutdown: Shutdown) -> Result<()> {
-    let root = crate::http::check_root(&config.root)?;
+    let root = crate::confine::check_root(&config.root)?;
     let handler = handler::Handler::new(
         root,
         config.upload,

@@ -3,7 +3,7 @@
 //! the client goes away.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tracing::warn;
+
+use crate::confine::{Symlinks, confine};
 
 use super::{App, BodyIter, Environ, StartResponse, once, text_plain};
 
@@ -64,22 +66,15 @@ impl Cgi {
         match &self.scripts {
             Scripts::One(script) => Ok((script.clone(), String::new(), path_info.to_string())),
             Scripts::Dir(dir) => {
+                // CGI's edge: the script is the first segment of PATH_INFO, the rest is
+                // its own PATH_INFO. A missing script passes here and gets its 404 from
+                // the caller.
                 let rest = path_info.trim_start_matches('/');
-                let (name, tail) = rest.split_once('/').map_or((rest, ""), |(n, t)| (n, t));
-                let plain = Path::new(name).components().count() == 1
-                    && matches!(
-                        Path::new(name).components().next(),
-                        Some(Component::Normal(_))
-                    )
-                    && !name.contains('\\');
-                if name.is_empty() || !plain {
-                    return Err(("404 Not Found", "no such script"));
-                }
-                let script = dir.join(name);
-                // A missing script passes here and gets its 404 from the caller.
-                if !crate::fsio::within(dir, &script) {
-                    return Err(("404 Not Found", "no such script"));
-                }
+                let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
+                let script = match confine(dir, name.as_bytes(), Symlinks::StayInside) {
+                    Ok(script) if script != *dir => script,
+                    _ => return Err(("404 Not Found", "no such script")),
+                };
                 let info = if tail.is_empty() {
                     String::new()
                 } else {

@@ -16,9 +16,9 @@ use tracing::warn;
 
 use super::{Environ, SharedApp, StartResponse};
 use crate::error::{Error, Result};
-use crate::http::conn::Handler;
-use crate::http::text_response as plain;
-use crate::http::{Body, Limits};
+use crate::server::conn::Handler;
+use crate::server::text_response as plain;
+use crate::server::{Body, Limits};
 use crate::shutdown::Shutdown;
 
 /// Default for [`WsgiConfig::max_body`]: 64 MiB.
@@ -65,7 +65,7 @@ pub async fn serve(
         validate: config.validate,
         local,
     });
-    crate::http::conn::run(listener, host, config.limits, shutdown).await;
+    crate::server::conn::run(listener, host, config.limits, shutdown).await;
     Ok(())
 }
 

@@ -1,0 +1,330 @@
+//! The static-file handler: from a request to a file, a directory listing or an error
+//! page. Paths go through [`confine`]; replies are built in [`super::reply`].
+
+use std::fs::{File, Metadata, OpenOptions};
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use percent_encoding::percent_decode_str;
+use tracing::{debug, warn};
+
+use super::cache::{self, Cache};
+use super::listing;
+use super::reply::{Source, respond};
+use super::validators::Validators;
+use crate::confine::{Refused, Symlinks, confine};
+use crate::server::conn::Handler;
+use crate::server::{Body, status_page};
+
+/// Serves files below one directory.
+#[derive(Debug)]
+pub(crate) struct FileServer {
+    /// The served directory, canonical (absolute, symlinks resolved).
+    root: PathBuf,
+    /// Whether symlinks may lead outside the root.
+    symlinks: Symlinks,
+    /// Log request targets, rewrites and headers.
+    debug: bool,
+    /// Small files, validated on every hit.
+    cache: Cache,
+}
+
+impl FileServer {
+    pub(crate) fn new(root: PathBuf, symlinks: Symlinks, debug: bool) -> Self {
+        Self {
+            root,
+            symlinks,
+            debug,
+            cache: Cache::default(),
+        }
+    }
+}
+
+/// The request path as bytes: percent-decoded, the HTTP edge of [`confine`].
+pub(crate) fn decode_path(request_path: &str) -> Vec<u8> {
+    percent_decode_str(request_path).collect()
+}
+
+impl Handler for FileServer {
+    async fn handle(
+        &self,
+        req: Request<hyper::body::Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let method = req.method();
+        if method != Method::GET && method != Method::HEAD {
+            let mut resp = status_page(StatusCode::METHOD_NOT_ALLOWED);
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return resp;
+        }
+        let head = method == Method::HEAD;
+        let path = req.uri().path();
+        if self.debug {
+            debug!(target: "labserv::http", "{peer} request target {}", req.uri());
+            for (name, value) in req.headers() {
+                debug!(target: "labserv::http", "{peer} header {name}: {value:?}");
+            }
+        }
+        let name = decode_path(path);
+        let full = match confine(&self.root, &name, self.symlinks) {
+            Ok(full) => full,
+            Err(Refused::Outside) => {
+                warn!(
+                    target: "labserv::http",
+                    "{peer} refused {path:?}: a symlink leads outside the served directory"
+                );
+                return status_page(StatusCode::NOT_FOUND);
+            }
+            Err(why) => {
+                warn!(target: "labserv::http", "{peer} refused path {path:?}: {}", why.reason());
+                return status_page(StatusCode::BAD_REQUEST);
+            }
+        };
+        if self.debug {
+            debug!(target: "labserv::http", "{peer} path {path:?} -> {}", full.display());
+        }
+        let meta = match std::fs::metadata(&full) {
+            Ok(meta) => meta,
+            Err(e) => return error_page(&e, peer, &full),
+        };
+        if meta.is_dir() {
+            return self.directory(&req, &name, &full, head, peer).await;
+        }
+        if !meta.is_file() {
+            // Devices, pipes and sockets are never served.
+            return status_page(StatusCode::NOT_FOUND);
+        }
+        self.file(req.headers(), &full, &meta, head, peer)
+    }
+}
+
+impl FileServer {
+    /// Answers for a regular file: small ones from the cache, large ones streamed.
+    fn file(
+        &self,
+        req: &HeaderMap,
+        path: &Path,
+        meta: &Metadata,
+        head: bool,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        if meta.len() <= cache::MAX_FILE {
+            let entry = match self.cache.get(path, meta) {
+                Some(entry) => entry,
+                None => {
+                    let loaded = open(path).and_then(|(file, meta)| {
+                        let bytes = read_small(file, meta.len())?;
+                        Ok((bytes, meta))
+                    });
+                    let (bytes, meta) = match loaded {
+                        Ok(pair) => pair,
+                        Err(e) => return error_page(&e, peer, path),
+                    };
+                    self.cache.insert(path, &meta, bytes, content_type(path))
+                }
+            };
+            let source = Source::Memory(entry.bytes.clone());
+            return respond(req, source, &entry.validators, &entry.content_type, head);
+        }
+        let (file, meta) = match open(path) {
+            Ok(pair) => pair,
+            Err(e) => return error_page(&e, peer, path),
+        };
+        if !meta.is_file() {
+            return status_page(StatusCode::NOT_FOUND);
+        }
+        let validators = Validators::of(&meta);
+        respond(
+            req,
+            Source::File(file),
+            &validators,
+            &content_type(path),
+            head,
+        )
+    }
+
+    async fn directory(
+        &self,
+        req: &Request<hyper::body::Incoming>,
+        name: &[u8],
+        dir: &Path,
+        head: bool,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let path = req.uri().path();
+        if !path.ends_with('/') {
+            let location = match req.uri().query() {
+                Some(q) => format!("{path}/?{q}"),
+                None => format!("{path}/"),
+            };
+            let mut resp = status_page(StatusCode::MOVED_PERMANENTLY);
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            return resp;
+        }
+        let index_name = [name, b"/index.html"].concat();
+        if let Ok(index) = confine(&self.root, &index_name, self.symlinks)
+            && let Ok(meta) = std::fs::metadata(&index)
+            && meta.is_file()
+        {
+            return self.file(req.headers(), &index, &meta, head, peer);
+        }
+        let owned = dir.to_path_buf();
+        let entries = match tokio::task::spawn_blocking(move || listing::read(&owned)).await {
+            Ok(Ok(entries)) => entries,
+            Ok(Err(e)) => return error_page(&e, peer, dir),
+            Err(e) => return error_page(&io::Error::other(e), peer, dir),
+        };
+        let (text, content_type) = if wants_json(req) {
+            (listing::json(path, &entries), "application/json")
+        } else {
+            (listing::html(path, &entries), "text/html; charset=utf-8")
+        };
+        let len = text.len() as u64;
+        let mut resp = Response::new(if head { Body::Empty } else { Body::full(text) });
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        h.insert(header::VARY, HeaderValue::from_static("Accept"));
+        resp
+    }
+}
+
+/// JSON when asked for by `?format=json` or an Accept header naming application/json.
+fn wants_json(req: &Request<hyper::body::Incoming>) -> bool {
+    let by_query = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "format=json"));
+    let by_accept = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/json"));
+    by_query || by_accept
+}
+
+/// Opens a path without blocking on FIFOs, and reads its metadata from the handle.
+fn open(path: &Path) -> io::Result<(File, Metadata)> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    Ok((file, meta))
+}
+
+/// 404 for what is not there, 403 for what may not be read, 500 (logged) for the rest.
+fn error_page(e: &io::Error, peer: SocketAddr, path: &Path) -> Response<Body> {
+    let status = match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => StatusCode::NOT_FOUND,
+        io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+        _ if e.raw_os_error() == Some(libc::ELOOP) => StatusCode::NOT_FOUND,
+        _ if e.raw_os_error() == Some(libc::ENAMETOOLONG) => StatusCode::NOT_FOUND,
+        _ => {
+            warn!(target: "labserv::http", "{peer} cannot read {}: {e}", path.display());
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    };
+    status_page(status)
+}
+
+/// The Content-Type for a file name, from the built-in table; text gets `charset=utf-8`.
+pub(crate) fn content_type(path: &Path) -> HeaderValue {
+    let Some(mime) = mime_guess::from_path(path).first_raw() else {
+        return HeaderValue::from_static("application/octet-stream");
+    };
+    let textual = mime.starts_with("text/")
+        || matches!(
+            mime,
+            "application/javascript" | "application/json" | "application/xml" | "image/svg+xml"
+        );
+    if textual {
+        HeaderValue::from_str(&format!("{mime}; charset=utf-8"))
+            .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
+    } else {
+        HeaderValue::from_static(mime)
+    }
+}
+
+/// Reads a small file whole. A file that changed size since it was opened is an error.
+fn read_small(mut file: File, len: u64) -> io::Result<Bytes> {
+    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    (&mut file).take(len + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 != len {
+        return Err(io::Error::other("file changed size while it was read"));
+    }
+    Ok(Bytes::from(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoded(path: &str) -> Result<PathBuf, Refused> {
+        let root = Path::new("/srv/fw");
+        confine(root, &decode_path(path), Symlinks::Follow)
+            .map(|full| full.strip_prefix(root).unwrap().to_path_buf())
+    }
+
+    #[test]
+    fn plain_paths_resolve_below_the_root() {
+        assert_eq!(decoded("/").unwrap(), PathBuf::new());
+        assert_eq!(
+            decoded("/fw/update.img").unwrap(),
+            PathBuf::from("fw/update.img")
+        );
+        assert_eq!(decoded("//a/./b//").unwrap(), PathBuf::from("a/b"));
+        assert_eq!(
+            decoded("/my%20file.bin").unwrap(),
+            PathBuf::from("my file.bin")
+        );
+        // An encoded slash is a separator after decoding, never part of a name.
+        assert_eq!(decoded("/a%2Fb").unwrap(), PathBuf::from("a/b"));
+    }
+
+    #[test]
+    fn hostile_paths_are_refused() {
+        for (p, why) in [
+            ("/../etc/passwd", Refused::Parent),
+            ("/a/../../x", Refused::Parent),
+            ("/%2e%2e/etc/passwd", Refused::Parent),
+            ("/%2E%2E%2Fetc", Refused::Parent),
+            ("/..%2f..%2fetc", Refused::Parent),
+            ("/a\\..\\b", Refused::Backslash),
+            ("/a%5c..%5cb", Refused::Backslash),
+            ("/fw.img%00.txt", Refused::Nul),
+        ] {
+            assert_eq!(decoded(p), Err(why), "{p}");
+        }
+    }
+
+    #[test]
+    fn text_types_carry_charset_and_unknown_is_octet_stream() {
+        assert_eq!(
+            content_type(Path::new("a.txt")),
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(
+            content_type(Path::new("a.html")),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(content_type(Path::new("a.png")), "image/png");
+        assert_eq!(
+            content_type(Path::new("fw.zzzunknown")),
+            "application/octet-stream"
+        );
+        assert_eq!(content_type(Path::new("noext")), "application/octet-stream");
+    }
+}

@@ -1,0 +1,133 @@
+//! The access log: one line per request, written when its response body is finished or
+//! dropped, with the bytes really sent.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Method, Request, Uri, Version};
+use http_body::{Body as _, Frame, SizeHint};
+use hyper::body::Incoming;
+use tracing::warn;
+
+use super::body::Body;
+use super::watch::ConnState;
+use crate::logging;
+
+/// One request's access-log line, written when its response body is finished or dropped.
+pub(crate) struct AccessRecord {
+    finished: bool,
+    peer: SocketAddr,
+    method: Method,
+    uri: Uri,
+    version: Version,
+    status: u16,
+    start: Instant,
+    state: Arc<ConnState>,
+}
+
+impl AccessRecord {
+    pub(crate) fn begin(req: &Request<Incoming>, peer: SocketAddr, state: Arc<ConnState>) -> Self {
+        state.request_started();
+        Self {
+            finished: false,
+            peer,
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            status: 0,
+            start: Instant::now(),
+            state,
+        }
+    }
+
+    pub(crate) fn with_status(mut self, status: http::StatusCode) -> Self {
+        self.status = status.as_u16();
+        self
+    }
+
+    fn finish(mut self, sent: u64, complete: bool) {
+        self.finished = true;
+        self.state.request_finished();
+        if !logging::access_enabled() {
+            return;
+        }
+        let elapsed = self.start.elapsed();
+        let cut = if complete { "" } else { " (client left early)" };
+        logging::access(format_args!(
+            "{} \"{} {} {:?}\" {} {} {:.3}ms{cut}",
+            self.peer,
+            self.method,
+            self.uri,
+            self.version,
+            self.status,
+            sent,
+            elapsed.as_secs_f64() * 1000.0,
+        ));
+    }
+}
+
+impl Drop for AccessRecord {
+    fn drop(&mut self) {
+        // The request was abandoned before it had a response (the client went away while
+        // the handler ran): it no longer counts as running.
+        if !self.finished {
+            self.state.request_finished();
+        }
+    }
+}
+
+/// A response body that counts what it sends and logs the request when it is done.
+pub(crate) struct Logged {
+    pub(crate) inner: Body,
+    pub(crate) sent: u64,
+    pub(crate) record: Option<AccessRecord>,
+}
+
+impl http_body::Body for Logged {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.sent += data.len() as u64;
+                }
+            }
+            Poll::Ready(Some(Err(e))) => {
+                if let Some(r) = &this.record {
+                    warn!(target: "labserv::http", "{} {}: {e}", r.peer, r.uri);
+                }
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take() {
+            let complete = self.inner.is_end_stream();
+            record.finish(self.sent, complete);
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! The HTTP server layer that the file server and the app host both stand on: the accept
+//! loop, per-connection limits, the access log, response bodies and plain-text answers.
+//! What is served is a [`conn::Handler`]'s business; nothing here knows about files or apps.
+
+mod access;
+pub(crate) mod body;
+pub(crate) mod conn;
+mod plain;
+mod watch;
+
+use std::time::Duration;
+
+pub use body::Body;
+pub(crate) use plain::{status_page, text_response};
+
+/// Default for [`Limits::header_timeout`].
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default for [`Limits::idle_timeout`].
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default for [`Limits::max_header_bytes`].
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Default for [`Limits::drain`].
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
+
+/// Per-connection limits that keep one client from holding the server hostage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A request head must be complete this long after its first byte (slowloris).
+    pub header_timeout: Duration,
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout: Duration,
+    /// Request heads larger than this get 431.
+    pub max_header_bytes: usize,
+    /// On shutdown, responses in flight get this long to finish.
+    pub drain: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            drain: DEFAULT_DRAIN,
+        }
+    }
+}
