@@ -22,10 +22,12 @@
 //! - `properties` (tests only): property tests of the parsers.
 
 pub mod cli;
+pub mod config;
 pub mod confine;
 pub mod console;
 pub mod daemon;
 pub mod error;
+pub mod exit;
 mod fsio;
 pub mod http;
 pub mod logging;

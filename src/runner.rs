@@ -5,7 +5,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+
+use crate::config::{ServerConfig, Service, Socket};
 use crate::error::{Error, Result};
+use crate::logging::{self, LogGuard};
 use crate::shutdown::{Shutdown, Signals};
 
 /// What one core serves on its copy of the listener.
@@ -15,18 +19,96 @@ pub(crate) type ServeOnCore = Arc<
         + Sync,
 >;
 
-/// Runs the HTTP file server on every core (see [`run_until_signal`]) until SIGINT or
-/// SIGTERM: what `serv` and `httpdaemon` both serve.
-pub(crate) fn serve_files_until_signal(
+/// A server ready to serve: its runtime and signal handlers made, its directory checked,
+/// its logging started and its socket bound.
+pub(crate) struct Prepared {
+    runtime: tokio::runtime::Runtime,
+    /// The SIGINT/SIGTERM handlers (a daemon adds SIGHUP).
+    pub(crate) signals: Signals,
+    /// The logging, kept until the server ends (a daemon reopens it on SIGHUP).
+    pub(crate) log: Arc<LogGuard>,
+    socket: Socket,
+    /// The address the socket is bound to.
+    pub(crate) bound: SocketAddr,
+}
+
+/// Gets `config` ready to serve, in the order that makes every failure a clean one: the
+/// runtime and the signal handlers first (so a SIGTERM right after the banner is a clean
+/// stop, never a kill), then the directory, the log and the socket.
+///
+/// # Errors
+/// A missing directory, a log file that cannot be opened, a port that cannot be bound.
+pub(crate) fn prepare(config: &mut ServerConfig) -> Result<Prepared> {
+    let (runtime, signals) = runtime_with_signals()?;
+    config.check_root()?;
+    let log = Arc::new(logging::init(&config.log)?);
+    let socket = config.bind()?;
+    let bound = socket.local_addr()?;
+    Ok(Prepared {
+        runtime,
+        signals,
+        log,
+        socket,
+        bound,
+    })
+}
+
+impl Prepared {
+    /// Serves until SIGINT or SIGTERM.
+    ///
+    /// # Errors
+    /// The server fails.
+    pub(crate) fn serve(self, config: ServerConfig) -> Result<()> {
+        config.log_started(self.bound);
+        let served = serve(self.runtime, self.signals, self.socket, config.service);
+        // Keep the logging until the server is done with it.
+        drop(self.log);
+        served
+    }
+
+    /// Enters the runtime, for installing more signal handlers.
+    pub(crate) fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
+        self.runtime.enter()
+    }
+}
+
+/// Serves `service` on `socket` until SIGINT or SIGTERM: the HTTP servers on every core
+/// (see [`run_until_signal`]), TFTP on its own reactor thread. What the foreground
+/// commands and the daemons both run.
+fn serve(
     runtime: tokio::runtime::Runtime,
     signals: Signals,
-    listener: std::net::TcpListener,
-    config: crate::http::HttpConfig,
+    socket: Socket,
+    service: Service,
 ) -> Result<()> {
-    let serve: ServeOnCore = Arc::new(move |listener, shutdown| {
-        Box::pin(crate::http::serve(listener, config.clone(), shutdown))
-    });
-    run_until_signal(runtime, signals, listener, serve)
+    match (socket, service) {
+        (Socket::Udp(socket), Service::Tftp(config)) => {
+            block_until_signal(&runtime, signals, |shutdown| async move {
+                crate::tftp::serve(socket, config, shutdown).await
+            })
+        }
+        (Socket::Tcp(listener), Service::Files(config)) => {
+            let serve: ServeOnCore = Arc::new(move |listener, shutdown| {
+                Box::pin(crate::http::serve(listener, config.clone(), shutdown))
+            });
+            run_until_signal(runtime, signals, listener, serve)
+        }
+        (Socket::Tcp(listener), Service::App { app, config, .. }) => {
+            let serve: ServeOnCore = Arc::new(move |listener, shutdown| {
+                Box::pin(crate::wsgi::serve(
+                    listener,
+                    app.clone(),
+                    config.clone(),
+                    shutdown,
+                ))
+            });
+            run_until_signal(runtime, signals, listener, serve)
+        }
+        _ => Err(Error::io(
+            "serving",
+            std::io::Error::other("the socket does not fit the service"),
+        )),
+    }
 }
 
 /// Runs the server on one single-threaded runtime per core, all accepting from the same
@@ -35,7 +117,7 @@ pub(crate) fn serve_files_until_signal(
 /// A runtime per core keeps a connection on the thread that accepted it: no work-stealing
 /// wake-ups between threads, which on a small machine is a measurable share of the cost
 /// of a small request.
-pub(crate) fn run_until_signal(
+fn run_until_signal(
     runtime: tokio::runtime::Runtime,
     mut signals: Signals,
     listener: std::net::TcpListener,
@@ -106,7 +188,7 @@ pub(crate) fn run_until_signal(
 
 /// A single-threaded runtime with SIGINT/SIGTERM handlers installed, made before
 /// anything is announced so that a signal right after the banner is a clean stop.
-pub(crate) fn runtime_with_signals() -> Result<(tokio::runtime::Runtime, Signals)> {
+fn runtime_with_signals() -> Result<(tokio::runtime::Runtime, Signals)> {
     crate::memory::limit_arenas();
     let runtime = current_thread_runtime()?;
     let signals = {
@@ -118,7 +200,7 @@ pub(crate) fn runtime_with_signals() -> Result<(tokio::runtime::Runtime, Signals
 
 /// Runs the server that `serve` starts until it ends by itself or a signal arrives; on a
 /// signal, triggers its shutdown and waits for it to finish.
-pub(crate) fn block_until_signal<F, Fut>(
+fn block_until_signal<F, Fut>(
     runtime: &tokio::runtime::Runtime,
     mut signals: Signals,
     serve: F,

@@ -1,19 +1,9 @@
-//! `atftpdaemon [--host ADDR] [-p PORT] [--ack-timeout S] [--conn-timeout S] ACTION`:
-//! the TFTP server in the background, with its address and timeouts as options.
+//! `atftpdaemon {start,stop,restart,status,run}`: the TFTP server in the background, with tftpd's options.
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use labserv::cli::AtftpDaemonArgs;
-use labserv::daemon::{self, Kind, TftpOptions};
+use labserv::cli::TftpDaemonArgs;
 
 fn main() -> ExitCode {
-    let args = AtftpDaemonArgs::parse();
-    let options = TftpOptions {
-        host: args.net.host,
-        port: args.net.port,
-        ack_timeout: Some(args.net.ack_timeout),
-        conn_timeout: args.net.conn_timeout,
-    };
-    daemon::main(Kind::Atftp, args.daemon, options)
+    labserv::exit::main::<TftpDaemonArgs>("atftpdaemon", labserv::daemon::atftpdaemon)
 }

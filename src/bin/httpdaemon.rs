@@ -2,11 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use labserv::cli::HttpDaemonArgs;
-use labserv::daemon::{self, Kind, TftpOptions};
 
 fn main() -> ExitCode {
-    let args = HttpDaemonArgs::parse();
-    daemon::main(Kind::Http, args.daemon, TftpOptions::default())
+    labserv::exit::main::<HttpDaemonArgs>("httpdaemon", labserv::daemon::httpdaemon)
 }

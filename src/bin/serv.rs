@@ -2,10 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use labserv::cli::ServArgs;
 
 fn main() -> ExitCode {
-    let args = ServArgs::parse();
-    labserv::console::exit("serv", labserv::console::serv(args))
+    labserv::exit::main::<ServArgs>("serv", labserv::console::serv)
 }

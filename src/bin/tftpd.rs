@@ -2,10 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use labserv::cli::TftpdArgs;
 
 fn main() -> ExitCode {
-    let args = TftpdArgs::parse();
-    labserv::console::exit("tftpd", labserv::console::tftpd(args))
+    labserv::exit::main::<TftpdArgs>("tftpd", labserv::console::tftpd)
 }

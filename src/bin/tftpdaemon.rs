@@ -2,11 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use labserv::cli::TftpDaemonArgs;
-use labserv::daemon::{self, Kind, TftpOptions};
 
 fn main() -> ExitCode {
-    let args = TftpDaemonArgs::parse();
-    daemon::main(Kind::Tftp, args.daemon, TftpOptions::default())
+    labserv::exit::main::<TftpDaemonArgs>("tftpdaemon", labserv::daemon::tftpdaemon)
 }

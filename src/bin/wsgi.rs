@@ -2,10 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use labserv::cli::WsgiArgs;
 
 fn main() -> ExitCode {
-    let args = WsgiArgs::parse();
-    labserv::console::exit("wsgi", labserv::console::wsgi(args))
+    labserv::exit::main::<WsgiArgs>("wsgi", labserv::console::wsgi)
 }

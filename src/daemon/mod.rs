@@ -9,19 +9,25 @@
 //! Unix only: elsewhere [`main`] says so and exits 1.
 
 #[cfg(unix)]
+mod actions;
+#[cfg(unix)]
+mod control;
+#[cfg(unix)]
 mod detach;
 #[cfg(unix)]
 pub mod pidfile;
+mod plan;
+#[cfg(unix)]
+mod run;
 
 #[cfg(unix)]
-mod unix;
-#[cfg(unix)]
-pub use unix::{Stopped, stop};
+pub use control::{Stopped, stop};
+pub use plan::{resolve, resolve_with};
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::ExitCode;
 
-use crate::cli::DaemonArgs;
+use crate::cli::{DaemonArgs, HttpDaemonArgs, ServOptions, TftpDaemonArgs, TftpdOptions};
 use crate::settings::Defaults;
 
 /// Which server a daemon runs.
@@ -70,41 +76,79 @@ impl Kind {
     }
 }
 
-/// The TFTP options only `atftpdaemon` takes, as given on its command line.
-#[derive(Debug, Clone, Default)]
-pub struct TftpOptions {
-    /// `--host`.
-    pub host: Option<String>,
-    /// `-p/--port`.
-    pub port: Option<String>,
-    /// `--ack-timeout`.
-    pub ack_timeout: Option<String>,
-    /// `--conn-timeout`.
-    pub conn_timeout: Option<String>,
+/// The options of the server a daemon runs: its foreground command's own.
+#[derive(Debug, Clone)]
+pub enum DaemonOptions {
+    /// `serv`'s options, for `httpdaemon`.
+    Http(ServOptions),
+    /// `tftpd`'s options, for `tftpdaemon` and `atftpdaemon`.
+    Tftp(TftpdOptions),
 }
 
-/// Runs a daemon command from its parsed arguments and gives the exit code: 0 done (or
-/// running, for `status`), 1 failed (or dead with a stale pid file), 2 bad arguments or
-/// environment, 3 not running (`status`).
-#[cfg(unix)]
-pub fn main(kind: Kind, args: DaemonArgs, options: TftpOptions) -> ExitCode {
-    match unix::command(kind, &args, &options) {
-        Ok(code) => code,
-        Err(e) => {
-            use std::io::Write as _;
-            let _ = std::io::stdout().flush();
-            eprintln!("{}: {e}", kind.program());
-            ExitCode::from(e.exit_code())
-        }
+/// `httpdaemon`: runs a daemon command and gives its exit code.
+///
+/// # Errors
+/// Bad arguments or environment, or the action failed.
+pub fn httpdaemon(args: HttpDaemonArgs) -> crate::Result<ExitCode> {
+    command(Kind::Http, &args.daemon, &DaemonOptions::Http(args.options))
+}
+
+/// `tftpdaemon`: runs a daemon command and gives its exit code.
+///
+/// # Errors
+/// Bad arguments or environment, or the action failed.
+pub fn tftpdaemon(args: TftpDaemonArgs) -> crate::Result<ExitCode> {
+    command(Kind::Tftp, &args.daemon, &DaemonOptions::Tftp(args.options))
+}
+
+/// `atftpdaemon`: runs a daemon command and gives its exit code.
+///
+/// # Errors
+/// Bad arguments or environment, or the action failed.
+pub fn atftpdaemon(args: TftpDaemonArgs) -> crate::Result<ExitCode> {
+    command(
+        Kind::Atftp,
+        &args.daemon,
+        &DaemonOptions::Tftp(args.options),
+    )
+}
+
+/// Runs a daemon command: 0 done (or running, for `status`), 1 failed (or dead with a
+/// stale pid file), 2 bad arguments or environment, 3 not running (`status`).
+fn command(kind: Kind, args: &DaemonArgs, options: &DaemonOptions) -> crate::Result<ExitCode> {
+    let config = resolve(kind, options)?;
+    if args.common.show_settings {
+        print!("{}", config.settings.report(kind.program()));
+        return Ok(ExitCode::SUCCESS);
     }
+    let Some(action) = args.action else {
+        // clap requires an action unless --show-settings is given.
+        return Ok(ExitCode::from(2));
+    };
+    run_action(kind, action, config, args.stop_timeout)
+}
+
+#[cfg(unix)]
+fn run_action(
+    kind: Kind,
+    action: crate::cli::Action,
+    config: crate::config::ServerConfig,
+    stop_timeout: std::time::Duration,
+) -> crate::Result<ExitCode> {
+    actions::command(action, plan::Plan::new(kind, config, stop_timeout)?)
 }
 
 /// Says that daemons need Unix and exits 1; `serv` and `tftpd` run in the foreground.
 #[cfg(not(unix))]
-pub fn main(kind: Kind, _args: DaemonArgs, _options: TftpOptions) -> ExitCode {
+fn run_action(
+    kind: Kind,
+    _action: crate::cli::Action,
+    _config: crate::config::ServerConfig,
+    _stop_timeout: std::time::Duration,
+) -> crate::Result<ExitCode> {
     eprintln!(
         "{}: daemons need a Unix system; run `serv` or `tftpd` in the foreground instead",
         kind.program()
     );
-    ExitCode::from(1)
+    Ok(ExitCode::from(1))
 }

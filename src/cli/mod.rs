@@ -1,0 +1,399 @@
+//! clap argument structs, typed: every value is parsed by a value parser from [`values`]
+//! that reuses the settings parsers. Each server's options live in one struct
+//! ([`ServOptions`], [`TftpdOptions`]) that its foreground command and its daemons flatten
+//! alike, so an option added once works everywhere. [`crate::config`] turns them into a
+//! running server's config.
+
+pub mod values;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser};
+
+use values::{Endpoint, Given};
+
+/// Options every binary has.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CommonArgs {
+    /// Print the version, the user directories and the effective value of every
+    /// environment variable, then exit
+    #[arg(long)]
+    pub show_settings: bool,
+}
+
+/// How much a server logs.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LogArgs {
+    /// Log per-request or per-transfer detail (as DEBUG=1)
+    #[arg(short, long, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Log warnings and errors only, and print no banner (daemons: print nothing on
+    /// success)
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Where a server listens, as options (they override the positional arguments and the
+/// environment).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ListenArgs {
+    /// Address to listen on (overrides IFACE)
+    #[arg(long, value_name = "ADDR", value_parser = values::addr("--host"))]
+    pub host: Option<Given<std::net::IpAddr>>,
+
+    /// Port to listen on (overrides PORT)
+    #[arg(short, long, value_name = "N", value_parser = values::port("--port"))]
+    pub port: Option<Given<u16>>,
+}
+
+impl ListenArgs {
+    /// Fills what the options left unset from positional arguments.
+    pub fn or(&self, port: Option<u16>, host: Option<std::net::IpAddr>) -> Self {
+        Self {
+            host: Some(Given(values::given(self.host).or(host))),
+            port: Some(Given(values::given(self.port).or(port))),
+        }
+    }
+}
+
+/// The file server's options: what `serv` and `httpdaemon` both take.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServOptions {
+    #[command(flatten)]
+    pub listen: ListenArgs,
+
+    /// Directory to serve [default: $DOCROOT, else the current directory]
+    #[arg(short, long, value_name = "DIR")]
+    pub directory: Option<PathBuf>,
+
+    /// Refuse files reached through a symlink that leads outside the directory
+    #[arg(long)]
+    pub no_follow_symlinks: bool,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// `serv [PORT] [IFACE]`: serve a directory over HTTP.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "serv",
+    version,
+    about = "Serve a directory over HTTP/1.1 and HTTP/2 so boards and phones can fetch files",
+    after_help = "Environment: PORT, IFACE, DOCROOT, LOG, DEBUG (see --show-settings).\n\
+                  Empty arguments count as absent, so `serv $PORT $IFACE` works in a Procfile."
+)]
+pub struct ServArgs {
+    /// Port to listen on [default: $PORT, else 8080]
+    #[arg(value_name = "PORT", value_parser = values::port("PORT"))]
+    pub port_arg: Option<Given<u16>>,
+
+    /// Address to listen on [default: $IFACE, else every interface, IPv4 and IPv6]
+    #[arg(value_name = "IFACE", value_parser = values::addr("IFACE"))]
+    pub iface_arg: Option<Given<std::net::IpAddr>>,
+
+    #[command(flatten)]
+    pub options: ServOptions,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl ServArgs {
+    /// The options with the positional PORT and IFACE folded in.
+    pub fn options(&self) -> ServOptions {
+        let mut options = self.options.clone();
+        options.listen = options
+            .listen
+            .or(values::given(self.port_arg), values::given(self.iface_arg));
+        options
+    }
+}
+
+/// The TFTP server's options: what `tftpd`, `tftpdaemon` and `atftpdaemon` all take.
+#[derive(Debug, Clone, Args)]
+pub struct TftpdOptions {
+    #[command(flatten)]
+    pub listen: ListenArgs,
+
+    /// Seconds to wait for an acknowledgement before sending again
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value = "0.5",
+        allow_hyphen_values = true,
+        value_parser = values::seconds("--ack-timeout")
+    )]
+    pub ack_timeout: Duration,
+
+    /// Seconds before a silent client's transfer is abandoned [default: $SOCK_TIMEOUT, else 5]
+    #[arg(
+        long,
+        value_name = "SECS",
+        allow_hyphen_values = true,
+        value_parser = values::seconds_or_blank("--conn-timeout")
+    )]
+    pub conn_timeout: Option<Given<Duration>>,
+
+    /// Directory to serve [default: $DOCROOT, else the current directory]
+    #[arg(short, long, value_name = "DIR")]
+    pub directory: Option<PathBuf>,
+
+    /// Largest block size granted, 8 to 65464 (lower it for clients behind a small MTU)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "65464",
+        allow_hyphen_values = true,
+        value_parser = values::blksize("--max-blksize")
+    )]
+    pub max_blksize: u16,
+
+    /// Largest window size granted (RFC 7440), 1 to 65535
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "64",
+        allow_hyphen_values = true,
+        value_parser = values::window("--max-window")
+    )]
+    pub max_window: u16,
+
+    /// Accept write requests (uploads); off by default
+    #[arg(long)]
+    pub upload: bool,
+
+    /// Let an upload replace an existing file; off by default
+    #[arg(long, requires = "upload")]
+    pub overwrite: bool,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl Default for TftpdOptions {
+    fn default() -> Self {
+        Self {
+            listen: ListenArgs::default(),
+            ack_timeout: crate::tftp::DEFAULT_ACK_TIMEOUT,
+            conn_timeout: None,
+            directory: None,
+            max_blksize: crate::tftp::DEFAULT_MAX_BLKSIZE,
+            max_window: crate::tftp::DEFAULT_MAX_WINDOW,
+            upload: false,
+            overwrite: false,
+            log: LogArgs::default(),
+        }
+    }
+}
+
+/// `tftpd [IFACE] [PORT]`: serve a directory over TFTP.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "tftpd",
+    version,
+    about = "Serve a directory over TFTP to boards, boot ROMs and busybox",
+    after_help = "A lone number is a port: `tftpd 9069` and `tftpd 9069 0.0.0.0` both work.\n\
+                  Environment: IFACE, PORT, DOCROOT, SOCK_TIMEOUT, LOG, DEBUG (see --show-settings).\n\
+                  Port 69 needs root or: sudo setcap cap_net_bind_service=+ep $(command -v tftpd)"
+)]
+pub struct TftpdArgs {
+    /// Listen address and/or port, in either order [default: $IFACE, else 127.0.0.1;
+    /// $PORT, else 9069]
+    #[arg(value_name = "IFACE|PORT", num_args = 0..=2, value_parser = values::endpoint)]
+    pub positional: Vec<Endpoint>,
+
+    #[command(flatten)]
+    pub options: TftpdOptions,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl TftpdArgs {
+    /// The options with the positional address and port folded in.
+    ///
+    /// # Errors
+    /// A second number, which cannot be an address.
+    pub fn options(&self) -> Result<TftpdOptions, crate::settings::SettingsError> {
+        let (mut port, mut iface) = (None, None);
+        for endpoint in &self.positional {
+            match *endpoint {
+                Endpoint::Blank => {}
+                Endpoint::Port(p) if port.is_none() => port = Some(p),
+                // A second number is not an address, and says so in IFACE's words.
+                Endpoint::Port(p) => {
+                    iface = Some(crate::settings::parse_addr("IFACE", &p.to_string())?);
+                }
+                Endpoint::Addr(a) => iface = Some(a),
+            }
+        }
+        let mut options = self.options.clone();
+        options.listen = options.listen.or(port, iface);
+        Ok(options)
+    }
+}
+
+/// `wsgi [APP] [PORT]`: host a WSGI-style app.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "wsgi",
+    version,
+    about = "Host a WSGI-style app for a device or a browser to talk to",
+    after_help = "Built-in apps: demo (the default: wsgiref's demo app), hello, echo.\n\
+                  A lone number is a port: `wsgi 8000` and `wsgi --cgi-dir DIR 8000` both work.\n\
+                  Environment: PORT, IFACE, LOG, DEBUG (see --show-settings)."
+)]
+pub struct WsgiArgs {
+    /// The app to run: demo, hello, echo, or the path of an executable CGI script
+    /// [default: demo]
+    #[arg(value_name = "APP")]
+    pub app: Option<String>,
+
+    /// Port to listen on [default: $PORT, else 8000]
+    #[arg(value_name = "PORT", value_parser = values::port("PORT"))]
+    pub port_arg: Option<Given<u16>>,
+
+    #[command(flatten)]
+    pub listen: ListenArgs,
+
+    /// Largest request body accepted, in bytes (K, M, G suffixes allowed); larger gets 413
+    #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = values::size("--max-body"))]
+    pub max_body: u64,
+
+    /// Do not check what the app sends (status, headers, Content-Type, Content-Length)
+    #[arg(long)]
+    pub no_validate: bool,
+
+    /// Serve the CGI scripts in DIR: /name/rest runs DIR/name with /rest as PATH_INFO
+    #[arg(long, value_name = "DIR")]
+    pub cgi_dir: Option<PathBuf>,
+
+    /// Seconds a CGI script may run before it is killed (the client gets 504)
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value = "30",
+        allow_hyphen_values = true,
+        value_parser = values::seconds("--cgi-timeout")
+    )]
+    pub cgi_timeout: Duration,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// What a daemon command does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Action {
+    /// Start the server in the background; exit once it listens
+    Start,
+    /// Stop the background server (SIGTERM, then SIGKILL after --stop-timeout)
+    Stop,
+    /// Stop, then start (also when nothing runs)
+    Restart,
+    /// Say whether it runs (exit 0 running, 1 dead with a stale pid file, 3 not running)
+    Status,
+    /// Run the same server in the foreground (systemd, supervisord, a Procfile)
+    Run,
+}
+
+/// Options every daemon command has.
+#[derive(Debug, Clone, Args)]
+pub struct DaemonArgs {
+    /// start, stop, restart, status or run
+    #[arg(
+        value_enum,
+        value_name = "ACTION",
+        required_unless_present = "show_settings"
+    )]
+    pub action: Option<Action>,
+
+    /// Seconds `stop` waits for the server to finish before it kills it
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value = "10",
+        allow_hyphen_values = true,
+        value_parser = values::seconds("--stop-timeout")
+    )]
+    pub stop_timeout: Duration,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// The environment every daemon reads, for `--help`.
+const DAEMON_ENV: &str = "Environment: PORT, IFACE, DOCROOT, LPNAME, LOG, PID, DEBUG \
+                          (see --show-settings).\n\
+                          Exit codes: 0 done (status: running), 1 failed (status: dead, stale \
+                          pid file), 2 bad arguments, 3 status: not running.";
+
+/// `httpdaemon ACTION`: the HTTP file server in the background, with every option of `serv`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "httpdaemon",
+    version,
+    about = "Run the HTTP file server in the background: start, stop, restart, status, run",
+    after_help = DAEMON_ENV
+)]
+pub struct HttpDaemonArgs {
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+
+    #[command(flatten)]
+    pub options: ServOptions,
+}
+
+/// `tftpdaemon ACTION` and `atftpdaemon ACTION`: the TFTP server in the background, with
+/// every option of `tftpd`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    version,
+    about = "Run the TFTP server in the background: start, stop, restart, status, run",
+    after_help = "SOCK_TIMEOUT sets the connection timeout.\n".to_string() + DAEMON_ENV
+)]
+pub struct TftpDaemonArgs {
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+
+    #[command(flatten)]
+    pub options: TftpdOptions,
+}
+
+/// The daemon `daemontui` shows first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DaemonName {
+    /// The TFTP server, SOCK_TIMEOUT as its connection timeout
+    Tftpdaemon,
+    /// The TFTP server with address and timeouts as options
+    Atftpdaemon,
+    /// The HTTP file server
+    Httpdaemon,
+}
+
+/// `daemontui [DAEMON]`: configure, run and watch the daemons.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "daemontui",
+    version,
+    about = "Pick a daemon, set its port, device, address and directory, start and stop it, \
+             and watch its log",
+    after_help = "Keys: Tab/Shift-Tab move, arrows choose, Space toggles, Enter presses, \
+                  Esc/q quit; the mouse works too.\n\
+                  Environment: PORT, IFACE, IDEV, DOCROOT and DEBUG fill the form; LPNAME, PID \
+                  and LOG name the daemon's files."
+)]
+pub struct TuiArgs {
+    /// The daemon chosen at start [default: tftpdaemon]
+    #[arg(value_enum, value_name = "DAEMON")]
+    pub daemon: Option<DaemonName>,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}

@@ -1,0 +1,106 @@
+//! Typed value parsers for clap that reuse the settings parsers, so an argument and an
+//! environment variable with the same bad value fail with the same words.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::settings::{self, SettingsError};
+
+/// An argument that may be given empty, which counts as absent: `serv $PORT $IFACE` in a
+/// Procfile with IFACE unset passes an empty IFACE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Given<T>(pub Option<T>);
+
+/// The value of an optional argument that may also have been given empty.
+pub fn given<T: Copy>(arg: Option<Given<T>>) -> Option<T> {
+    arg.and_then(|g| g.0)
+}
+
+/// What clap takes as a value parser: a function from the text to a typed value.
+pub trait Parse<T>: Fn(&str) -> Result<T, SettingsError> + Clone + Send + Sync + 'static {}
+impl<T, F: Fn(&str) -> Result<T, SettingsError> + Clone + Send + Sync + 'static> Parse<T> for F {}
+
+fn or_blank<T>(parse: impl Parse<T>) -> impl Parse<Given<T>> {
+    move |text: &str| {
+        if text.trim().is_empty() {
+            Ok(Given(None))
+        } else {
+            parse(text).map(|v| Given(Some(v)))
+        }
+    }
+}
+
+/// A port (0 to 65535), empty allowed; errors name the argument `name`.
+pub fn port(name: &'static str) -> impl Parse<Given<u16>> {
+    or_blank(move |v: &str| settings::parse_port(name, v))
+}
+
+/// A listen address, empty allowed.
+pub fn addr(name: &'static str) -> impl Parse<Given<IpAddr>> {
+    or_blank(move |v: &str| settings::parse_addr(name, v))
+}
+
+/// A number of seconds greater than zero.
+pub fn seconds(name: &'static str) -> impl Parse<Duration> {
+    move |v: &str| settings::parse_seconds(name, v)
+}
+
+/// A number of seconds greater than zero, empty allowed.
+pub fn seconds_or_blank(name: &'static str) -> impl Parse<Given<Duration>> {
+    or_blank(seconds(name))
+}
+
+/// A size in bytes with an optional K, M or G suffix.
+pub fn size(name: &'static str) -> impl Parse<u64> {
+    move |v: &str| settings::parse_size(name, v)
+}
+
+/// A TFTP block size, 8 to 65464.
+pub fn blksize(name: &'static str) -> impl Parse<u16> {
+    move |v: &str| {
+        settings::parse_number(
+            name,
+            v,
+            8,
+            crate::tftp::DEFAULT_MAX_BLKSIZE,
+            "expected a block size from 8 to 65464",
+        )
+    }
+}
+
+/// A TFTP window size, 1 to 65535.
+pub fn window(name: &'static str) -> impl Parse<u16> {
+    move |v: &str| {
+        settings::parse_number(
+            name,
+            v,
+            1,
+            u16::MAX,
+            "expected a window size from 1 to 65535",
+        )
+    }
+}
+
+/// One of `tftpd`'s positional arguments: a lone number is a port, anything else an
+/// address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// An empty argument.
+    Blank,
+    /// A port number.
+    Port(u16),
+    /// A listen address.
+    Addr(IpAddr),
+}
+
+/// Parses an [`Endpoint`].
+pub fn endpoint(text: &str) -> Result<Endpoint, SettingsError> {
+    let t = text.trim();
+    if t.is_empty() {
+        Ok(Endpoint::Blank)
+    } else if t.bytes().all(|b| b.is_ascii_digit()) {
+        settings::parse_port("PORT", t).map(Endpoint::Port)
+    } else {
+        settings::parse_addr("IFACE", text).map(Endpoint::Addr)
+    }
+}

@@ -1,0 +1,217 @@
+//! One config step per server: [`serv`], [`tftpd`] and [`wsgi`] turn typed arguments and
+//! the [`Settings`] into a [`ServerConfig`], and every entry point (the foreground
+//! commands, the daemons, daemontui) goes through them. A [`ServerConfig`] then binds its
+//! socket and serves the same way wherever it was made.
+
+mod resolve;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+pub use resolve::{serv, tftpd, wsgi};
+
+use crate::confine::check_root;
+use crate::error::{Error, Result};
+use crate::http::HttpConfig;
+use crate::logging::LogConfig;
+use crate::net;
+use crate::settings::Settings;
+use crate::tftp::TftpConfig;
+use crate::wsgi::{SharedApp, WsgiConfig};
+
+/// Everything one server needs to run, resolved from arguments and environment.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// The settings, with the arguments' port and address folded in (what
+    /// `--show-settings` reports, and where a daemon's files go).
+    pub settings: Settings,
+    /// The address to listen on; `None` is every interface, IPv4 and IPv6 (HTTP only).
+    pub ip: Option<IpAddr>,
+    /// The port to listen on.
+    pub port: u16,
+    /// How much to log and where.
+    pub log: LogConfig,
+    /// Print no banner.
+    pub quiet: bool,
+    /// What is served.
+    pub service: Service,
+}
+
+/// What a server serves.
+#[derive(Clone)]
+pub enum Service {
+    /// Files over HTTP.
+    Files(HttpConfig),
+    /// Files over TFTP.
+    Tftp(TftpConfig),
+    /// An app over HTTP.
+    App {
+        /// What the banner calls it: `the demo app`, `the CGI scripts in /srv/cgi`.
+        name: String,
+        /// The app.
+        app: SharedApp,
+        /// How it is hosted.
+        config: WsgiConfig,
+    },
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Service::Files(c) => f.debug_tuple("Files").field(c).finish(),
+            Service::Tftp(c) => f.debug_tuple("Tftp").field(c).finish(),
+            Service::App { name, config, .. } => f
+                .debug_struct("App")
+                .field("name", name)
+                .field("config", config)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("ip", &self.ip)
+            .field("port", &self.port)
+            .field("log", &self.log)
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A bound listening socket.
+#[derive(Debug)]
+pub enum Socket {
+    /// For the HTTP servers.
+    Tcp(std::net::TcpListener),
+    /// For the TFTP server.
+    Udp(std::net::UdpSocket),
+}
+
+impl Socket {
+    /// The address it is bound to.
+    ///
+    /// # Errors
+    /// The operating system cannot say.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        match self {
+            Socket::Tcp(s) => s.local_addr(),
+            Socket::Udp(s) => s.local_addr(),
+        }
+        .map_err(|e| Error::io("reading the bound address", e))
+    }
+}
+
+impl ServerConfig {
+    /// The directory served, if the service serves one.
+    pub fn root(&self) -> Option<&Path> {
+        match &self.service {
+            Service::Files(c) => Some(&c.root),
+            Service::Tftp(c) => Some(&c.root),
+            Service::App { .. } => None,
+        }
+    }
+
+    /// Checks the served directory and replaces it with its canonical path.
+    ///
+    /// # Errors
+    /// [`Error::Directory`] when it is missing, not a directory, or unreadable.
+    pub fn check_root(&mut self) -> Result<()> {
+        let root: &mut PathBuf = match &mut self.service {
+            Service::Files(c) => &mut c.root,
+            Service::Tftp(c) => &mut c.root,
+            Service::App { .. } => return Ok(()),
+        };
+        *root = check_root(root)?;
+        Ok(())
+    }
+
+    /// Makes the served directory absolute without touching the file system (a daemon
+    /// runs from `/`).
+    ///
+    /// # Errors
+    /// The current directory cannot be read.
+    pub fn absolute_root(&mut self) -> Result<()> {
+        if let Service::Files(HttpConfig { root, .. }) | Service::Tftp(TftpConfig { root, .. }) =
+            &mut self.service
+        {
+            *root = std::path::absolute(&*root).map_err(|e| Error::io("resolving DOCROOT", e))?;
+        }
+        Ok(())
+    }
+
+    /// Binds the socket the service listens on.
+    ///
+    /// # Errors
+    /// [`Error::Bind`]: the port is taken, privileged, or the address is not this machine's.
+    pub fn bind(&self) -> Result<Socket> {
+        match self.service {
+            Service::Files(_) | Service::App { .. } => {
+                net::raise_fd_limit();
+                net::bind_tcp(self.ip, self.port).map(Socket::Tcp)
+            }
+            Service::Tftp(_) => {
+                let ip = self.ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+                net::bind_udp(SocketAddr::new(ip, self.port)).map(Socket::Udp)
+            }
+        }
+    }
+
+    /// The start-up banner: what is served, where to reach it, how to stop.
+    pub fn banner(&self, bound: SocketAddr) -> String {
+        let mut out = String::new();
+        let reachable = net::reachable(bound);
+        match &self.service {
+            Service::Files(c) => {
+                out += &format!("Serving {}\n", c.root.display());
+                for r in reachable {
+                    let url = net::http_url(r.ip, bound.port());
+                    if r.interface.is_empty() {
+                        out += &format!("  {url}\n");
+                    } else {
+                        out += &format!("  {url:<40} ({})\n", r.interface);
+                    }
+                }
+            }
+            Service::Tftp(c) => {
+                let mode = match (c.upload, c.overwrite) {
+                    (false, _) => "read-only",
+                    (true, false) => "uploads on, existing files kept",
+                    (true, true) => "uploads on, existing files may be replaced",
+                };
+                out += &format!("Serving {} over TFTP ({mode})\n", c.root.display());
+                for r in reachable {
+                    let url = match r.ip {
+                        IpAddr::V4(v4) => format!("tftp://{v4}:{}/", bound.port()),
+                        IpAddr::V6(v6) => format!("tftp://[{v6}]:{}/", bound.port()),
+                    };
+                    out += &format!("  {url}\n");
+                }
+            }
+            Service::App { name, .. } => {
+                out += &format!("Serving {name}\n");
+                for r in reachable {
+                    out += &format!("  {}\n", net::http_url(r.ip, bound.port()));
+                }
+            }
+        }
+        out += "Press Ctrl-C to stop.\n";
+        out
+    }
+
+    /// The log line that says the server is up.
+    pub fn log_started(&self, bound: SocketAddr) {
+        match &self.service {
+            Service::Files(c) => {
+                tracing::info!(target: "labserv::http", "listening on {bound}, serving {}", c.root.display());
+            }
+            Service::Tftp(c) => {
+                tracing::info!(target: "labserv::tftp", "listening on {bound}, serving {}", c.root.display());
+            }
+            Service::App { name, .. } => {
+                tracing::info!(target: "labserv::wsgi", "listening on {bound}, serving {name}");
+            }
+        }
+    }
+}

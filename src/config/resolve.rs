@@ -1,0 +1,165 @@
+//! The config step of each server: typed arguments over the environment's settings.
+//! Arguments win over the environment; the environment wins over the defaults.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{ServerConfig, Service};
+use crate::cli::values::given;
+use crate::cli::{ListenArgs, LogArgs, ServOptions, TftpdOptions, WsgiArgs};
+use crate::confine::check_root;
+use crate::error::{Error, Result};
+use crate::http::HttpConfig;
+use crate::logging::LogConfig;
+use crate::settings::{Settings, SettingsError};
+use crate::tftp::TftpConfig;
+use crate::wsgi::{self, Cgi, Scripts, WsgiConfig};
+
+/// The settings with the listen options folded in, and the log config they imply.
+fn common(listen: &ListenArgs, log: &LogArgs, settings: &Settings) -> (Settings, LogConfig) {
+    let mut settings = settings.clone();
+    if let Some(port) = given(listen.port) {
+        settings.port = Some(port);
+    }
+    if let Some(host) = given(listen.host) {
+        settings.iface = Some(host);
+    }
+    let log = LogConfig {
+        debug: settings.debug || log.verbose,
+        quiet: log.quiet,
+        file: settings.log.clone(),
+    };
+    (settings, log)
+}
+
+fn server(settings: Settings, log: LogConfig, quiet: bool, service: Service) -> ServerConfig {
+    ServerConfig {
+        ip: settings.iface(),
+        port: settings.port(),
+        settings,
+        log,
+        quiet,
+        service,
+    }
+}
+
+/// The HTTP file server's config (`serv`, `httpdaemon`).
+///
+/// # Errors
+/// None today; the signature leaves room for options that can conflict.
+pub fn serv(options: &ServOptions, settings: &Settings) -> Result<ServerConfig> {
+    let (settings, log) = common(&options.listen, &options.log, settings);
+    let mut files = HttpConfig::new(
+        options
+            .directory
+            .clone()
+            .unwrap_or_else(|| settings.docroot()),
+    );
+    files.follow_symlinks = !options.no_follow_symlinks;
+    files.debug = log.debug;
+    Ok(server(
+        settings,
+        log,
+        options.log.quiet,
+        Service::Files(files),
+    ))
+}
+
+/// The TFTP server's config (`tftpd`, `tftpdaemon`, `atftpdaemon`).
+///
+/// # Errors
+/// None today; the signature leaves room for options that can conflict.
+pub fn tftpd(options: &TftpdOptions, settings: &Settings) -> Result<ServerConfig> {
+    let (settings, log) = common(&options.listen, &options.log, settings);
+    let mut tftp = TftpConfig::new(
+        options
+            .directory
+            .clone()
+            .unwrap_or_else(|| settings.docroot()),
+    );
+    tftp.upload = options.upload;
+    tftp.overwrite = options.overwrite;
+    tftp.ack_timeout = options.ack_timeout;
+    tftp.conn_timeout = given(options.conn_timeout).unwrap_or(settings.sock_timeout);
+    tftp.max_blksize = options.max_blksize;
+    tftp.max_window = options.max_window;
+    Ok(server(
+        settings,
+        log,
+        options.log.quiet,
+        Service::Tftp(tftp),
+    ))
+}
+
+/// The app host's config (`wsgi`): picks the app.
+///
+/// A lone number where the app goes is the port (`wsgi 8000`, `wsgi --cgi-dir DIR 8000`).
+/// With `--cgi-dir` the app is the directory's scripts, so no other app may be named.
+///
+/// # Errors
+/// An unknown app, an app beside `--cgi-dir`, or a CGI directory that cannot be served.
+pub fn wsgi(args: &WsgiArgs, settings: &Settings) -> Result<ServerConfig> {
+    let mut named = args.app.as_deref().map(str::trim).filter(|a| !a.is_empty());
+    let mut port = given(args.port_arg);
+    if let Some(n) = named.filter(|a| a.bytes().all(|b| b.is_ascii_digit()))
+        && port.is_none()
+    {
+        port = Some(crate::settings::parse_port("PORT", n)?);
+        named = None;
+    }
+    let listen = args.listen.or(port, None);
+    let (settings, log) = common(&listen, &args.log, settings);
+    let cgi = |scripts| -> Result<wsgi::SharedApp> {
+        let gateway =
+            Cgi::new(scripts, args.cgi_timeout).map_err(|e| Error::io("setting up CGI", e))?;
+        Ok(Arc::new(gateway))
+    };
+    let (name, app) = match (&args.cgi_dir, named) {
+        (Some(dir), None) => {
+            let dir = check_root(dir)?;
+            let name = format!("the CGI scripts in {}", dir.display());
+            (name, cgi(Scripts::Dir(dir))?)
+        }
+        (Some(_), Some(app)) => {
+            return Err(bad_app(
+                app,
+                "expected no app beside --cgi-dir (its scripts are the app)",
+            ));
+        }
+        (None, app) => {
+            let app = app.unwrap_or("demo");
+            if let Some(builtin) = wsgi::builtin(app) {
+                (format!("the {app} app"), builtin)
+            } else if app.contains('/') || Path::new(app).is_file() {
+                if !Path::new(app).exists() {
+                    return Err(bad_app(
+                        app,
+                        "expected a built-in app (demo, hello, echo) or an existing script",
+                    ));
+                }
+                (format!("the {app} app"), cgi(Scripts::One(app.into()))?)
+            } else {
+                return Err(bad_app(
+                    app,
+                    "expected a built-in app: demo, hello or echo (or a script path)",
+                ));
+            }
+        }
+    };
+    let config = WsgiConfig {
+        max_body: args.max_body,
+        validate: !args.no_validate,
+        ..Default::default()
+    };
+    let service = Service::App { name, app, config };
+    Ok(server(settings, log, args.log.quiet, service))
+}
+
+fn bad_app(value: &str, expected: &'static str) -> Error {
+    SettingsError {
+        name: "APP".to_string(),
+        value: value.to_string(),
+        expected,
+    }
+    .into()
+}

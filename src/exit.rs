@@ -1,0 +1,55 @@
+//! The one place where an outcome becomes what the user sees: a one-line message on
+//! stderr, `program: what went wrong`, and the exit code (0 done, 1 failed at run time,
+//! 2 bad arguments or environment; the daemons' `status` adds the LSB codes 1, 3 and 4).
+
+use std::error::Error as _;
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+
+use crate::error::Error;
+use crate::settings::SettingsError;
+
+/// Parses the command line as `program`, runs `run` on the arguments, and turns the
+/// result into an exit code. Every binary's `main` is this one call.
+pub fn main<A: CommandFactory + FromArgMatches>(
+    program: &'static str,
+    run: impl FnOnce(A) -> crate::Result<ExitCode>,
+) -> ExitCode {
+    let parsed = A::command()
+        .name(program)
+        .bin_name(program)
+        .try_get_matches()
+        .and_then(|matches| A::from_arg_matches(&matches));
+    match parsed {
+        Ok(args) => match run(args) {
+            Ok(code) => code,
+            Err(e) => fail(program, &e),
+        },
+        Err(e) => usage(program, &e),
+    }
+}
+
+/// Prints `program: error` and gives the error's exit code.
+pub fn fail(program: &str, error: &Error) -> ExitCode {
+    // What the command printed before the failure comes first.
+    let _ = std::io::stdout().flush();
+    eprintln!("{program}: {error}");
+    ExitCode::from(error.exit_code())
+}
+
+/// A bad value gets the same one line as the same bad value in the environment; other
+/// usage mistakes get clap's message with its hint; `--help` and `--version` print and
+/// exit 0.
+fn usage(program: &str, error: &clap::Error) -> ExitCode {
+    if let Some(bad) = error
+        .source()
+        .and_then(|s| s.downcast_ref::<SettingsError>())
+    {
+        eprintln!("{program}: {bad}");
+        return ExitCode::from(2);
+    }
+    let _ = error.print();
+    ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2))
+}
