@@ -314,16 +314,22 @@ fn next_is_blocked_until_every_field_is_valid() {
     assert_eq!(f.app.screen, Screen::Operations);
     let target = f.app.target.clone().unwrap();
     assert_eq!(target.kind, Kind::Tftp);
-    let env = |name: &str| {
-        target
-            .env
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
-    assert_eq!(env("PORT").as_deref(), Some("6969"));
-    assert_eq!(env("IFACE").as_deref(), Some("0.0.0.0"));
-    assert_eq!(env("DEBUG").as_deref(), Some("0"));
+    // The form's values reach the daemon typed, as its own options.
+    let shown = target.shown();
+    assert_eq!(shown.port, "6969");
+    assert_eq!(shown.listen, "0.0.0.0");
+    assert!(!shown.debug);
+    let args: Vec<String> = target
+        .options
+        .to_args()
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    assert!(args.windows(2).any(|w| w == ["--port", "6969"]), "{args:?}");
+    assert!(
+        args.windows(2).any(|w| w == ["--host", "0.0.0.0"]),
+        "{args:?}"
+    );
     assert_eq!(
         target.pid_file,
         f.dir.path().join("run/labserv/tftpd.pid"),

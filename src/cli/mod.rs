@@ -4,6 +4,7 @@
 //! alike, so an option added once works everywhere. [`crate::config`] turns them into a
 //! running server's config.
 
+mod unparse;
 pub mod values;
 
 use std::path::PathBuf;
@@ -23,7 +24,7 @@ pub struct CommonArgs {
 }
 
 /// How much a server logs.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
 pub struct LogArgs {
     /// Log per-request or per-transfer detail (as DEBUG=1)
     #[arg(short, long, conflicts_with = "quiet")]
@@ -37,7 +38,7 @@ pub struct LogArgs {
 
 /// Where a server listens, as options (they override the positional arguments and the
 /// environment).
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
 pub struct ListenArgs {
     /// Address to listen on (overrides IFACE)
     #[arg(long, value_name = "ADDR", value_parser = values::addr("--host"))]
@@ -59,7 +60,7 @@ impl ListenArgs {
 }
 
 /// The file server's options: what `serv` and `httpdaemon` both take.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
 pub struct ServOptions {
     #[command(flatten)]
     pub listen: ListenArgs,
@@ -113,7 +114,7 @@ impl ServArgs {
 }
 
 /// The TFTP server's options: what `tftpd`, `tftpdaemon` and `atftpdaemon` all take.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct TftpdOptions {
     #[command(flatten)]
     pub listen: ListenArgs,

@@ -77,7 +77,7 @@ impl Kind {
 }
 
 /// The options of the server a daemon runs: its foreground command's own.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DaemonOptions {
     /// `serv`'s options, for `httpdaemon`.
     Http(ServOptions),
@@ -151,4 +151,14 @@ fn run_action(
         kind.program()
     );
     Ok(ExitCode::from(1))
+}
+
+impl DaemonOptions {
+    /// The arguments that parse into these options.
+    pub fn to_args(&self) -> Vec<std::ffi::OsString> {
+        match self {
+            DaemonOptions::Http(o) => o.to_args(),
+            DaemonOptions::Tftp(o) => o.to_args(),
+        }
+    }
 }

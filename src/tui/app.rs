@@ -12,8 +12,10 @@ use tui_input::Input;
 use super::control::{Outcome, Runner, Target, action_word};
 use super::follow::Follower;
 use crate::cli::Action;
-use crate::daemon::Kind;
+use crate::cli::values::Given;
+use crate::cli::{ListenArgs, LogArgs, ServOptions, TftpdOptions};
 use crate::daemon::pidfile::State;
+use crate::daemon::{DaemonOptions, Kind};
 use crate::settings::{self, Settings};
 
 /// The daemons offered, in the order shown.
@@ -423,38 +425,53 @@ impl App {
         self.tick(Instant::now());
     }
 
-    /// The daemon and environment the form describes.
+    /// The daemon and the typed options the form describes, with its files worked out by
+    /// the daemon's own config step. A field the form cannot parse is left unset here;
+    /// Next refuses such a form before any action runs.
     pub fn target_for_form(&self) -> Target {
         let kind = self.form.kind();
         let directory = PathBuf::from(self.form.directory.value().trim());
         let directory = std::path::absolute(&directory).unwrap_or(directory);
-        let mut env = vec![
-            (
-                "PORT".to_string(),
-                self.form.port.value().trim().to_string(),
-            ),
-            (
-                "IFACE".to_string(),
-                self.form.listen.value().trim().to_string(),
-            ),
-            ("DOCROOT".to_string(), directory.display().to_string()),
-            (
-                "DEBUG".to_string(),
-                if self.form.debug { "1" } else { "0" }.to_string(),
-            ),
-        ];
-        if let Some(device) = self.form.device_name() {
-            env.push(("IDEV".to_string(), device.to_string()));
-        }
-        // Where its files are: the user's own PID, LOG and LPNAME under this daemon's
-        // defaults, exactly as the binary will work them out.
-        let files = Settings {
+        let listen = ListenArgs {
+            host: Some(Given(
+                settings::parse_addr("IFACE", self.form.listen.value()).ok(),
+            )),
+            port: Some(Given(
+                settings::parse_port("PORT", self.form.port.value()).ok(),
+            )),
+        };
+        let log = LogArgs {
+            verbose: self.form.debug,
+            quiet: false,
+        };
+        let options = match kind {
+            Kind::Http => DaemonOptions::Http(ServOptions {
+                listen,
+                directory: Some(directory),
+                log,
+                ..ServOptions::default()
+            }),
+            Kind::Tftp | Kind::Atftp => DaemonOptions::Tftp(TftpdOptions {
+                listen,
+                directory: Some(directory),
+                log,
+                ..TftpdOptions::default()
+            }),
+        };
+        // The user's own PID, LOG and LPNAME under this daemon's defaults; DEBUG is the
+        // form's, not the environment's.
+        let settings = Settings {
             defaults: kind.defaults(),
+            debug: false,
             ..self.settings.clone()
         };
+        let files = crate::daemon::resolve_with(&settings, &options)
+            .map(|config| config.settings)
+            .unwrap_or(settings);
         Target {
             kind,
-            env,
+            options,
+            device: self.form.device_name().map(str::to_string),
             pid_file: files.pid_file(),
             log_file: files.log_file(),
         }
@@ -547,8 +564,21 @@ impl App {
             .clone()
             .unwrap_or_else(|| self.target_for_form());
         let mut out = format!("DAEMON={}\n", target.kind.program());
-        for (name, value) in &target.env {
-            out.push_str(&format!("{name}={value}\n"));
+        let shown = target.shown();
+        let or_text = |typed: String, text: &Input| {
+            if typed.is_empty() {
+                text.value().trim().to_string()
+            } else {
+                typed
+            }
+        };
+        let port = or_text(shown.port, &self.form.port);
+        let iface = or_text(shown.listen, &self.form.listen);
+        out.push_str(&format!("PORT={port}\nIFACE={iface}\n"));
+        out.push_str(&format!("DOCROOT={}\n", shown.directory));
+        out.push_str(&format!("DEBUG={}\n", u8::from(shown.debug)));
+        if let Some(device) = &target.device {
+            out.push_str(&format!("IDEV={device}\n"));
         }
         out.push_str(&format!("PID={}\n", target.pid_file.display()));
         out.push_str(&format!("LOG={}\n", target.log_file.display()));

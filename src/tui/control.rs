@@ -10,20 +10,55 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
 use crate::cli::Action;
-use crate::daemon::Kind;
+use crate::cli::values::given;
 use crate::daemon::pidfile::{self, State};
+use crate::daemon::{DaemonOptions, Kind};
 
 /// The daemon the UI drives, with the settings chosen on the first screen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// Which daemon.
     pub kind: Kind,
-    /// Environment given to its binary: PORT, IFACE, IDEV, DOCROOT, DEBUG.
-    pub env: Vec<(String, String)>,
+    /// The options its binary is run with, typed: the form's port, address, directory
+    /// and debug choice, as they go through the daemon's own config step.
+    pub options: DaemonOptions,
+    /// The device chosen on the form (shown in the summary; the daemons do not use it).
+    pub device: Option<String>,
     /// Its pid file (from PID, LPNAME and the user's directories).
     pub pid_file: PathBuf,
     /// Its log file.
     pub log_file: PathBuf,
+}
+
+/// A target's settings as text, for the screen and the summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    /// The port (empty when unset).
+    pub port: String,
+    /// The listen address (empty when unset).
+    pub listen: String,
+    /// The directory served.
+    pub directory: String,
+    /// Debug logging.
+    pub debug: bool,
+}
+
+impl Target {
+    /// Its settings as text.
+    pub fn shown(&self) -> Shown {
+        let (listen, directory, log) = match &self.options {
+            DaemonOptions::Http(o) => (&o.listen, &o.directory, &o.log),
+            DaemonOptions::Tftp(o) => (&o.listen, &o.directory, &o.log),
+        };
+        Shown {
+            port: given(listen.port).map_or_else(String::new, |p| p.to_string()),
+            listen: given(listen.host).map_or_else(String::new, |h| h.to_string()),
+            directory: directory
+                .as_ref()
+                .map_or_else(String::new, |d| d.display().to_string()),
+            debug: log.verbose,
+        }
+    }
 }
 
 /// The result of one action.
@@ -121,7 +156,9 @@ pub fn action_word(action: Action) -> String {
 fn run(bin: &Path, target: &Target, action: Action) -> Outcome {
     let output = Command::new(bin)
         .arg(action_word(action))
-        .envs(target.env.iter().map(|(k, v)| (k, v)))
+        .args(target.options.to_args())
+        // The form's Debug box decides, through -v, whatever DEBUG says here.
+        .env_remove("DEBUG")
         .stdin(Stdio::null())
         .output();
     match output {

@@ -411,24 +411,18 @@ fn render_operations(app: &App, inner: Rect, area: Rect, buf: &mut Buffer) {
         return;
     };
     let x = field_x(inner);
-    let env = |name: &str| {
-        target
-            .env
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or("", |(_, v)| v.as_str())
-    };
+    let shown = target.shown();
     label(buf, inner, inner.y + ops::DAEMON, "Daemon");
-    let debug = if env("DEBUG") == "1" { "on" } else { "off" };
-    let device = match env("IDEV") {
-        "" => String::new(),
-        d => format!(" ({d})"),
-    };
+    let debug = if shown.debug { "on" } else { "off" };
+    let device = target
+        .device
+        .as_ref()
+        .map_or_else(String::new, |d| format!(" ({d})"));
     let line = format!(
         "{} · port {} · listen {}{device} · debug {debug}",
         target.kind.program(),
-        env("PORT"),
-        env("IFACE"),
+        shown.port,
+        shown.listen,
     );
     put(buf, inner, x, inner.y + ops::DAEMON, &line, Style::new());
     label(buf, inner, inner.y + ops::DIRECTORY, "Directory");
@@ -437,7 +431,7 @@ fn render_operations(app: &App, inner: Rect, area: Rect, buf: &mut Buffer) {
         inner,
         x,
         inner.y + ops::DIRECTORY,
-        env("DOCROOT"),
+        &shown.directory,
         Style::new(),
     );
 

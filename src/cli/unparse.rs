@@ -1,0 +1,128 @@
+//! Typed options back to the command line that parses into them, for daemontui, which
+//! runs the daemon binaries as a user would. A round-trip test keeps this in step with
+//! the parser.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use super::values::given;
+use super::{ListenArgs, LogArgs, ServOptions, TftpdOptions};
+
+/// Collects arguments.
+#[derive(Default)]
+struct Line(Vec<OsString>);
+
+impl Line {
+    fn flag(&mut self, on: bool, name: &str) {
+        if on {
+            self.0.push(name.into());
+        }
+    }
+
+    fn value(&mut self, name: &str, value: Option<impl Into<OsString>>) {
+        if let Some(value) = value {
+            self.0.push(name.into());
+            self.0.push(value.into());
+        }
+    }
+
+    fn seconds(&mut self, name: &str, value: Option<Duration>) {
+        self.value(name, value.map(|d| d.as_secs_f64().to_string()));
+    }
+
+    fn listen(&mut self, listen: &ListenArgs) {
+        self.value("--host", given(listen.host).map(|h| h.to_string()));
+        self.value("--port", given(listen.port).map(|p| p.to_string()));
+    }
+
+    fn log(&mut self, log: &LogArgs) {
+        self.flag(log.verbose, "--verbose");
+        self.flag(log.quiet, "--quiet");
+    }
+}
+
+impl ServOptions {
+    /// The arguments that parse into these options.
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut line = Line::default();
+        line.listen(&self.listen);
+        line.value("--directory", self.directory.clone());
+        line.flag(self.no_follow_symlinks, "--no-follow-symlinks");
+        line.log(&self.log);
+        line.0
+    }
+}
+
+impl TftpdOptions {
+    /// The arguments that parse into these options.
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut line = Line::default();
+        line.listen(&self.listen);
+        line.seconds("--ack-timeout", Some(self.ack_timeout));
+        line.seconds("--conn-timeout", given(self.conn_timeout));
+        line.value("--directory", self.directory.clone());
+        line.value("--max-blksize", Some(self.max_blksize.to_string()));
+        line.value("--max-window", Some(self.max_window.to_string()));
+        line.flag(self.upload, "--upload");
+        line.flag(self.overwrite, "--overwrite");
+        line.log(&self.log);
+        line.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::super::values::Given;
+    use super::super::{HttpDaemonArgs, TftpDaemonArgs};
+    use super::*;
+
+    #[test]
+    fn options_survive_the_round_trip_through_a_command_line() {
+        let listen = ListenArgs {
+            host: Some(Given(Some("10.42.0.1".parse().unwrap()))),
+            port: Some(Given(Some(6969))),
+        };
+        let serv = ServOptions {
+            listen: listen.clone(),
+            directory: Some("/srv/fw images".into()),
+            no_follow_symlinks: true,
+            log: LogArgs {
+                verbose: true,
+                quiet: false,
+            },
+        };
+        let parsed = HttpDaemonArgs::try_parse_from(
+            ["httpdaemon", "status"]
+                .map(OsString::from)
+                .into_iter()
+                .chain(serv.to_args()),
+        )
+        .unwrap();
+        assert_eq!(parsed.options, serv);
+
+        let tftp = TftpdOptions {
+            listen,
+            ack_timeout: Duration::from_millis(250),
+            conn_timeout: Some(Given(Some(Duration::from_secs(7)))),
+            directory: Some("/srv/tftp".into()),
+            max_blksize: 1468,
+            max_window: 16,
+            upload: true,
+            overwrite: true,
+            log: LogArgs {
+                verbose: false,
+                quiet: true,
+            },
+        };
+        let parsed = TftpDaemonArgs::try_parse_from(
+            ["tftpdaemon", "status"]
+                .map(OsString::from)
+                .into_iter()
+                .chain(tftp.to_args()),
+        )
+        .unwrap();
+        assert_eq!(parsed.options, tftp);
+    }
+}
