@@ -80,7 +80,14 @@ impl Daemon {
 
     /// `start`, which must succeed; returns the pid and port it announces.
     fn start(&self) -> (u32, u16) {
-        let out = self.run(&["start"]);
+        self.start_with(&[])
+    }
+
+    /// `start` with options, which must succeed; returns the pid and port it announces.
+    fn start_with(&self, options: &[&str]) -> (u32, u16) {
+        let mut args = vec!["start"];
+        args.extend_from_slice(options);
+        let out = self.run(&args);
         assert_eq!(out.code, 0, "start failed: {}{}", out.stdout, out.stderr);
         let line = out
             .stdout
@@ -596,4 +603,146 @@ fn an_unwritable_log_directory_is_a_clear_error() {
     );
     assert!(!d.pid_file().exists(), "nothing started");
     assert_eq!(d.run(&["status"]).code, 3);
+}
+
+/// The long options a command's `--help` lists, each with its value name if it takes one.
+fn options_in_help(bin: &str) -> Vec<(String, Option<String>)> {
+    let out = command(bin).arg("--help").output().unwrap();
+    assert!(out.status.success(), "{bin} --help");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut found = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        let line = match line.as_bytes() {
+            [b'-', short, b',', b' ', ..] if *short != b'-' => &line[4..],
+            _ => line,
+        };
+        let Some(rest) = line.strip_prefix("--") else {
+            continue;
+        };
+        let mut words = rest.split_whitespace();
+        let name = format!("--{}", words.next().unwrap());
+        let value = words
+            .next()
+            .and_then(|w| w.strip_prefix('<'))
+            .and_then(|w| w.strip_suffix('>'))
+            .map(str::to_string);
+        found.push((name, value));
+    }
+    found
+}
+
+#[test]
+fn every_option_of_a_foreground_command_works_with_its_daemons() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = |value: &str| match value {
+        "DIR" => dir.path().display().to_string(),
+        "ADDR" => "127.0.0.1".to_string(),
+        "N" => "512".to_string(),
+        "SECS" => "2".to_string(),
+        other => panic!("no sample value for <{other}>"),
+    };
+    let serv = env!("CARGO_BIN_EXE_serv");
+    let tftpd = env!("CARGO_BIN_EXE_tftpd");
+    for (foreground, daemons) in [
+        (serv, vec![HTTPDAEMON]),
+        (tftpd, vec![TFTPDAEMON, ATFTPDAEMON]),
+    ] {
+        let options = options_in_help(foreground);
+        assert!(options.len() >= 5, "{foreground}: {options:?}");
+        for (name, value) in options {
+            if ["--help", "--version", "--show-settings"].contains(&name.as_str()) {
+                continue;
+            }
+            let mut args = vec![name.clone()];
+            args.extend(value.as_deref().map(sample));
+            if name == "--overwrite" {
+                args.push("--upload".to_string());
+            }
+            args.push("--show-settings".to_string());
+            let out = command(foreground).args(&args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{foreground} {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            for daemon in &daemons {
+                let out = command(daemon).args(&args).output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{daemon} does not take {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn show_settings_needs_no_action() {
+    for bin in [HTTPDAEMON, TFTPDAEMON, ATFTPDAEMON] {
+        let d = Daemon::new(bin);
+        let out = d.run(&["--show-settings"]);
+        assert_eq!(out.code, 0, "{bin}: {}", out.stderr);
+        assert!(
+            out.stdout.contains("PORT         0\n"),
+            "{bin}: {}",
+            out.stdout
+        );
+        // Without it, the action is still required.
+        assert_eq!(d.run(&[]).code, 2, "{bin}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn httpdaemon_no_follow_symlinks_refuses_a_link_out_of_the_directory() {
+    let d = Daemon::new(HTTPDAEMON);
+    let outside = d.dir.path().join("secret.txt");
+    std::fs::write(&outside, "outside\n").unwrap();
+    std::os::unix::fs::symlink(&outside, d.var("DOCROOT").join("link.txt")).unwrap();
+
+    let (_, port) = d.start_with(&["--no-follow-symlinks"]);
+    assert_eq!(http_get("127.0.0.1", port, "/link.txt").0, 404);
+    assert_eq!(http_get("127.0.0.1", port, "/version.txt").0, 200);
+
+    // The default follows it: the option above is what refused it.
+    let out = d.run(&["restart"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let started = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("started "))
+        .unwrap();
+    let (_, port) = pid_and_port(started);
+    assert_eq!(
+        http_get("127.0.0.1", port, "/link.txt"),
+        (200, "outside\n".to_string())
+    );
+}
+
+#[test]
+fn tftpdaemon_upload_accepts_an_upload() {
+    let d = Daemon::new(TFTPDAEMON);
+    let image = d.dir.path().join("new.img");
+    std::fs::write(&image, pattern(50_000)).unwrap();
+    let upload = |port: u16| {
+        command("curl")
+            .args(["-s", "--max-time", "20", "-T"])
+            .arg(&image)
+            .arg(format!("tftp://127.0.0.1:{port}/new.img"))
+            .status()
+            .expect("curl runs")
+            .success()
+    };
+    let (_, port) = d.start();
+    assert!(!upload(port), "read-only unless told");
+    assert_eq!(d.run(&["stop"]).code, 0);
+
+    let (_, port) = d.start_with(&["--upload"]);
+    assert!(upload(port));
+    assert_eq!(
+        std::fs::read(d.var("DOCROOT").join("new.img")).unwrap(),
+        pattern(50_000)
+    );
 }

@@ -66,3 +66,38 @@ fn validator_violations_and_script_stderr_are_named_in_the_log() {
         "{text}"
     );
 }
+
+#[test]
+fn cgi_dir_takes_the_port_before_or_after_it_and_the_banner_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    common::script(
+        dir.path(),
+        "status",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nboard ok\\n'\n",
+    );
+    let canonical = dir.path().canonicalize().unwrap();
+    let cgi_dir = dir.path().to_str().unwrap();
+    for args in [["--cgi-dir", cgi_dir, "0"], ["0", "--cgi-dir", cgi_dir]] {
+        let mut cmd = command(WSGI);
+        cmd.args(args);
+        let mut srv = Running::spawn(cmd);
+        let banner = srv.wait_line(|l| l.starts_with("Serving "));
+        assert_eq!(
+            banner,
+            format!("Serving the CGI scripts in {}", canonical.display()),
+            "{args:?}"
+        );
+        let port = srv.wait_port();
+        assert_eq!(
+            http_get("127.0.0.1", port, "/status").1,
+            "board ok\n",
+            "{args:?}"
+        );
+    }
+    // An app beside --cgi-dir is a usage mistake.
+    let out = command(WSGI)
+        .args(["hello", "--cgi-dir", cgi_dir])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
