@@ -10,6 +10,8 @@ pub mod app;
 pub mod control;
 pub mod event;
 pub mod follow;
+pub mod form;
+mod layout;
 pub mod ui;
 
 use std::io::{self, Stdout};
