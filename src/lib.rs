@@ -5,21 +5,40 @@
 //! the binaries in `src/bin` only parse arguments and call into it.
 //!
 //! # Layout
-//! - [`settings`]: the environment variables (PORT, IFACE, DOCROOT, ...) and their defaults.
-//! - [`cli`]: clap argument groups shared by the binaries.
-//! - [`console`]: the foreground commands (`serv`, `tftpd`, `wsgi`) from arguments to exit code.
-//! - [`daemon`]: the daemons' start, stop, restart, status and run; pid file and detaching.
-//! - [`http`]: the HTTP file server: `serve(listener, config, shutdown)`.
-//! - [`tftp`]: the TFTP server: `serve(socket, config, shutdown)`.
-//! - `tui`: `daemontui`, the terminal UI that drives the daemons (Unix).
-//! - [`wsgi`]: the WSGI-style app host and its built-in apps.
-//! - `runner`: runtimes, the per-core runner and the wait for a signal.
+//!
+//! This list is the one description of `src/`; the README's Layout section points here.
+//!
+//! From arguments to a running server:
+//! - [`cli`]: typed clap arguments; each server's options in one struct that its
+//!   foreground command and its daemons flatten alike.
+//! - [`settings`]: the environment variables (PORT, IFACE, DOCROOT, ...), their defaults,
+//!   and the parsers that arguments reuse.
+//! - [`config`]: one config step per server (`serv`, `tftpd`, `wsgi`), used by every entry
+//!   point; a config binds its socket and prints its banner.
+//! - [`console`]: the foreground commands.
+//! - [`daemon`]: the daemons: plan, actions, process control, the daemon process itself;
+//!   pid file and detaching.
+//! - `tui`: `daemontui`: form, layout, drawing, events, actions, log follower (Unix).
+//! - `runner`: prepares a config (runtime, signals, directory, log, socket) and serves it,
+//!   one event loop per core.
+//! - [`exit`]: the one place an error becomes a message and an exit code.
+//!
+//! The servers:
+//! - [`server`]: the HTTP layer both HTTP servers stand on: accept loop, limits, access log,
+//!   bodies, plain-text answers.
+//! - [`http`]: the file server: handler, validators, replies, cache, listings, ranges.
+//! - [`wsgi`]: the WSGI-style app host, its built-in apps, validator and CGI gateway.
+//! - [`tftp`]: the TFTP server on async-tftp: uploads, transfer log.
+//! - [`confine`]: the one rule that keeps a client's file name inside the served root.
+//!
+//! Shared pieces:
 //! - [`net`]: binding listeners and finding the addresses a device can reach.
 //! - [`shutdown`]: the one shutdown token, and the SIGINT/SIGTERM (and SIGHUP) handlers.
+//! - [`logging`]: stderr or LOG-file logging, batched writes.
+//! - `fsio`: page-cache and positional file reads.
 //! - `memory`: one malloc arena per core; free memory handed back when idle.
-//! - [`logging`]: stderr or LOG-file logging.
 //! - [`error`]: the library's error type.
-//! - `properties` (tests only): property tests of the parsers.
+//! - `properties` (tests only): property tests of the parsers and of [`confine`].
 
 pub mod cli;
 pub mod config;

@@ -2,17 +2,17 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use labserv::cli::TuiArgs;
 
 #[cfg(unix)]
 fn main() -> ExitCode {
-    labserv::tui::main(TuiArgs::parse())
+    labserv::exit::main::<TuiArgs>("daemontui", labserv::tui::main)
 }
 
 #[cfg(not(unix))]
 fn main() -> ExitCode {
-    let _ = TuiArgs::parse();
-    eprintln!("daemontui: the daemons need a Unix system; run `serv` or `tftpd` instead");
-    ExitCode::from(1)
+    labserv::exit::main::<TuiArgs>("daemontui", |_| {
+        eprintln!("daemontui: the daemons need a Unix system; run `serv` or `tftpd` instead");
+        Ok(ExitCode::from(1))
+    })
 }

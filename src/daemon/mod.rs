@@ -6,7 +6,7 @@
 //! lock ([`pidfile::probe`]), never from the file's mere existence, so a crashed daemon's
 //! leftover file is recognised as stale. `run` is the same server in the foreground.
 //!
-//! Unix only: elsewhere [`main`] says so and exits 1.
+//! Unix only: elsewhere every action says so and exits 1.
 
 #[cfg(unix)]
 mod actions;

@@ -1,6 +1,6 @@
 //! The HTTP server layer that the file server and the app host both stand on: the accept
 //! loop, per-connection limits, the access log, response bodies and plain-text answers.
-//! What is served is a [`conn::Handler`]'s business; nothing here knows about files or apps.
+//! What is served is a `Handler`'s business; nothing here knows about files or apps.
 
 mod access;
 pub(crate) mod body;

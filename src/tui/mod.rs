@@ -37,19 +37,15 @@ use control::Binaries;
 /// How long the UI waits for a key or click before doing its periodic work.
 const FRAME: Duration = Duration::from_millis(50);
 
-/// Runs `daemontui` and gives its exit code: 0, 1 when the terminal fails, 2 for bad
-/// arguments or environment.
-pub fn main(args: TuiArgs) -> ExitCode {
-    let settings = match Settings::from_env(Defaults::HTTP) {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("daemontui: {e}");
-            return ExitCode::from(2);
-        }
-    };
+/// Runs `daemontui`.
+///
+/// # Errors
+/// Bad environment values (exit 2), or a terminal that fails (exit 1).
+pub fn main(args: TuiArgs) -> crate::Result<ExitCode> {
+    let settings = Settings::from_env(Defaults::HTTP)?;
     if args.common.show_settings {
         print!("{}", settings.report("daemontui"));
-        return ExitCode::SUCCESS;
+        return Ok(ExitCode::SUCCESS);
     }
     let first = match args.daemon {
         None | Some(DaemonName::Tftpdaemon) => Kind::Tftp,
@@ -66,13 +62,8 @@ pub fn main(args: TuiArgs) -> ExitCode {
     if app.form.debug || settings.debug {
         print!("{}", app.summary());
     }
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("daemontui: terminal: {e}");
-            ExitCode::from(1)
-        }
-    }
+    result.map_err(|e| crate::Error::io("terminal", e))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run(app: &mut App) -> io::Result<()> {

@@ -1,6 +1,6 @@
 //! Drawing the two screens. One layout function, [`spots`], places every control; the
 //! drawing uses it and so does mouse hit-testing, so a click always lands on what is
-//! drawn there. The layout itself is in [`super::layout`].
+//! drawn there. The layout itself is in `tui::layout`.
 
 use std::borrow::Cow;
 
