@@ -278,31 +278,20 @@ mod tests {
             .map(|full| full.strip_prefix(root).unwrap().to_path_buf())
     }
 
+    // The plain rules are confine's (its tests); these are what percent-decoding adds.
     #[test]
-    fn plain_paths_resolve_below_the_root() {
+    fn encoded_names_are_decoded_before_they_are_confined() {
         assert_eq!(decoded("/").unwrap(), PathBuf::new());
-        assert_eq!(
-            decoded("/fw/update.img").unwrap(),
-            PathBuf::from("fw/update.img")
-        );
-        assert_eq!(decoded("//a/./b//").unwrap(), PathBuf::from("a/b"));
         assert_eq!(
             decoded("/my%20file.bin").unwrap(),
             PathBuf::from("my file.bin")
         );
         // An encoded slash is a separator after decoding, never part of a name.
         assert_eq!(decoded("/a%2Fb").unwrap(), PathBuf::from("a/b"));
-    }
-
-    #[test]
-    fn hostile_paths_are_refused() {
         for (p, why) in [
-            ("/../etc/passwd", Refused::Parent),
-            ("/a/../../x", Refused::Parent),
             ("/%2e%2e/etc/passwd", Refused::Parent),
             ("/%2E%2E%2Fetc", Refused::Parent),
             ("/..%2f..%2fetc", Refused::Parent),
-            ("/a\\..\\b", Refused::Backslash),
             ("/a%5c..%5cb", Refused::Backslash),
             ("/fw.img%00.txt", Refused::Nul),
         ] {
