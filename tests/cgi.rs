@@ -241,6 +241,97 @@ async fn a_client_leaving_kills_the_script() {
     }
 }
 
+/// Waits (at most 5 s) until `pid` has ended: gone, or a zombie nobody has reaped yet.
+async fn wait_ended(pid: &str, why: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if state.split_whitespace().nth(2) == Some("Z") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "script {pid} still running {why}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits (at most 10 s) for `path` to hold a line, and returns it.
+async fn wait_pid(path: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.ends_with('\n') {
+            return text.trim().to_string();
+        }
+        assert!(Instant::now() < deadline, "the script never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_script_is_killed_when_its_client_leaves() {
+    let h = cgi_dir(Duration::from_secs(30)).await;
+    let pidfile = h.dir.path().join("pid");
+    // Says nothing for 30 s: the client gives up first, as `curl -m 1` does.
+    script(
+        h.dir.path(),
+        "think",
+        &format!(
+            "#!/bin/sh\necho $$ > {}\nexec sleep 30\n",
+            pidfile.display()
+        ),
+    );
+    let mut conn = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut conn, b"GET /think HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let pid = wait_pid(&pidfile).await;
+    let left = Instant::now();
+    drop(conn);
+    wait_ended(&pid, "after its silent script's client left").await;
+    assert!(
+        left.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        left.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chunked_bodies_reach_the_script_whole_with_their_length() {
+    let h = cgi_dir(Duration::from_secs(30)).await;
+    script(
+        h.dir.path(),
+        "count",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\n\
+         echo \"length=$CONTENT_LENGTH te=${HTTP_TRANSFER_ENCODING:-none} got=$(wc -c | tr -d ' ')\"\n",
+    );
+    // Small, and past the size that spills to a temporary file; curl sends a file with
+    // Transfer-Encoding: chunked when told to.
+    for len in [5usize, 3 * 1024 * 1024 + 17] {
+        let body = h.dir.path().join("body.bin");
+        std::fs::write(&body, common::pattern(len)).unwrap();
+        let url = format!("http://{}/count", h.addr);
+        let out = tokio::task::spawn_blocking(move || {
+            common::command("curl")
+                .args(["-s", "--noproxy", "*", "-H", "Transfer-Encoding: chunked"])
+                .arg("--data-binary")
+                .arg(format!("@{}", body.display()))
+                .arg(url)
+                .output()
+                .expect("curl runs")
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("length={len} te=none got={len}\n"),
+            "{len} bytes, chunked"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_python_wsgi_app_runs_through_cgihandler() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/wsgi_cgi.py");

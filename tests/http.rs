@@ -91,6 +91,8 @@ async fn broken_ota_clients_are_served() {
         (b"GET /fw.img HTTP/1.0\r\n\r\n", "HTTP/1.0 200"),
         // HTTP/1.1 without Host.
         (b"GET /fw.img HTTP/1.1\r\nConnection: close\r\n\r\n", "HTTP/1.1 200"),
+        // No leading slash, as python's http.server serves it.
+        (b"GET fw.img HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "HTTP/1.1 200"),
     ] {
         let resp = raw(srv.addr, request).await;
         let line = String::from_utf8_lossy(request).lines().next().unwrap_or("").to_string();
@@ -571,6 +573,40 @@ async fn oversized_headers_get_431() {
     let ok = "a".repeat(30 * 1024);
     let req = format!("GET /a.txt HTTP/1.1\r\nHost: x\r\nX-Big: {ok}\r\nConnection: close\r\n\r\n");
     assert_eq!(raw(srv.addr, req.as_bytes()).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_uri_too_long_gets_414_and_the_server_goes_on() {
+    let srv = TestServer::start().await;
+    srv.put("a.txt", b"x");
+    let long = "a".repeat(100 * 1024);
+    let req = format!("GET /{long} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let resp = raw(srv.addr, req.as_bytes()).await;
+    assert_eq!(resp.status, 414, "{}", resp.head);
+    // Long but allowed: an ordinary 404.
+    let long = "a".repeat(20 * 1024);
+    let req = format!("GET /{long} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(raw(srv.addr, req.as_bytes()).await.status, 404);
+    let req = b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_eq!(raw(srv.addr, req).await.status, 200);
+}
+
+#[tokio::test]
+async fn many_small_headers_fit_as_long_as_their_size_does() {
+    let srv = TestServer::start().await;
+    srv.put("a.txt", b"x");
+    for count in [101, 2000] {
+        let mut req = String::from("GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+        for i in 0..count {
+            req.push_str(&format!("X-{i}: y\r\n"));
+        }
+        req.push_str("\r\n");
+        assert_eq!(
+            raw(srv.addr, req.as_bytes()).await.status,
+            200,
+            "{count} headers"
+        );
+    }
 }
 
 #[tokio::test]

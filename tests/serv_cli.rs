@@ -229,6 +229,35 @@ fn access_log_goes_to_the_log_file() {
 }
 
 #[test]
+fn a_download_cut_at_the_drain_deadline_is_logged_as_cut_by_shutdown() {
+    let dir = served_dir();
+    // Far more than the socket buffers hold: a client that does not read stalls it.
+    std::fs::write(dir.path().join("big.img"), vec![7u8; 64 * 1024 * 1024]).unwrap();
+    let log = dir.path().join("serv.log");
+    let mut cmd = command(SERV);
+    cmd.args(["0", "127.0.0.1", "-d"])
+        .arg(dir.path())
+        .env("LOG", &log);
+    let mut srv = Running::spawn(cmd);
+    let port = srv.wait_port();
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(&mut stalled, b"GET /big.img HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    // The response has started when its first bytes arrive.
+    let mut first = [0u8; 12];
+    std::io::Read::read_exact(&mut stalled, &mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    srv.signal(libc::SIGTERM);
+    assert_eq!(srv.wait_exit(Duration::from_secs(10)), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("\"GET /big.img HTTP/1.1\" 200"))
+        .unwrap_or_else(|| panic!("no access line:\n{text}"));
+    assert!(line.ends_with("(closed by shutdown)"), "{line}");
+    drop(stalled);
+}
+
+#[test]
 fn debug_logs_request_rewrites_and_headers() {
     let dir = served_dir();
     let log = dir.path().join("debug.log");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::pattern;
 use common::tftp::{
-    TftpServer, read, read_netascii, read_then_abort, request_mode, start_read_and_stall, write,
+    TftpServer, read, read_in, read_then_abort, request_mode, start_read_and_stall, write, write_in,
 };
 
 #[tokio::test]
@@ -264,14 +264,107 @@ async fn a_client_error_packet_ends_its_transfer_at_once() {
     panic!("slot still taken 2 s after the client's ERROR: {last:?}");
 }
 
+/// netascii as tftpd-hpa sends it: LF as CR LF, a bare CR as CR NUL, the rest as it is.
+fn netascii(file: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(file.len() * 2);
+    for &b in file {
+        match b {
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            b'\r' => out.extend_from_slice(b"\r\0"),
+            b => out.push(b),
+        }
+    }
+    out
+}
+
 #[tokio::test]
-async fn netascii_is_refused_with_an_error_that_says_so() {
+async fn netascii_reads_are_translated_as_tftpd_hpa_translates_them() {
+    let srv = TftpServer::start_with(|_| {}).await;
+    // LF, CR LF, a bare CR, NUL and a binary byte; tftpd-hpa 5.2 sent exactly the bytes
+    // below for this file.
+    let notes = b"line1\nline2\r\nbare\rcr\0nul\xff\n";
+    srv.put("notes.txt", notes);
+    let t = read_in(srv.addr, "notes.txt", "netascii", &[])
+        .await
+        .unwrap();
+    assert_eq!(t.data, b"line1\r\nline2\r\0\r\nbare\r\0cr\0nul\xff\r\n");
+
+    // Pairs split across block boundaries, at every block size.
+    let mut long = vec![b'x'; 511];
+    for i in 0..3000u32 {
+        long.push(match i % 5 {
+            0 => b'\n',
+            1 => b'\r',
+            2 => 0,
+            _ => (i % 251) as u8,
+        });
+    }
+    srv.put("long.txt", &long);
+    for blksize in ["512", "1468"] {
+        let t = read_in(srv.addr, "long.txt", "netascii", &[("blksize", blksize)])
+            .await
+            .unwrap();
+        assert!(t.data == netascii(&long), "blksize {blksize}");
+    }
+    // octet is untouched.
+    assert!(read(srv.addr, "long.txt", &[]).await.unwrap().data == long);
+}
+
+#[tokio::test]
+async fn a_netascii_read_asking_for_tsize_gets_error_8_as_from_tftpd_hpa() {
     let srv = TftpServer::start_with(|_| {}).await;
     srv.put("notes.txt", b"line\n");
-    let err = read_netascii(srv.addr, "notes.txt")
+    let err = read_in(srv.addr, "notes.txt", "netascii", &[("tsize", "0")])
         .await
-        .expect("an ERROR packet");
-    assert!(err.message.contains("netascii"), "{err:?}");
+        .expect_err("an ERROR packet");
+    assert_eq!(err.code, 8, "{err:?}");
+}
+
+#[tokio::test]
+async fn netascii_uploads_are_translated_back() {
+    let srv = TftpServer::start_with(|c| c.upload = true).await;
+    let wire = b"a\r\nb\r\0c\rd\r";
+    write_in(srv.addr, "new.txt", "netascii", wire, &[], None)
+        .await
+        .unwrap();
+    // As tftpd-hpa lands it: CR LF is LF, CR NUL is CR, any other CR stays.
+    assert_eq!(
+        std::fs::read(srv.root().join("new.txt")).unwrap(),
+        b"a\nb\rc\rd\r"
+    );
+}
+
+#[tokio::test]
+async fn a_clients_error_is_never_answered() {
+    let srv = TftpServer::start_with(|_| {}).await;
+    srv.put("pxe.img", &pattern(500_000));
+    // After the first block, and (as a PXE ROM does after its tsize probe) after the OACK.
+    let after_data = read_then_abort(srv.addr, "pxe.img").await;
+    let after_oack = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    after_oack
+        .send_to(
+            &request_mode(1, "pxe.img", "octet", &[("tsize", "0")]),
+            srv.addr,
+        )
+        .await
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, from) = after_oack.recv_from(&mut buf).await.unwrap();
+    assert_eq!(&buf[..2], &[0, 6], "an OACK: {:?}", &buf[..n]);
+    after_oack
+        .send_to(b"\0\x05\0\x08tsize probe done\0", from)
+        .await
+        .unwrap();
+    // The transfers end at once; an answer would be as quick. A second of silence is
+    // ten times the slowest answer seen on this machine.
+    for rom in [after_data, after_oack] {
+        let answer = tokio::time::timeout(Duration::from_secs(1), rom.recv_from(&mut buf)).await;
+        assert!(
+            answer.is_err(),
+            "the server answered the client's ERROR: {:?}",
+            answer.map(|r| r.map(|(n, _)| buf[..n].to_vec()))
+        );
+    }
 }
 
 /// What the server answers to a raw datagram within `wait`, as (opcode, body).

@@ -196,7 +196,7 @@ fn the_settings_screen_shows_every_control_with_its_value() {
         assert!(row_with(&screen, "Debug").contains("[ ] log every request"));
         assert!(row_with(&screen, "Port").contains("9069"));
         assert!(row_with(&screen, "192.168.7.2").contains("eth0"));
-        assert!(row_with(&screen, "Listen").contains("0.0.0.0"));
+        assert!(row_with(&screen, "Listen").contains("127.0.0.1"));
         let dir = f.dir.path().display().to_string();
         assert!(row_with(&screen, "Directory").contains(&dir));
         let buttons = row_with(&screen, "[ Next ]");
@@ -317,7 +317,7 @@ fn next_is_blocked_until_every_field_is_valid() {
     // The form's values reach the daemon typed, as its own options.
     let shown = target.shown();
     assert_eq!(shown.port, "6969");
-    assert_eq!(shown.listen, "0.0.0.0");
+    assert_eq!(shown.listen, "127.0.0.1");
     assert!(!shown.debug);
     let args: Vec<String> = target
         .options
@@ -327,7 +327,7 @@ fn next_is_blocked_until_every_field_is_valid() {
         .collect();
     assert!(args.windows(2).any(|w| w == ["--port", "6969"]), "{args:?}");
     assert!(
-        args.windows(2).any(|w| w == ["--host", "0.0.0.0"]),
+        args.windows(2).any(|w| w == ["--host", "127.0.0.1"]),
         "{args:?}"
     );
     assert_eq!(
@@ -355,7 +355,7 @@ fn defaults_follow_the_daemon_choice() {
     type_text(&mut f.app, "6969");
     click(&mut f.app, Item::Daemon, Some(2));
     assert_eq!(f.app.form.port.value(), "6969");
-    assert_eq!(f.app.form.listen.value(), "0.0.0.0");
+    assert_eq!(f.app.form.listen.value(), "127.0.0.1");
 }
 
 #[test]
@@ -363,7 +363,7 @@ fn choosing_a_device_fills_the_listen_address() {
     let mut f = fixture();
     // IDEV is unset, so its default, lo, is chosen first; Listen keeps its own default.
     assert_eq!(f.app.form.device_name(), Some("lo"));
-    assert_eq!(f.app.form.listen.value(), "0.0.0.0");
+    assert_eq!(f.app.form.listen.value(), "127.0.0.1");
     focus(&mut f.app, Item::Device);
     key(&mut f.app, KeyCode::Down);
     assert_eq!(f.app.form.device_name(), Some("usb0"));
@@ -553,8 +553,10 @@ fn the_log_pane_scrolls_with_keys_and_wheel_and_follows_at_the_end() {
     let screen = render(&mut f.app, 80, 24);
     assert!(screen.iter().any(|r| r.contains("line 99")));
 
-    focus(&mut f.app, Item::Log);
+    // The scroll keys work whichever button has focus.
+    assert_eq!(f.app.focus, Item::Start);
     key(&mut f.app, KeyCode::PageUp);
+    assert_eq!(f.app.focus, Item::Start);
     let screen = render(&mut f.app, 80, 24);
     assert!(!screen.iter().any(|r| r.contains("line 99")));
     assert!(row_with(&screen, "Log ").contains("lines back"));
@@ -628,4 +630,66 @@ fn any_terminal_size_draws_without_a_panic() {
             }
         }
     }
+}
+
+#[test]
+fn scrolling_back_stops_with_the_oldest_line_at_the_top() {
+    let mut f = operating();
+    let log = f.app.target.clone().unwrap().log_file;
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    let text: String = (0..20).map(|i| format!("line {i}\n")).collect();
+    std::fs::write(&log, text).unwrap();
+    f.app.tick(std::time::Instant::now());
+    let rows = f.app.log_rows();
+    assert!(rows > 0 && rows < 20, "{rows} rows at 80x24");
+    for _ in 0..5 {
+        key(&mut f.app, KeyCode::PageUp);
+    }
+    assert_eq!(f.app.log.scroll, 20 - rows);
+    let screen = render(&mut f.app, 80, 24);
+    assert!(screen.iter().any(|r| r.contains("line 0")), "{screen:#?}");
+    assert!(!screen.iter().any(|r| r.contains("line 19")), "{screen:#?}");
+    key(&mut f.app, KeyCode::Home);
+    assert_eq!(f.app.log.scroll, 20 - rows);
+}
+
+#[test]
+fn long_log_lines_wrap_instead_of_losing_their_end() {
+    let mut f = operating();
+    let log = f.app.target.clone().unwrap().log_file;
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    let line = format!(
+        "2026-11-22T07:03:32.531199Z  INFO access: 127.0.0.1:40398 read \"{}\" 41943040 bytes in 0.240s (174.8 MB/s) ok-END",
+        "k".repeat(40)
+    );
+    std::fs::write(&log, format!("{line}\n")).unwrap();
+    f.app.tick(std::time::Instant::now());
+    let screen = render(&mut f.app, 80, 24);
+    assert!(screen.iter().any(|r| r.contains("ok-END")), "{screen:#?}");
+    assert!(screen.iter().any(|r| r.contains("07:03:32  INFO access")));
+}
+
+#[test]
+fn tab_on_the_operations_screen_visits_only_the_buttons() {
+    let mut f = operating();
+    let mut seen = vec![f.app.focus];
+    for _ in 0..5 {
+        key(&mut f.app, KeyCode::Tab);
+        seen.push(f.app.focus);
+    }
+    assert_eq!(
+        seen,
+        [
+            Item::Start,
+            Item::Stop,
+            Item::Status,
+            Item::Back,
+            Item::Exit,
+            Item::Start
+        ]
+    );
+    key(&mut f.app, KeyCode::Right);
+    assert_eq!(f.app.focus, Item::Stop);
+    key(&mut f.app, KeyCode::Left);
+    assert_eq!(f.app.focus, Item::Start);
 }

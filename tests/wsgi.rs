@@ -120,6 +120,23 @@ async fn echo_answers_with_the_request_as_json() {
 }
 
 #[tokio::test]
+async fn echo_reports_the_headers_the_client_sent_for_a_chunked_body() {
+    let h = builtin("echo").await;
+    let req = b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    let resp = raw(h.addr, req).await;
+    assert_eq!(resp.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(v["body"], "hello world");
+    assert_eq!(v["body_length"], 11);
+    assert_eq!(v["headers"]["transfer-encoding"], "chunked");
+    assert!(
+        v["headers"].get("content-length").is_none(),
+        "no Content-Length was sent: {}",
+        v["headers"]
+    );
+}
+
+#[tokio::test]
 async fn bodies_over_the_limit_get_413() {
     let config = WsgiConfig {
         max_body: 1000,

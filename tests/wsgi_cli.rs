@@ -101,3 +101,40 @@ fn cgi_dir_takes_the_port_before_or_after_it_and_the_banner_names_it() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn sigterm_during_a_silent_cgi_script_stops_within_the_drain_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    common::script(
+        dir.path(),
+        "think",
+        &format!(
+            "#!/bin/sh\necho $$ > {}\nexec sleep 60\n",
+            pidfile.display()
+        ),
+    );
+    let mut cmd = command(WSGI);
+    cmd.args(["--cgi-dir", dir.path().to_str().unwrap(), "0"]);
+    let mut srv = Running::spawn(cmd);
+    let port = srv.wait_port();
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(&mut conn, b"GET /think HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let pid = common::wait_file(&pidfile, |t| t.ends_with('\n'))
+        .trim()
+        .to_string();
+    let stopping = std::time::Instant::now();
+    srv.signal(libc::SIGTERM);
+    // Responses in flight get 5 s (the README's promise), then what is left is killed.
+    assert_eq!(srv.wait_exit(Duration::from_secs(8)), Some(0));
+    assert!(
+        stopping.elapsed() < Duration::from_secs(7),
+        "{:?}",
+        stopping.elapsed()
+    );
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        state.is_empty() || state.split_whitespace().nth(2) == Some("Z"),
+        "the script outlived the server: {state}"
+    );
+}

@@ -5,6 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -57,7 +58,13 @@ impl AccessRecord {
             return;
         }
         let elapsed = self.start.elapsed();
-        let cut = if complete { "" } else { " (client left early)" };
+        let cut = if complete {
+            ""
+        } else if self.state.closing.load(Ordering::Acquire) {
+            " (closed by shutdown)"
+        } else {
+            " (client left early)"
+        };
         logging::access(format_args!(
             "{} \"{} {} {:?}\" {} {} {:.3}ms{cut}",
             self.peer,

@@ -6,9 +6,10 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::{Method, Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -42,13 +43,18 @@ pub(crate) async fn run<H: Handler>(
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Requests whose head outgrows this buffer get 431 from hyper.
+    // hyper also counts headers (100 by default); nginx and python's http.server limit only
+    // their size. A header line takes at least 4 bytes (`a:` and CRLF), so this many always
+    // fit the size limit, which alone decides.
     builder
         .http1()
-        .max_buf_size(limits.max_header_bytes.max(8192));
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_headers(limits.max_header_bytes / 4);
     builder
         .http2()
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
+    let closing = Arc::new(AtomicBool::new(false));
 
     loop {
         let accepted = tokio::select! {
@@ -67,17 +73,14 @@ pub(crate) async fn run<H: Handler>(
         };
         let _ = stream.set_nodelay(true);
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-        let state = Arc::new(ConnState::new());
-        let io = TokioIo::new(Tracked {
-            inner: stream,
-            state: state.clone(),
-            sniffed: false,
-        });
+        let state = Arc::new(ConnState::new(&stream, closing.clone()));
+        let io = TokioIo::new(Tracked::new(stream, state.clone(), peer));
         let service = {
             let handler = handler.clone();
             let state = state.clone();
-            service_fn(move |req: Request<Incoming>| {
+            service_fn(move |mut req: Request<Incoming>| {
                 let record = AccessRecord::begin(&req, peer, state.clone());
+                repair_target(&mut req);
                 let handler = handler.clone();
                 async move {
                     let resp = handler.handle(req, peer).await;
@@ -119,6 +122,26 @@ pub(crate) async fn run<H: Handler>(
             target: "labserv::http",
             "responses still running after {:?}; closing them", limits.drain
         );
+    }
+    // Whatever is still running is cut when the runtime ends, and logged as cut by this.
+    closing.store(true, Ordering::Release);
+}
+
+/// A request target without its leading slash (`GET fw_update.img HTTP/1.1`, as some
+/// OTA clients send) parses as an authority; read it as the path it was meant to be, as
+/// python's http.server does. CONNECT, the one method whose target is an authority, is
+/// left alone.
+fn repair_target(req: &mut Request<Incoming>) {
+    let uri = req.uri();
+    if req.method() == Method::CONNECT || uri.scheme().is_some() {
+        return;
+    }
+    let Some(authority) = uri.authority() else {
+        return;
+    };
+    let rest = uri.path_and_query().map_or("", |pq| pq.as_str());
+    if let Ok(path) = Uri::try_from(format!("/{}{rest}", authority.as_str())) {
+        *req.uri_mut() = path;
     }
 }
 

@@ -5,6 +5,7 @@
 mod access;
 pub(crate) mod body;
 pub(crate) mod conn;
+mod line;
 mod plain;
 mod watch;
 

@@ -2,6 +2,7 @@
 //! how many requests run; and the stream wrapper that tells it.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -11,8 +12,10 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tracing::info;
 
 use super::Limits;
+use super::line::{MAX_REQUEST_LINE, RequestLine, URI_TOO_LONG};
 
 /// Milliseconds since the first call, never 0 (0 means "not set" below).
 fn now_ms() -> u64 {
@@ -33,16 +36,56 @@ pub(crate) struct ConnState {
     /// The client speaks HTTP/2: its idle traffic (pings, window updates) is no request
     /// head, and h2 frames its own requests, so only the idle limit applies.
     h2: AtomicBool,
+    /// The socket, for asking whether the client has closed its side.
+    #[cfg(unix)]
+    fd: std::os::fd::RawFd,
+    /// Set once shutdown's drain deadline has passed: what is cut now, shutdown cut.
+    pub(crate) closing: Arc<AtomicBool>,
 }
 
 impl ConnState {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(stream: &TcpStream, closing: Arc<AtomicBool>) -> Self {
+        #[cfg(not(unix))]
+        let _ = stream;
         Self {
             last_io: AtomicU64::new(now_ms()),
             head_started: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             h2: AtomicBool::new(false),
+            #[cfg(unix)]
+            fd: std::os::fd::AsRawFd::as_raw_fd(stream),
+            closing,
         }
+    }
+
+    /// Whether the next bytes read begin a new request head.
+    fn between_requests(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0
+            && self.head_started.load(Ordering::Relaxed) == 0
+    }
+
+    /// Whether the client has closed its side while a request runs. A silent app (a CGI
+    /// script thinking) never makes hyper read or write, so nothing else would notice.
+    /// Like nginx, a client's FIN counts as leaving.
+    #[cfg(unix)]
+    fn peer_closed(&self) -> bool {
+        let mut byte = 0u8;
+        // SAFETY: a one-byte peek into a local on the connection's own socket, which lives
+        // as long as the watchdog that calls this; MSG_DONTWAIT never blocks.
+        let n = unsafe {
+            libc::recv(
+                self.fd,
+                (&raw mut byte).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        n == 0
+    }
+
+    #[cfg(not(unix))]
+    fn peer_closed(&self) -> bool {
+        false
     }
 
     fn on_read(&self) {
@@ -99,23 +142,80 @@ pub(crate) async fn watchdog(state: &ConnState, limits: Limits) -> String {
         if now >= deadline {
             return why;
         }
+        if busy && state.peer_closed() {
+            return "the client closed the connection".to_string();
+        }
         // Nothing wakes this task when a request head starts arriving, so it looks again
         // at least once per header timeout: a head that starts is then noticed before its
-        // own deadline, which is met exactly.
-        let nap = (deadline - now).min(header_ms.max(1));
+        // own deadline, which is met exactly. While a request runs, it looks for a client
+        // that has gone every quarter second.
+        let mut nap = (deadline - now).min(header_ms.max(1));
+        if busy {
+            nap = nap.min(PEER_CHECK_MS);
+        }
         tokio::time::sleep(Duration::from_millis(nap)).await;
     }
 }
 
+/// How often a running request's client is checked for having closed, in milliseconds.
+const PEER_CHECK_MS: u64 = 250;
+
 /// The start of the HTTP/2 connection preface.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
-/// A TCP stream that reports its traffic to the connection's watchdog.
+/// A TCP stream that reports its traffic to the connection's watchdog, and answers a
+/// request line that is too long itself (hyper would call it a head too large).
 pub(crate) struct Tracked {
-    pub(crate) inner: TcpStream,
-    pub(crate) state: Arc<ConnState>,
+    inner: TcpStream,
+    state: Arc<ConnState>,
+    peer: SocketAddr,
     /// Whether the first bytes have been looked at for the HTTP/2 preface.
-    pub(crate) sniffed: bool,
+    sniffed: bool,
+    line: RequestLine,
+    /// 414 sent: what the client still sends is read and dropped until it closes (so that
+    /// closing with unread data does not reset the connection before it reads the 414).
+    draining: bool,
+}
+
+impl Tracked {
+    pub(crate) fn new(inner: TcpStream, state: Arc<ConnState>, peer: SocketAddr) -> Self {
+        Self {
+            inner,
+            state,
+            peer,
+            sniffed: false,
+            line: RequestLine::default(),
+            draining: false,
+        }
+    }
+
+    /// Sends 414 and ends the sending side; the client gets it, then end of file.
+    fn refuse_long_line(&mut self) {
+        info!(
+            target: "labserv::http",
+            "{} request line longer than {} KiB: 414",
+            self.peer,
+            MAX_REQUEST_LINE / 1024
+        );
+        // A few hundred bytes fit an empty send buffer; a client that will not read them
+        // loses nothing it would have used.
+        let _ = self.inner.try_write(URI_TOO_LONG);
+        let _ = socket2::SockRef::from(&self.inner).shutdown(std::net::Shutdown::Write);
+        self.draining = true;
+    }
+
+    /// Reads and drops what arrives; end of file (to hyper) once the client closes.
+    fn drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut scratch = [0u8; 4096];
+        loop {
+            let mut sink = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut sink) {
+                Poll::Ready(Ok(())) if sink.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+        }
+    }
 }
 
 impl AsyncRead for Tracked {
@@ -124,18 +224,31 @@ impl AsyncRead for Tracked {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.draining {
+            return self.drain(cx);
+        }
         let before = buf.filled().len();
+        let fresh = self.state.between_requests();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            if !self.sniffed {
-                self.sniffed = true;
-                let first = &buf.filled()[before..];
-                let n = first.len().min(H2_PREFACE.len());
-                if first[..n] == H2_PREFACE[..n] {
-                    self.state.h2.store(true, Ordering::Relaxed);
+            let this = &mut *self;
+            let fresh_bytes = &buf.filled()[before..];
+            if !this.sniffed {
+                this.sniffed = true;
+                let n = fresh_bytes.len().min(H2_PREFACE.len());
+                if fresh_bytes[..n] == H2_PREFACE[..n] {
+                    this.state.h2.store(true, Ordering::Relaxed);
                 }
             }
-            self.state.on_read();
+            let head = !this.state.h2.load(Ordering::Relaxed)
+                && this.state.in_flight.load(Ordering::Relaxed) == 0;
+            if head && this.line.too_long(fresh, fresh_bytes) {
+                // hyper never sees this head.
+                buf.set_filled(before);
+                this.refuse_long_line();
+                return this.drain(cx);
+            }
+            this.state.on_read();
         }
         result
     }

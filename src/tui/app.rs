@@ -285,10 +285,24 @@ impl App {
         self.act(Action::Stop);
     }
 
-    /// Scrolls the log pane back (positive) or forward (negative) by `lines`.
+    /// Scrolls the log pane back (positive) or forward (negative) by `lines`, never past
+    /// the point where the oldest line is at the top of the pane.
     pub fn scroll_log(&mut self, lines: isize) {
-        let max = self.log.lines.len();
-        self.log.scroll = self.log.scroll.saturating_add_signed(lines).min(max);
+        self.log.scroll = self
+            .log
+            .scroll
+            .saturating_add_signed(lines)
+            .min(self.max_scroll());
+    }
+
+    /// Rows of text the log pane shows at the current terminal size.
+    pub fn log_rows(&self) -> usize {
+        super::layout::log_rows(self.area)
+    }
+
+    /// How far back the log can scroll: the oldest line at the top of a full pane.
+    fn max_scroll(&self) -> usize {
+        self.log.lines.len().saturating_sub(self.log_rows())
     }
 
     /// Periodic work: finished actions, the daemon's state, new log lines.
@@ -317,7 +331,7 @@ impl App {
             while self.log.lines.len() > LOG_KEEP {
                 self.log.lines.pop_front();
             }
-            self.log.scroll = self.log.scroll.min(self.log.lines.len());
+            self.log.scroll = self.log.scroll.min(self.max_scroll());
         }
     }
 

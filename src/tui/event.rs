@@ -44,6 +44,9 @@ fn on_key(app: &mut App, key: &KeyEvent, event: &Event) {
         }
         _ => {}
     }
+    if app.screen == Screen::Operations {
+        return on_operations_key(app, key);
+    }
     let focus = app.focus;
     match focus {
         Item::Daemon => match key.code {
@@ -74,19 +77,6 @@ fn on_key(app: &mut App, key: &KeyEvent, event: &Event) {
                 }
             }
         },
-        Item::Log => {
-            let page = isize::try_from(app.area.height.saturating_sub(10).max(1)).unwrap_or(1);
-            match key.code {
-                KeyCode::Up => app.scroll_log(1),
-                KeyCode::Down => app.scroll_log(-1),
-                KeyCode::PageUp => app.scroll_log(page),
-                KeyCode::PageDown => app.scroll_log(-page),
-                KeyCode::Home => app.scroll_log(isize::MAX),
-                KeyCode::End => app.log.scroll = 0,
-                KeyCode::Enter | KeyCode::Char(' ') => app.log.scroll = 0,
-                _ => {}
-            }
-        }
         _ => match key.code {
             KeyCode::Enter | KeyCode::Char(' ') => app.press(focus),
             KeyCode::Left | KeyCode::Up => app.cycle_focus(true),
@@ -96,18 +86,39 @@ fn on_key(app: &mut App, key: &KeyEvent, event: &Event) {
     }
 }
 
+/// The operations screen has buttons and the log, and no text field: ← → move between
+/// the buttons and the scroll keys scroll the log whatever is focused.
+fn on_operations_key(app: &mut App, key: &KeyEvent) {
+    let page = isize::try_from(app.log_rows().max(1)).unwrap_or(1);
+    match key.code {
+        KeyCode::Up => app.scroll_log(1),
+        KeyCode::Down => app.scroll_log(-1),
+        KeyCode::PageUp => app.scroll_log(page),
+        KeyCode::PageDown => app.scroll_log(-page),
+        KeyCode::Home => app.scroll_log(isize::MAX),
+        KeyCode::End => app.log.scroll = 0,
+        KeyCode::Left => app.cycle_focus(true),
+        KeyCode::Right => app.cycle_focus(false),
+        KeyCode::Enter | KeyCode::Char(' ') => app.press(app.focus),
+        _ => {}
+    }
+}
+
 fn on_mouse(app: &mut App, mouse: &MouseEvent) {
     match mouse.kind {
         MouseEventKind::Down(MouseButton::Left) => {
             let Some(spot) = ui::hit(app.area, app, mouse.column, mouse.row) else {
                 return;
             };
+            if spot.item == Item::Log {
+                // The log is no control: it scrolls with the wheel and the keys.
+                return;
+            }
             app.focus = spot.item;
             match (spot.item, spot.option) {
                 (Item::Daemon, Some(i)) => app.choose_daemon(i),
                 (Item::Device, Some(i)) => app.choose_device(i),
-                (Item::Port | Item::Listen | Item::Daemon | Item::Device | Item::Directory, _)
-                | (Item::Log, _) => {}
+                (Item::Port | Item::Listen | Item::Daemon | Item::Device | Item::Directory, _) => {}
                 (item, _) => app.press(item),
             }
         }

@@ -14,8 +14,9 @@ use crate::settings;
 /// The daemons offered, in the order shown.
 pub const DAEMONS: [Kind; 3] = [Kind::Tftp, Kind::Atftp, Kind::Http];
 
-/// The listen address the form starts with.
-pub const DEFAULT_LISTEN: &str = "0.0.0.0";
+/// The listen address the form starts with: the daemons' own default. Listening on every
+/// interface stays an explicit choice, here as everywhere.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1";
 
 /// Which screen is showing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +56,7 @@ pub enum Item {
     Back,
     /// Stop the daemon and quit.
     Exit,
-    /// The log pane (focus it to scroll with the keys).
+    /// The log pane (a place on screen, never focused).
     Log,
 }
 
@@ -71,14 +72,14 @@ pub const SETTINGS_ITEMS: [Item; 8] = [
     Item::Cancel,
 ];
 
-/// The operations screen's controls, in Tab order.
-pub const OPERATION_ITEMS: [Item; 6] = [
+/// The operations screen's controls, in Tab order. The log pane is no stop: it scrolls
+/// from any of them.
+pub const OPERATION_ITEMS: [Item; 5] = [
     Item::Start,
     Item::Stop,
     Item::Status,
     Item::Back,
     Item::Exit,
-    Item::Log,
 ];
 
 impl Item {

@@ -176,3 +176,11 @@ fn operation_spots(inner: Rect) -> Vec<Spot> {
     }
     spots
 }
+
+/// Rows of text inside the log pane's border when the terminal is `area`.
+pub(super) fn log_rows(area: Rect) -> usize {
+    operation_spots(inner(area))
+        .iter()
+        .find(|s| s.item == Item::Log)
+        .map_or(0, |s| usize::from(s.rect.height.saturating_sub(2)))
+}

@@ -312,7 +312,7 @@ fn render_operations(app: &App, inner: Rect, area: Rect, buf: &mut Buffer) {
     help(
         buf,
         inner,
-        "Tab move · Enter press · ↑↓ PgUp PgDn scroll log · Esc back · q exit",
+        "Tab ←→ move · Enter press · ↑↓ PgUp PgDn scroll log · Esc back · q exit",
     );
 }
 
@@ -322,29 +322,43 @@ fn render_log(app: &App, path: String, rect: Rect, buf: &mut Buffer) {
     } else {
         format!("{} lines back", app.log.scroll)
     };
-    let border = if app.focus == Item::Log {
-        Style::new().fg(Color::Yellow)
-    } else {
-        Style::new().fg(Color::DarkGray)
-    };
     let block = Block::default()
         .borders(Borders::ALL)
-        .border_style(border)
+        .border_style(Style::new().fg(Color::DarkGray))
         .title(format!(" Log {path} · {following} "));
     let inside = block.inner(rect);
     block.render(rect, buf);
     let height = usize::from(inside.height);
+    let width = usize::from(inside.width).max(1);
+    // Newest at the bottom; a line wider than the pane wraps onto the rows below it, so
+    // the end of a transfer line (its duration and outcome) is never cut off.
     let end = app.log.lines.len().saturating_sub(app.log.scroll);
-    let start = end.saturating_sub(height);
-    for (row, line) in app.log.lines.range(start..end).enumerate() {
-        let y = inside.y + row as u16;
+    let mut rows: Vec<(String, Style)> = Vec::with_capacity(height);
+    for line in app.log.lines.range(..end).rev() {
+        if rows.len() >= height {
+            break;
+        }
         let line = short_time(line);
         let style = if line.contains(" WARN ") || line.contains(" ERROR ") {
             Style::new().fg(Color::Red)
         } else {
             Style::new()
         };
-        put(buf, inside, inside.x, y, &line, style);
+        let chars: Vec<char> = line.chars().collect();
+        let pieces: Vec<String> = if chars.is_empty() {
+            vec![String::new()]
+        } else {
+            chars.chunks(width).map(|c| c.iter().collect()).collect()
+        };
+        for piece in pieces.into_iter().rev() {
+            rows.push((piece, style));
+        }
+    }
+    // Only the rows that fit, the newest lowest.
+    rows.truncate(height);
+    for (i, (text, style)) in rows.iter().rev().enumerate() {
+        let y = inside.y + i as u16;
+        put(buf, inside, inside.x, y, text, *style);
     }
 }
 

@@ -2,7 +2,7 @@
 //! language. Never through a shell; confined to its directory; killed on timeout or when
 //! the client goes away.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +14,8 @@ use tracing::warn;
 
 use crate::confine::{Symlinks, confine};
 
-use super::{App, BodyIter, Environ, StartResponse, once, text_plain};
+use super::spool::{Body as Input, Spool};
+use super::{App, BodyIter, ClientGone, Environ, StartResponse, once, text_plain};
 
 /// How long a CGI script may run by default before it is killed (`wsgi --cgi-timeout`).
 pub const DEFAULT_CGI_TIMEOUT: Duration = Duration::from_secs(30);
@@ -116,16 +117,24 @@ impl App for Cgi {
             warn!(target: "labserv::cgi", "{} is not executable", script.display());
             return fixed(start, "403 Forbidden", "script is not executable");
         }
-        let mut body = Vec::new();
-        input.read_to_end(&mut body)?;
+        // The body whole, de-chunked: the script gets its real length and no
+        // Transfer-Encoding (CGI has none). Past a size it waits in a temporary file.
+        let mut spool = Spool::default();
+        spool.fill(input)?;
+        let body_len = spool.len();
+        let body = spool.finish()?;
 
         let mut cmd = Command::new(&script);
         cmd.env_clear();
         // The RFC 3875 variables and PATH; nothing else of the server's environment.
         for (k, v) in environ {
-            if !k.starts_with("wsgi.") {
+            let framing = k == "CONTENT_LENGTH" || k == "HTTP_TRANSFER_ENCODING";
+            if !k.starts_with("wsgi.") && !framing {
                 cmd.env(k, v);
             }
+        }
+        if body_len > 0 || environ.contains_key("CONTENT_LENGTH") {
+            cmd.env("CONTENT_LENGTH", body_len.to_string());
         }
         cmd.env("SCRIPT_NAME", &script_name)
             .env("PATH_INFO", &path_info)
@@ -136,7 +145,12 @@ impl App for Cgi {
         if let Some(dir) = script.parent() {
             cmd.current_dir(dir);
         }
-        cmd.stdin(Stdio::piped())
+        let (stdin, body) = match body {
+            // A file is the script's stdin as it is.
+            Input::File(file) => (Stdio::from(file), None),
+            memory => (Stdio::piped(), Some(memory)),
+        };
+        cmd.stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // Its own process group, so a timeout or a departed client ends everything the
@@ -155,10 +169,10 @@ impl App for Cgi {
             .stdout
             .take()
             .ok_or_else(|| std::io::Error::other("no stdout"))?;
-        if let Some(mut stdin) = child.stdin.take() {
+        if let (Some(mut stdin), Some(mut body)) = (child.stdin.take(), body) {
             // A thread, so a script that writes before it reads cannot deadlock us.
             std::thread::spawn(move || {
-                let _ = stdin.write_all(&body);
+                let _ = std::io::copy(&mut body, &mut stdin);
             });
         }
         if let Some(stderr) = child.stderr.take() {
@@ -169,7 +183,7 @@ impl App for Cgi {
                 }
             });
         }
-        let running = Running::watch(child, self.timeout);
+        let running = Running::watch(child, self.timeout, start.client_gone(), name.clone());
         let mut out = BufReader::new(stdout);
         match read_head(&mut out) {
             Ok((status, headers)) => {
@@ -258,7 +272,7 @@ struct Running {
 }
 
 impl Running {
-    fn watch(child: Child, timeout: Duration) -> Self {
+    fn watch(child: Child, timeout: Duration, gone: Option<ClientGone>, name: String) -> Self {
         let child = Arc::new(Mutex::new(Some(child)));
         let timed_out = Arc::new(AtomicBool::new(false));
         let (c, t) = (child.clone(), timed_out.clone());
@@ -269,6 +283,15 @@ impl Running {
                     let mut guard = c.lock().unwrap_or_else(PoisonError::into_inner);
                     let Some(proc) = guard.as_mut() else { return };
                     if let Ok(Some(_)) = proc.try_wait() {
+                        return;
+                    }
+                    // A silent script never writes, so only this notices that its client
+                    // left (or that shutdown cut the connection at its drain deadline).
+                    if gone.as_ref().is_some_and(ClientGone::check) {
+                        warn!(target: "labserv::cgi", "{name}: the client has gone, killed");
+                        kill_group(proc);
+                        let _ = proc.wait();
+                        *guard = None;
                         return;
                     }
                     if std::time::Instant::now() >= deadline {

@@ -1,6 +1,5 @@
 //! Serving an [`App`](super::App) over HTTP with labserv's connection handling.
 
-use std::io::Cursor;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -14,7 +13,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
-use super::{Environ, SharedApp, StartResponse};
+use super::spool::{Body as Input, Spool};
+use super::{ClientGone, Environ, SharedApp, StartResponse};
 use crate::error::{Error, Result};
 use crate::server::conn::Handler;
 use crate::server::text_response as plain;
@@ -85,7 +85,7 @@ pub(crate) fn environ(
     parts: &http::request::Parts,
     peer: SocketAddr,
     local: SocketAddr,
-    body_len: usize,
+    body_len: u64,
 ) -> Environ {
     let mut env = Environ::new();
     let mut set = |k: &str, v: String| {
@@ -121,7 +121,10 @@ pub(crate) fn environ(
             String::from_utf8_lossy(ct.as_bytes()).into_owned(),
         );
     }
-    if parts.headers.contains_key(header::CONTENT_LENGTH) || body_len > 0 {
+    // Only what the client sent: a chunked request has no Content-Length (PEP 3333 lets
+    // it be absent; the input ends where the body does). The CGI gateway gives scripts
+    // the real length.
+    if parts.headers.contains_key(header::CONTENT_LENGTH) {
         set("CONTENT_LENGTH", body_len.to_string());
     }
     for name in parts.headers.keys() {
@@ -155,21 +158,36 @@ impl Handler for AppHost {
         if declared.is_some_and(|n| n > self.max_body) {
             return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
         }
-        let mut body = BytesMut::new();
+        // Chunked or not, the app gets the body whole (in memory, or past a size in a
+        // temporary file).
+        let mut spool = Spool::default();
         while let Some(frame) = incoming.frame().await {
             let Ok(frame) = frame else {
                 return plain(StatusCode::BAD_REQUEST, "request body could not be read");
             };
             if let Some(data) = frame.data_ref() {
-                if (body.len() + data.len()) as u64 > self.max_body {
+                if spool.len() + data.len() as u64 > self.max_body {
                     return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
                 }
-                body.extend_from_slice(data);
+                if let Err(e) = spool.push(data) {
+                    warn!(target: "labserv::wsgi", "{peer} {}: cannot hold the body: {e}", parts.uri);
+                    return plain(
+                        StatusCode::INSUFFICIENT_STORAGE,
+                        "request body could not be stored",
+                    );
+                }
             }
         }
-        let environ = environ(&parts, peer, self.local, body.len());
+        let environ = environ(&parts, peer, self.local, spool.len());
+        let body = match spool.finish() {
+            Ok(body) => body,
+            Err(e) => {
+                warn!(target: "labserv::wsgi", "{peer} {}: cannot read the body back: {e}", parts.uri);
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+            }
+        };
         let (status, headers, output) = if self.app.may_block() {
-            match run_blocking(self.app.clone(), environ, body.freeze()).await {
+            match run_blocking(self.app.clone(), environ, body).await {
                 Ok(head) => head,
                 Err(why) => {
                     warn!(target: "labserv::wsgi", "{peer} {}: {why}", parts.uri);
@@ -177,7 +195,7 @@ impl Handler for AppHost {
                 }
             }
         } else {
-            match run_inline(&*self.app, &environ, body.freeze()) {
+            match run_inline(&*self.app, &environ, body) {
                 Ok(head) => head,
                 Err(why) => {
                     warn!(target: "labserv::wsgi", "{peer} {}: {why}", parts.uri);
@@ -262,9 +280,9 @@ enum Output {
 type Head = (String, Vec<(String, String)>, Output);
 
 /// Calls a non-blocking app on this thread and gathers its body.
-fn run_inline(app: &dyn super::App, environ: &Environ, body: Bytes) -> Result<Head, String> {
+fn run_inline(app: &dyn super::App, environ: &Environ, body: Input) -> Result<Head, String> {
     let mut start = StartResponse::default();
-    let mut input = Cursor::new(body);
+    let mut input = body;
     let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let iter = app.call(environ, &mut input, &mut start)?;
         let mut out = BytesMut::new();
@@ -286,12 +304,19 @@ fn run_inline(app: &dyn super::App, environ: &Environ, body: Bytes) -> Result<He
 }
 
 /// Calls an app on the blocking pool; its body follows through a channel.
-async fn run_blocking(app: SharedApp, environ: Environ, body: Bytes) -> Result<Head, String> {
+async fn run_blocking(app: SharedApp, environ: Environ, body: Input) -> Result<Head, String> {
     let (head_tx, head_rx) = oneshot::channel();
     let (chunks_tx, chunks_rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
+    // The receiver goes with the request: once the client has gone (or the server cut
+    // the connection at its drain deadline), the channel is closed.
+    let probe = chunks_tx.clone();
+    let gone = ClientGone(Arc::new(move || probe.is_closed()));
     tokio::task::spawn_blocking(move || {
-        let mut start = StartResponse::default();
-        let mut input = Cursor::new(body);
+        let mut start = StartResponse {
+            gone: Some(gone),
+            ..StartResponse::default()
+        };
+        let mut input = body;
         let iter = match app.call(&environ, &mut input, &mut start) {
             Ok(iter) => iter,
             Err(e) => {

@@ -8,6 +8,7 @@
 mod apps;
 pub(crate) mod cgi;
 mod host;
+mod spool;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -31,6 +32,25 @@ pub type BodyIter = Box<dyn Iterator<Item = std::io::Result<Bytes>> + Send>;
 pub struct StartResponse {
     pub(crate) status: Option<String>,
     pub(crate) headers: Vec<(String, String)>,
+    pub(crate) gone: Option<ClientGone>,
+}
+
+/// Says whether the client of a request has gone away (closed its connection, or the
+/// server is stopping), so a slow app can give up early.
+#[derive(Clone)]
+pub struct ClientGone(Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl ClientGone {
+    /// Whether the client has gone.
+    pub fn check(&self) -> bool {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for ClientGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ClientGone").field(&self.check()).finish()
+    }
 }
 
 impl StartResponse {
@@ -38,6 +58,12 @@ impl StartResponse {
     pub fn start(&mut self, status: &str, headers: Vec<(String, String)>) {
         self.status = Some(status.to_string());
         self.headers = headers;
+    }
+
+    /// What tells whether the client has gone, when the host can tell (apps that block
+    /// run where it can).
+    pub fn client_gone(&self) -> Option<ClientGone> {
+        self.gone.clone()
     }
 }
 

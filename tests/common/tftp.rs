@@ -147,8 +147,18 @@ pub async fn read(
     file: &str,
     opts: &[(&str, &str)],
 ) -> Result<Transfer, TftpError> {
+    read_in(server, file, "octet", opts).await
+}
+
+/// [`read`] in a transfer mode of choice; the data is returned as it came on the wire.
+pub async fn read_in(
+    server: SocketAddr,
+    file: &str,
+    mode: &str,
+    opts: &[(&str, &str)],
+) -> Result<Transfer, TftpError> {
     let sock = client_socket().await;
-    sock.send_to(&request(RRQ, file, opts), server)
+    sock.send_to(&request_mode(RRQ, file, mode, opts), server)
         .await
         .expect("send RRQ");
     let mut buf = vec![0u8; 65536 + 4];
@@ -199,17 +209,6 @@ pub async fn read(
     }
 }
 
-/// Sends a netascii read request and returns the server's ERROR, if that is its answer.
-pub async fn read_netascii(server: SocketAddr, file: &str) -> Option<TftpError> {
-    let sock = client_socket().await;
-    sock.send_to(&request_mode(RRQ, file, "netascii", &[]), server)
-        .await
-        .expect("send RRQ");
-    let mut buf = vec![0u8; 1024];
-    let (n, _) = recv(&sock, &mut buf).await;
-    (u16::from_be_bytes([buf[0], buf[1]]) == ERROR).then(|| parse_error(&buf[2..n]))
-}
-
 /// Starts a read, takes the first block, then aborts with an ERROR packet as a PXE ROM
 /// does after its tsize probe. The socket is returned so that it stays open, as the
 /// ROM's does: only the ERROR packet may end the transfer.
@@ -249,8 +248,20 @@ pub async fn write(
     opts: &[(&str, &str)],
     stop_after: Option<usize>,
 ) -> Result<(), TftpError> {
+    write_in(server, file, "octet", data, opts, stop_after).await
+}
+
+/// [`write`] in a transfer mode of choice; `data` goes on the wire as it is.
+pub async fn write_in(
+    server: SocketAddr,
+    file: &str,
+    mode: &str,
+    data: &[u8],
+    opts: &[(&str, &str)],
+    stop_after: Option<usize>,
+) -> Result<(), TftpError> {
     let sock = client_socket().await;
-    sock.send_to(&request(WRQ, file, opts), server)
+    sock.send_to(&request_mode(WRQ, file, mode, opts), server)
         .await
         .expect("send WRQ");
     let mut buf = vec![0u8; 2048];

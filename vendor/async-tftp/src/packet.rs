@@ -32,6 +32,8 @@ pub enum Error {
     UnknownTransferId,
     FileAlreadyExists,
     NoSuchUser,
+    /// labserv patch: error 8 of RFC 2347, an option the server will not take.
+    OptionNegotiation,
 }
 
 #[derive(Debug)]
@@ -192,6 +194,7 @@ impl Error {
             5 => Error::UnknownTransferId,
             6 => Error::FileAlreadyExists,
             7 => Error::NoSuchUser,
+            8 => Error::OptionNegotiation,
             0 | _ => match msg {
                 Some(msg) => Error::Msg(msg.to_string()),
                 None => Error::UnknownError,
@@ -210,6 +213,7 @@ impl Error {
             Error::UnknownTransferId => 5,
             Error::FileAlreadyExists => 6,
             Error::NoSuchUser => 7,
+            Error::OptionNegotiation => 8,
         }
     }
 
@@ -224,6 +228,7 @@ impl Error {
             Error::UnknownTransferId => "Unknown transfer ID",
             Error::FileAlreadyExists => "File already exists",
             Error::NoSuchUser => "No such user",
+            Error::OptionNegotiation => "Unsupported option(s) requested",
         }
     }
 }

@@ -100,7 +100,9 @@ where
         let _counted = Running::start();
         let result = self.try_handle().await;
         let outcome = Outcome::of(&result);
-        if let Err(e) = result {
+        // labserv patch: a client that sent an ERROR gets nothing back (RFC 1350:
+        // an ERROR is never answered).
+        if let (Err(e), false) = (result, outcome == Outcome::AbortedByClient) {
             trace!("RRQ request failed (peer: {}, error: {})", &self.peer, &e);
             let mut buffer = BytesMut::with_capacity(DEFAULT_BLOCK_SIZE);
             Packet::Error(e.into()).encode(&mut buffer);

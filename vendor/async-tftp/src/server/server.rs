@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::netascii::{Decode, Encode};
 use super::read_req::*;
 use super::write_req::*;
 use super::{Handler, TransferReport};
@@ -120,24 +121,25 @@ where
 
         // Prepare request future
         let req_fut = async move {
-            // labserv patch: netascii is refused with an error that says so,
-            // rather than silently served as octet.
-            if req.mode == Mode::Netascii {
-                return Err(Error::Packet(packet::Error::Msg(
-                    "netascii mode is not supported; request octet".to_string(),
-                )));
+            // labserv patch: netascii is translated (see `netascii`). Its size on
+            // the wire is not the file's, so, as tftpd-hpa does, a netascii read
+            // that asks for tsize is refused with error 8.
+            let netascii = req.mode == Mode::Netascii;
+            if netascii && req.opts.transfer_size.is_some() {
+                return Err(Error::Packet(packet::Error::OptionNegotiation));
             }
             let start = Instant::now();
-            let (mut reader, size) = handler
+            let (reader, size) = handler
                 .lock()
                 .await
                 .read_req_open(&peer, req.filename.as_ref())
                 .await
                 .map_err(Error::Packet)?;
+            let mut reader = Encode::new(reader, netascii);
 
             let mut read_req = ReadRequest::init(
                 &mut reader,
-                size,
+                if netascii { None } else { size },
                 peer,
                 &req,
                 config,
@@ -183,15 +185,10 @@ where
 
         // Prepare request future
         let req_fut = async move {
-            // labserv patch: netascii is refused with an error that says so,
-            // rather than silently served as octet.
-            if req.mode == Mode::Netascii {
-                return Err(Error::Packet(packet::Error::Msg(
-                    "netascii mode is not supported; request octet".to_string(),
-                )));
-            }
+            // labserv patch: netascii uploads are translated back (see `netascii`).
+            let netascii = req.mode == Mode::Netascii;
             let start = Instant::now();
-            let mut writer = handler
+            let writer = handler
                 .lock()
                 .await
                 .write_req_open(
@@ -201,6 +198,7 @@ where
                 )
                 .await
                 .map_err(Error::Packet)?;
+            let mut writer = Decode::new(writer, netascii);
 
             let mut write_req =
                 WriteRequest::init(&mut writer, peer, &req, config, local_ip)

@@ -91,7 +91,9 @@ where
     pub(crate) async fn handle(&mut self) -> Outcome {
         let result = self.try_handle().await;
         let outcome = Outcome::of(&result);
-        if let Err(e) = result {
+        // labserv patch: a client that sent an ERROR gets nothing back (RFC 1350:
+        // an ERROR is never answered).
+        if let (Err(e), false) = (result, outcome == Outcome::AbortedByClient) {
             trace!("WRQ request failed (peer: {}, error: {}", self.peer, &e);
 
             Packet::Error(e.into()).encode(&mut self.buffer);
