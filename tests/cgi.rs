@@ -227,23 +227,12 @@ async fn a_client_leaving_kills_the_script() {
         .trim()
         .to_string();
     drop(resp);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Path::new(&format!("/proc/{pid}")).exists() {
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if state.split_whitespace().nth(2) == Some("Z") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "script {pid} still running after the client left"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_ended(&pid, Duration::from_secs(10), "after the client left").await;
 }
 
-/// Waits (at most 5 s) until `pid` has ended: gone, or a zombie nobody has reaped yet.
-async fn wait_ended(pid: &str, why: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
+/// Waits (at most `limit`) until `pid` has ended: gone, or a zombie nobody has reaped yet.
+async fn wait_ended(pid: &str, limit: Duration, why: &str) {
+    let deadline = Instant::now() + limit;
     while Path::new(&format!("/proc/{pid}")).exists() {
         let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         if state.split_whitespace().nth(2) == Some("Z") {
@@ -290,7 +279,12 @@ async fn a_silent_script_is_killed_when_its_client_leaves() {
     let pid = wait_pid(&pidfile).await;
     let left = Instant::now();
     drop(conn);
-    wait_ended(&pid, "after its silent script's client left").await;
+    wait_ended(
+        &pid,
+        Duration::from_secs(5),
+        "after its silent script's client left",
+    )
+    .await;
     assert!(
         left.elapsed() < Duration::from_secs(3),
         "{:?}",
