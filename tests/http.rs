@@ -592,24 +592,6 @@ async fn a_uri_too_long_gets_414_and_the_server_goes_on() {
 }
 
 #[tokio::test]
-async fn many_small_headers_fit_as_long_as_their_size_does() {
-    let srv = TestServer::start().await;
-    srv.put("a.txt", b"x");
-    for count in [101, 2000] {
-        let mut req = String::from("GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
-        for i in 0..count {
-            req.push_str(&format!("X-{i}: y\r\n"));
-        }
-        req.push_str("\r\n");
-        assert_eq!(
-            raw(srv.addr, req.as_bytes()).await.status,
-            200,
-            "{count} headers"
-        );
-    }
-}
-
-#[tokio::test]
 async fn slowloris_does_not_block_others_and_is_dropped() {
     let srv =
         TestServer::start_with(|c| c.limits.header_timeout = Duration::from_millis(300)).await;
