@@ -156,10 +156,5 @@ pub fn wsgi(args: &WsgiArgs, settings: &Settings) -> Result<ServerConfig> {
 }
 
 fn bad_app(value: &str, expected: &'static str) -> Error {
-    SettingsError {
-        name: "APP".to_string(),
-        value: value.to_string(),
-        expected,
-    }
-    .into()
+    SettingsError::new("APP", value, expected).into()
 }
