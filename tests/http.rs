@@ -81,6 +81,7 @@ async fn other_methods_get_405_with_allow() {
 async fn broken_ota_clients_are_served() {
     let srv = TestServer::start().await;
     srv.put("fw.img", b"firmware v2");
+    srv.put("sub/fw.img", b"firmware v2");
     for (request, status_line) in [
         // Absolute URL in the request line, as some OTA clients send.
         (
@@ -93,6 +94,9 @@ async fn broken_ota_clients_are_served() {
         (b"GET /fw.img HTTP/1.1\r\nConnection: close\r\n\r\n", "HTTP/1.1 200"),
         // No leading slash, as python's http.server serves it.
         (b"GET fw.img HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "HTTP/1.1 200"),
+        // ... and so are a directory and a query.
+        (b"GET sub/fw.img HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "HTTP/1.1 200"),
+        (b"GET fw.img?v=2 HTTP/1.0\r\n\r\n", "HTTP/1.0 200"),
     ] {
         let resp = raw(srv.addr, request).await;
         let line = String::from_utf8_lossy(request).lines().next().unwrap_or("").to_string();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use http::{Method, Request, Response, Uri};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -78,9 +78,8 @@ pub(crate) async fn run<H: Handler>(
         let service = {
             let handler = handler.clone();
             let state = state.clone();
-            service_fn(move |mut req: Request<Incoming>| {
+            service_fn(move |req: Request<Incoming>| {
                 let record = AccessRecord::begin(&req, peer, state.clone());
-                repair_target(&mut req);
                 let handler = handler.clone();
                 async move {
                     let resp = handler.handle(req, peer).await;
@@ -125,24 +124,6 @@ pub(crate) async fn run<H: Handler>(
     }
     // Whatever is still running is cut when the runtime ends, and logged as cut by this.
     closing.store(true, Ordering::Release);
-}
-
-/// A request target without its leading slash (`GET fw_update.img HTTP/1.1`, as some
-/// OTA clients send) parses as an authority; read it as the path it was meant to be, as
-/// python's http.server does. CONNECT, the one method whose target is an authority, is
-/// left alone.
-fn repair_target(req: &mut Request<Incoming>) {
-    let uri = req.uri();
-    if req.method() == Method::CONNECT || uri.scheme().is_some() {
-        return;
-    }
-    let Some(authority) = uri.authority() else {
-        return;
-    };
-    let rest = uri.path_and_query().map_or("", |pq| pq.as_str());
-    if let Ok(path) = Uri::try_from(format!("/{}{rest}", authority.as_str())) {
-        *req.uri_mut() = path;
-    }
 }
 
 /// Accept errors that concern one connection only (the client gave up before accept).

@@ -163,8 +163,9 @@ const PEER_CHECK_MS: u64 = 250;
 /// The start of the HTTP/2 connection preface.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
-/// A TCP stream that reports its traffic to the connection's watchdog, and answers a
-/// request line that is too long itself (hyper would call it a head too large).
+/// A TCP stream that reports its traffic to the connection's watchdog, answers a request
+/// line that is too long itself (hyper would call it a head too large), and puts the
+/// missing leading slash before a bare relative target.
 pub(crate) struct Tracked {
     inner: TcpStream,
     state: Arc<ConnState>,
@@ -175,6 +176,8 @@ pub(crate) struct Tracked {
     /// 414 sent: what the client still sends is read and dropped until it closes (so that
     /// closing with unread data does not reset the connection before it reads the 414).
     draining: bool,
+    /// The byte pushed out of a full read buffer by an inserted slash, for the next read.
+    carry: Option<u8>,
 }
 
 impl Tracked {
@@ -186,6 +189,7 @@ impl Tracked {
             sniffed: false,
             line: RequestLine::default(),
             draining: false,
+            carry: None,
         }
     }
 
@@ -227,6 +231,10 @@ impl AsyncRead for Tracked {
         if self.draining {
             return self.drain(cx);
         }
+        if let Some(byte) = self.carry.take() {
+            buf.put_slice(&[byte]);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let fresh = self.state.between_requests();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
@@ -242,15 +250,37 @@ impl AsyncRead for Tracked {
             }
             let head = !this.state.h2.load(Ordering::Relaxed)
                 && this.state.in_flight.load(Ordering::Relaxed) == 0;
-            if head && this.line.too_long(fresh, fresh_bytes) {
-                // hyper never sees this head.
-                buf.set_filled(before);
-                this.refuse_long_line();
-                return this.drain(cx);
+            if head {
+                let look = this.line.look(fresh, fresh_bytes);
+                if look.too_long {
+                    // hyper never sees this head.
+                    buf.set_filled(before);
+                    this.refuse_long_line();
+                    return this.drain(cx);
+                }
+                if let Some(at) = look.slash_at {
+                    this.carry = insert_slash(buf, before + at);
+                }
             }
             this.state.on_read();
         }
         result
+    }
+}
+
+/// Puts a `/` at `at` in what `buf` holds, shifting the rest along; returns the last byte
+/// when a full buffer has no room for it.
+fn insert_slash(buf: &mut ReadBuf<'_>, at: usize) -> Option<u8> {
+    let end = buf.filled().len();
+    let last = buf.filled()[end - 1];
+    let filled = buf.filled_mut();
+    filled.copy_within(at..end - 1, at + 1);
+    filled[at] = b'/';
+    if buf.remaining() > 0 {
+        buf.put_slice(&[last]);
+        None
+    } else {
+        Some(last)
     }
 }
 
@@ -289,5 +319,25 @@ impl AsyncWrite for Tracked {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slash_fits_in_or_carries_the_last_byte_over() {
+        let mut room = [0u8; 16];
+        let mut buf = ReadBuf::new(&mut room);
+        buf.put_slice(b"GET a HTTP");
+        assert_eq!(insert_slash(&mut buf, 4), None);
+        assert_eq!(buf.filled(), b"GET /a HTTP");
+
+        let mut full = [0u8; 10];
+        let mut buf = ReadBuf::new(&mut full);
+        buf.put_slice(b"GET a HTTP");
+        assert_eq!(insert_slash(&mut buf, 4), Some(b'P'));
+        assert_eq!(buf.filled(), b"GET /a HTT");
     }
 }
