@@ -189,7 +189,7 @@ fn run_until_signal(
 /// A single-threaded runtime with SIGINT/SIGTERM handlers installed, made before
 /// anything is announced so that a signal right after the banner is a clean stop.
 fn runtime_with_signals() -> Result<(tokio::runtime::Runtime, Signals)> {
-    crate::memory::limit_arenas();
+    crate::memory::tune_malloc();
     let runtime = current_thread_runtime()?;
     let signals = {
         let _context = runtime.enter();

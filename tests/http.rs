@@ -579,6 +579,26 @@ async fn oversized_headers_get_431() {
     assert_eq!(raw(srv.addr, req.as_bytes()).await.status, 200);
 }
 
+/// Like nginx, the head's size is the limit, not its number of headers: 101 small headers
+/// (700 bytes), and as many of the shortest kind as fit 64 KiB, are served.
+#[tokio::test]
+async fn many_headers_within_the_size_limit_are_served() {
+    let srv = TestServer::start().await;
+    srv.put("a.txt", b"x");
+    let head = |headers: String| {
+        format!("GET /a.txt HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n")
+    };
+    let some: String = (0..101).map(|i| format!("X-{i}: a\r\n")).collect();
+    let resp = raw(srv.addr, head(some).as_bytes()).await;
+    assert_eq!(resp.status, 200, "{}", resp.head);
+    let fill = "a:\r\n".repeat(60 * 1024 / 4);
+    let resp = raw(srv.addr, head(fill).as_bytes()).await;
+    assert_eq!(resp.status, 200, "{}", resp.head);
+    // Past the size, still 431.
+    let over = "a:\r\n".repeat(70 * 1024 / 4);
+    assert_eq!(raw(srv.addr, head(over).as_bytes()).await.status, 431);
+}
+
 #[tokio::test]
 async fn a_uri_too_long_gets_414_and_the_server_goes_on() {
     let srv = TestServer::start().await;
