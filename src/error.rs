@@ -52,6 +52,16 @@ pub enum Error {
         pid: Option<u32>,
     },
 
+    /// A Python app that cannot be loaded: no interpreter, or the import failed (exit
+    /// code 2: the user's to fix).
+    #[error("cannot load {app}: {reason}")]
+    App {
+        /// The app as given.
+        app: String,
+        /// What went wrong, in one line.
+        reason: String,
+    },
+
     /// Any other I/O failure, with what was being done.
     #[error("{context}: {error}")]
     Io {
@@ -77,7 +87,7 @@ impl Error {
     /// The process exit code for this error: 2 for usage mistakes, 1 for runtime failures.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Settings(_) => 2,
+            Error::Settings(_) | Error::App { .. } => 2,
             _ => 1,
         }
     }

@@ -11,6 +11,7 @@ use crate::config::{ServerConfig, Service, Socket};
 use crate::error::{Error, Result};
 use crate::logging::{self, LogGuard};
 use crate::shutdown::{Shutdown, Signals};
+use crate::wsgi::python::Workers;
 
 /// What one core serves on its copy of the listener.
 pub(crate) type ServeOnCore = Arc<
@@ -30,6 +31,9 @@ pub(crate) struct Prepared {
     socket: Socket,
     /// The address the socket is bound to.
     pub(crate) bound: SocketAddr,
+    /// A Python app's workers, started (and their app imported) before anything is
+    /// announced.
+    workers: Option<Workers>,
 }
 
 /// Gets `config` ready to serve, in the order that makes every failure a clean one: the
@@ -44,12 +48,17 @@ pub(crate) fn prepare(config: &mut ServerConfig) -> Result<Prepared> {
     let log = Arc::new(logging::init(&config.log)?);
     let socket = config.bind()?;
     let bound = socket.local_addr()?;
+    let workers = match &config.service {
+        Service::Python { config, .. } => Some(Workers::start(config)?),
+        _ => None,
+    };
     Ok(Prepared {
         runtime,
         signals,
         log,
         socket,
         bound,
+        workers,
     })
 }
 
@@ -60,7 +69,13 @@ impl Prepared {
     /// The server fails.
     pub(crate) fn serve(self, config: ServerConfig) -> Result<()> {
         config.log_started(self.bound);
-        let served = serve(self.runtime, self.signals, self.socket, config.service);
+        let served = serve(
+            self.runtime,
+            self.signals,
+            self.socket,
+            config.service,
+            self.workers,
+        );
         // Keep the logging until the server is done with it.
         drop(self.log);
         served
@@ -80,8 +95,24 @@ fn serve(
     signals: Signals,
     socket: Socket,
     service: Service,
+    workers: Option<Workers>,
 ) -> Result<()> {
     match (socket, service) {
+        // One thread for HTTP is plenty when the app's work is done by other processes;
+        // the workers are started from it, and die with it.
+        (Socket::Tcp(listener), Service::Python { config, .. }) => {
+            let workers = workers.ok_or_else(|| {
+                Error::io(
+                    "serving",
+                    std::io::Error::other("the workers were not started"),
+                )
+            })?;
+            block_until_signal(&runtime, signals, |shutdown| async move {
+                let listener = tokio::net::TcpListener::from_std(listener)
+                    .map_err(|e| Error::io("preparing the listener", e))?;
+                crate::wsgi::python::serve(listener, workers, config, shutdown).await
+            })
+        }
         (Socket::Udp(socket), Service::Tftp(config)) => {
             block_until_signal(&runtime, signals, |shutdown| async move {
                 crate::tftp::serve(socket, config, shutdown).await

@@ -248,8 +248,9 @@ impl TftpdArgs {
                   Environment: PORT, IFACE, LOG, DEBUG (see --show-settings)."
 )]
 pub struct WsgiArgs {
-    /// The app to run: demo, hello, echo, or the path of an executable CGI script
-    /// [default: demo]
+    /// The app to run: a Python WSGI app (`module:callable`, `file.py:callable`, or either
+    /// without `:callable`), a built-in app (demo, hello, echo), or the path of an
+    /// executable CGI script [default: demo]
     #[arg(value_name = "APP")]
     pub app: Option<String>,
 
@@ -281,6 +282,33 @@ pub struct WsgiArgs {
         value_parser = values::seconds("--cgi-timeout")
     )]
     pub cgi_timeout: Duration,
+
+    /// The Python interpreter for a Python app [default: $VIRTUAL_ENV/bin/python, else
+    /// python3 on PATH]
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+
+    /// Python worker processes, each serving one request at a time [default: the number
+    /// of cores]
+    #[arg(short = 'w', long, value_name = "N", value_parser = values::count("--workers"))]
+    pub workers: Option<usize>,
+
+    /// Run (and import) the Python app from DIR
+    #[arg(long, value_name = "DIR")]
+    pub chdir: Option<PathBuf>,
+
+    /// Seconds a Python worker may stay silent in a request before it is killed and
+    /// replaced (the client gets 504)
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = values::seconds("--timeout"))]
+    pub timeout: Duration,
+
+    /// Seconds a request may wait for a free Python worker before it gets 503
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = values::seconds("--queue-timeout"))]
+    pub queue_timeout: Duration,
+
+    /// The path the Python app is mounted at (its SCRIPT_NAME), e.g. /api
+    #[arg(long, value_name = "PATH", default_value = "", value_parser = values::root_path("--root-path"))]
+    pub root_path: String,
 
     #[command(flatten)]
     pub log: LogArgs,

@@ -50,6 +50,29 @@ pub fn seconds_or_blank(name: &'static str) -> impl Parse<Given<Duration>> {
     or_blank(seconds(name))
 }
 
+/// A count from 1 to 1024 (worker processes).
+pub fn count(name: &'static str) -> impl Parse<usize> {
+    move |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1024).contains(n))
+            .ok_or_else(|| SettingsError::new(name, v, "expected a whole number from 1 to 1024"))
+    }
+}
+
+/// A URL path prefix: empty, or starting with `/`; a trailing `/` is dropped.
+pub fn root_path(name: &'static str) -> impl Parse<String> {
+    move |v: &str| {
+        let trimmed = v.trim().trim_end_matches('/');
+        if trimmed.is_empty() || (trimmed.starts_with('/') && !trimmed.contains(['?', '#'])) {
+            Ok(trimmed.to_string())
+        } else {
+            Err(SettingsError::new(name, v, "expected a path such as /api"))
+        }
+    }
+}
+
 /// A size in bytes with an optional K, M or G suffix.
 pub fn size(name: &'static str) -> impl Parse<u64> {
     move |v: &str| settings::parse_size(name, v)

@@ -17,6 +17,7 @@ use crate::logging::LogConfig;
 use crate::net;
 use crate::settings::Settings;
 use crate::tftp::TftpConfig;
+use crate::wsgi::python::PythonConfig;
 use crate::wsgi::{SharedApp, WsgiConfig};
 
 /// Everything one server needs to run, resolved from arguments and environment.
@@ -53,6 +54,13 @@ pub enum Service {
         /// How it is hosted.
         config: WsgiConfig,
     },
+    /// A Python WSGI app over HTTP, in worker processes.
+    Python {
+        /// What the banner calls it: `myapp:app (2 Python workers)`.
+        name: String,
+        /// The app and how it is hosted.
+        config: PythonConfig,
+    },
 }
 
 impl std::fmt::Debug for Service {
@@ -65,6 +73,11 @@ impl std::fmt::Debug for Service {
                 .field("name", name)
                 .field("config", config)
                 .finish_non_exhaustive(),
+            Service::Python { name, config } => f
+                .debug_struct("Python")
+                .field("name", name)
+                .field("config", config)
+                .finish(),
         }
     }
 }
@@ -109,7 +122,7 @@ impl ServerConfig {
         match &self.service {
             Service::Files(c) => Some(&c.root),
             Service::Tftp(c) => Some(&c.root),
-            Service::App { .. } => None,
+            Service::App { .. } | Service::Python { .. } => None,
         }
     }
 
@@ -121,7 +134,7 @@ impl ServerConfig {
         let root: &mut PathBuf = match &mut self.service {
             Service::Files(c) => &mut c.root,
             Service::Tftp(c) => &mut c.root,
-            Service::App { .. } => return Ok(()),
+            Service::App { .. } | Service::Python { .. } => return Ok(()),
         };
         *root = check_root(root)?;
         Ok(())
@@ -147,7 +160,7 @@ impl ServerConfig {
     /// [`Error::Bind`]: the port is taken, privileged, or the address is not this machine's.
     pub fn bind(&self) -> Result<Socket> {
         match self.service {
-            Service::Files(_) | Service::App { .. } => {
+            Service::Files(_) | Service::App { .. } | Service::Python { .. } => {
                 net::raise_fd_limit();
                 net::bind_tcp(self.ip, self.port).map(Socket::Tcp)
             }
@@ -189,7 +202,7 @@ impl ServerConfig {
                     out += &format!("  {url}\n");
                 }
             }
-            Service::App { name, .. } => {
+            Service::App { name, .. } | Service::Python { name, .. } => {
                 out += &format!("Serving {name}\n");
                 for r in reachable {
                     out += &format!("  {}\n", net::http_url(r.ip, bound.port()));
@@ -209,7 +222,7 @@ impl ServerConfig {
             Service::Tftp(c) => {
                 tracing::info!(target: "labserv::tftp", "listening on {bound}, serving {}", c.root.display());
             }
-            Service::App { name, .. } => {
+            Service::App { name, .. } | Service::Python { name, .. } => {
                 tracing::info!(target: "labserv::wsgi", "listening on {bound}, serving {name}");
             }
         }

@@ -126,6 +126,10 @@ pub fn wsgi(args: &WsgiArgs, settings: &Settings) -> Result<ServerConfig> {
                 "expected no app beside --cgi-dir (its scripts are the app)",
             ));
         }
+        (None, Some(app)) if is_python_app(app) => {
+            let service = python_app(app, args)?;
+            return Ok(server(settings, log, args.log.quiet, service));
+        }
         (None, app) => {
             let app = app.unwrap_or("demo");
             if let Some(builtin) = wsgi::builtin(app) {
@@ -141,7 +145,7 @@ pub fn wsgi(args: &WsgiArgs, settings: &Settings) -> Result<ServerConfig> {
             } else {
                 return Err(bad_app(
                     app,
-                    "expected a built-in app: demo, hello or echo (or a script path)",
+                    "expected a Python app (module:app, file.py), a built-in app (demo, hello, echo) or a CGI script",
                 ));
             }
         }
@@ -153,6 +157,68 @@ pub fn wsgi(args: &WsgiArgs, settings: &Settings) -> Result<ServerConfig> {
     };
     let service = Service::App { name, app, config };
     Ok(server(settings, log, args.log.quiet, service))
+}
+
+/// Whether APP names a Python WSGI app. The rule, in order: a built-in name is the
+/// built-in app; `target:callable` is Python; an existing executable file is a CGI
+/// script; `file.py` or a dotted module name is Python.
+fn is_python_app(app: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let module = |target: &str| {
+        !target.is_empty()
+            && target.split('.').all(|part| {
+                part.chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
+                    && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+            })
+    };
+    if wsgi::builtin(app).is_some() {
+        return false;
+    }
+    if let Some((target, _)) = app.split_once(':') {
+        return module(target) || target.ends_with(".py");
+    }
+    let executable =
+        std::fs::metadata(app).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    !executable && (app.ends_with(".py") || module(app))
+}
+
+/// The Python app's service: its interpreter found, its directory made absolute.
+fn python_app(app: &str, args: &WsgiArgs) -> Result<Service> {
+    let python =
+        wsgi::python::find_python(args.python.as_deref()).map_err(|reason| Error::App {
+            app: app.to_string(),
+            reason,
+        })?;
+    let dir = match &args.chdir {
+        Some(dir) => check_root(dir)?,
+        None => {
+            std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?
+        }
+    };
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+    let name = format!(
+        "{app} ({workers} Python worker{})",
+        if workers == 1 { "" } else { "s" }
+    );
+    let config = wsgi::python::PythonConfig {
+        launch: wsgi::python::Launch {
+            python,
+            app: app.to_string(),
+            dir,
+        },
+        workers,
+        timeout: args.timeout,
+        queue_timeout: args.queue_timeout,
+        root_path: args.root_path.clone(),
+        max_body: args.max_body,
+        validate: !args.no_validate,
+        limits: crate::server::Limits::default(),
+    };
+    Ok(Service::Python { name, config })
 }
 
 fn bad_app(value: &str, expected: &'static str) -> Error {

@@ -8,8 +8,9 @@
 mod apps;
 pub(crate) mod cgi;
 mod host;
+pub mod python;
 mod spool;
-mod validate;
+pub(crate) mod validate;
 
 use std::collections::BTreeMap;
 use std::io::Read;

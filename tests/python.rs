@@ -1,0 +1,463 @@
+//! `wsgi module:app`: real Python WSGI apps (a bare app, Flask, Bottle, Django) in worker
+//! processes, run through the built binary and driven with curl and raw sockets.
+//!
+//! Flask, Bottle and Django are installed with pip into a virtualenv under the target
+//! directory the first time (the Python package index must be reachable).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::{Running, command, http_get};
+
+const WSGI: &str = env!("CARGO_BIN_EXE_wsgi");
+
+/// The directory of the test apps (`apps.py`).
+fn apps_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python")
+}
+
+/// A virtualenv with Flask, Bottle and Django, made once.
+fn venv() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pyenv");
+        let ready = dir.join("labserv-ready");
+        if !ready.exists() {
+            let run = |cmd: &mut Command| {
+                let out = cmd.output().expect("python runs");
+                assert!(
+                    out.status.success(),
+                    "{cmd:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            };
+            run(Command::new("python3")
+                .args(["-m", "venv", "--clear"])
+                .arg(&dir));
+            run(Command::new(dir.join("bin/python")).args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "flask>=3,<4",
+                "bottle>=0.12,<0.14",
+                "django>=4.2,<6",
+            ]));
+            std::fs::write(&ready, "").unwrap();
+        }
+        dir
+    })
+}
+
+/// Starts `wsgi APP 0` with `args`, in `dir`; waits for its banner.
+fn start(app: &str, dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> (Running, u16) {
+    let mut cmd = command(WSGI);
+    cmd.arg(app)
+        .arg("0")
+        .args(["--host", "127.0.0.1"])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("VIRTUAL_ENV");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut srv = Running::spawn(cmd);
+    let port = srv.wait_port();
+    (srv, port)
+}
+
+fn curl(args: &[&str]) -> String {
+    let out = command("curl")
+        .args(["-s", "--noproxy", "*"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The pids of `pid`'s child processes.
+fn children(pid: u32) -> Vec<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten();
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+/// Waits (at most `limit`) until none of `pids` is running.
+fn gone_within(pids: &[u32], limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if !pids.iter().any(|&p| alive(p)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn a_bare_app_gets_a_pep_3333_environ() {
+    let (_srv, port) = start(
+        "apps:environ",
+        &apps_dir(),
+        &["--root-path", "/api", "-w", "1"],
+        &[],
+    );
+    let text = curl(&[
+        "-H",
+        "X-Board: rev\u{e9}",
+        "-H",
+        "Content-Type: text/plain",
+        "--data-binary",
+        "hello",
+        &format!("http://127.0.0.1:{port}/api/caf%C3%A9?x=1"),
+    ]);
+    let seen: serde_json::Value = serde_json::from_str(&text).expect(&text);
+    assert_eq!(seen["REQUEST_METHOD"], "POST");
+    assert_eq!(seen["SCRIPT_NAME"], "/api");
+    // Bytes of the decoded path, as latin-1 (PEP 3333's "native strings").
+    assert_eq!(seen["PATH_INFO"], "/caf\u{c3}\u{a9}");
+    assert_eq!(seen["QUERY_STRING"], "x=1");
+    assert_eq!(seen["CONTENT_TYPE"], "text/plain");
+    assert_eq!(seen["CONTENT_LENGTH"], "5");
+    assert_eq!(seen["HTTP_X_BOARD"], "rev\u{c3}\u{a9}");
+    assert_eq!(seen["wsgi.url_scheme"], "http");
+    assert_eq!(seen["version"], serde_json::json!([1, 0]));
+    assert_eq!(seen["multiprocess"], true);
+    assert_eq!(seen["multithread"], false);
+    assert_eq!(seen["run_once"], false);
+    assert_eq!(seen["native"], true);
+    assert_eq!(seen["body"], "hello");
+}
+
+#[test]
+fn wsgi_input_reads_lines_and_large_uploads_whole() {
+    let (_srv, port) = start("apps:lines", &apps_dir(), &["-w", "1"], &[]);
+    let text = curl(&[
+        "--data-binary",
+        "one\ntwo\nthree\nfour",
+        &format!("http://127.0.0.1:{port}/"),
+    ]);
+    assert_eq!(text, r#"["one\n", ["two\n"], ["three\n", "four"]]"#);
+
+    let dir = tempfile::tempdir().unwrap();
+    let stored = dir.path().join("stored.bin");
+    let (_srv, port) = start(
+        "apps:store",
+        &apps_dir(),
+        &["-w", "1"],
+        &[("STORE", &stored)],
+    );
+    let data = common::pattern(50 * 1024 * 1024);
+    let file = common::put(dir.path(), "upload.bin", &data);
+    let url = format!("http://127.0.0.1:{port}/");
+    let file = file.to_str().unwrap();
+    for how in [
+        &["-T", file][..],
+        &["-T", file, "-H", "Transfer-Encoding: chunked"],
+    ] {
+        let mut args = how.to_vec();
+        args.push(&url);
+        assert_eq!(curl(&args), data.len().to_string(), "{how:?}");
+        assert!(std::fs::read(&stored).unwrap() == data, "{how:?}");
+        std::fs::remove_file(&stored).unwrap();
+    }
+}
+
+#[test]
+fn a_body_is_streamed_as_produced_and_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("flag");
+    let closed = dir.path().join("closed");
+    let (_srv, port) = start(
+        "apps:stream",
+        &apps_dir(),
+        &["-w", "1"],
+        &[("FLAG", &flag), ("CLOSED", &closed)],
+    );
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("first\n") {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the first chunk");
+        got.extend_from_slice(&buf[..n]);
+    }
+    // The app is still waiting: the first chunk came before the body ended.
+    assert!(!String::from_utf8_lossy(&got).contains("second"));
+    std::fs::write(&flag, "").unwrap();
+    conn.read_to_end(&mut got).unwrap();
+    assert!(String::from_utf8_lossy(&got).contains("second\n"));
+    assert!(
+        common::wait_file(&closed, |_| true).is_empty(),
+        "close() was called"
+    );
+
+    let (_srv, port) = start("apps:writer", &apps_dir(), &["-w", "1"], &[]);
+    assert_eq!(http_get("127.0.0.1", port, "/").1, "written, then returned");
+}
+
+#[test]
+fn file_wrapper_sends_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::pattern(3 * 1024 * 1024 + 17);
+    let file = common::put(dir.path(), "fw.img", &data);
+    let (_srv, port) = start("apps:files", &apps_dir(), &["-w", "1"], &[("SEND", &file)]);
+    let out = command("curl")
+        .args(["-s", "--noproxy", "*"])
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout.len(), data.len());
+    assert!(out.stdout == data);
+}
+
+#[test]
+fn app_faults_give_500_502_504_and_the_next_request_works() {
+    let (mut srv, port) = start(
+        "apps:faults",
+        &apps_dir(),
+        &["-w", "1", "--timeout", "1"],
+        &[],
+    );
+    let get = |path: &str| http_get("127.0.0.1", port, path);
+    let (code, first) = get("/");
+    assert_eq!(code, 200);
+    assert_eq!(get("/raise").0, 500);
+    // Same worker: an exception does not cost the process.
+    assert_eq!(get("/"), (200, first.clone()));
+    assert_eq!(get("/exit").0, 502);
+    let (code, second) = get("/");
+    assert_eq!(code, 200);
+    assert_ne!(second, first, "a new worker took over");
+    assert_eq!(get("/crash").0, 502);
+    assert_eq!(get("/").0, 200);
+    assert_eq!(get("/hang").0, 504);
+    assert_eq!(get("/").0, 200);
+    assert_eq!(get("/bad-header").0, 500);
+    assert_eq!(get("/exc-info"), (503, "unavailable".to_string()));
+    // An error after the head: the response is cut, the worker lives on.
+    let (_, partial) = get("/late-error");
+    assert!(partial.is_empty() || partial == "part", "{partial:?}");
+    assert_eq!(get("/").0, 200);
+    srv.signal(libc::SIGTERM);
+    assert_eq!(srv.wait_exit(Duration::from_secs(10)), Some(0));
+    let log = srv.stderr();
+    assert!(log.contains("RuntimeError: the mock broke"), "{log}");
+    assert!(log.contains("Traceback"), "{log}");
+    assert!(log.contains("hop-by-hop header \"Connection\""), "{log}");
+}
+
+#[test]
+fn requests_wait_for_a_busy_worker_then_get_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("flag");
+    let (_srv, port) = start(
+        "apps:faults",
+        &apps_dir(),
+        &["-w", "1", "--queue-timeout", "1"],
+        &[("FLAG", &flag)],
+    );
+    let waiting = std::thread::spawn(move || http_get("127.0.0.1", port, "/wait"));
+    // The one worker is held by /wait until the flag appears; this one queues, then gives up.
+    let started = Instant::now();
+    let (code, _) = loop {
+        let answer = http_get("127.0.0.1", port, "/");
+        if answer.0 == 503 {
+            break answer;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "never busy");
+    };
+    assert_eq!(code, 503);
+    std::fs::write(&flag, "").unwrap();
+    assert_eq!(waiting.join().unwrap().0, 200);
+    assert_eq!(http_get("127.0.0.1", port, "/").0, 200);
+}
+
+#[test]
+fn an_app_that_fails_to_import_exits_2_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    common::put(dir.path(), "broken.py", b"import no_such_module_here\n");
+    let out = command(WSGI)
+        .args(["broken:app", "0"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let err: Vec<&str> = err.lines().collect();
+    assert_eq!(err.len(), 1, "{err:#?}");
+    assert!(err[0].contains("broken:app"), "{err:?}");
+    assert!(err[0].contains("ModuleNotFoundError"), "{err:?}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("Serving"));
+
+    let out = command(WSGI)
+        .args(["apps:nothing", "0", "--chdir"])
+        .arg(apps_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no nothing"));
+}
+
+#[test]
+fn no_python_exits_2_in_one_line() {
+    let out = command(WSGI)
+        .args(["apps:environ", "0", "--python", "/nonexistent/python3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no Python at --python /nonexistent/python3"),
+        "{err}"
+    );
+
+    let out = command(WSGI)
+        .args(["apps:environ", "0"])
+        .env("PATH", "/nonexistent")
+        .env_remove("VIRTUAL_ENV")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no python3 on PATH"));
+}
+
+#[test]
+fn an_activated_virtualenv_is_used_and_the_default_name_is_app() {
+    let venv = venv();
+    let dir = tempfile::tempdir().unwrap();
+    common::put(
+        dir.path(),
+        "mock.py",
+        b"import sys\ndef app(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [sys.prefix.encode()]\n",
+    );
+    let (_srv, port) = start(
+        "mock.py",
+        dir.path(),
+        &["-w", "1"],
+        &[("VIRTUAL_ENV", venv)],
+    );
+    let prefix = http_get("127.0.0.1", port, "/").1;
+    assert_eq!(
+        Path::new(&prefix).canonicalize().unwrap(),
+        venv.canonicalize().unwrap()
+    );
+}
+
+#[test]
+fn flask_and_bottle_apps_are_served() {
+    let venv = venv();
+    let dir = tempfile::tempdir().unwrap();
+    common::put(
+        dir.path(),
+        "flaskmock.py",
+        b"from flask import Flask, jsonify, request\napp = Flask(__name__)\n\
+@app.route('/api/status')\ndef status():\n    return jsonify(board='rev-b', ok=True)\n\
+@app.post('/api/echo')\ndef echo():\n    return jsonify(got=request.get_json())\n",
+    );
+    common::put(
+        dir.path(),
+        "bottlemock.py",
+        b"import bottle\n@bottle.route('/hello/<name>')\ndef hello(name):\n    return 'Hello ' + name\n\
+application = bottle.default_app()\n",
+    );
+    let python = venv.join("bin/python");
+    let python = python.to_str().unwrap();
+    let (_flask, port) = start("flaskmock:app", dir.path(), &["--python", python], &[]);
+    let text = curl(&[&format!("http://127.0.0.1:{port}/api/status")]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+        serde_json::json!({"board": "rev-b", "ok": true})
+    );
+    let text = curl(&[
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        r#"{"v": 2}"#,
+        &format!("http://127.0.0.1:{port}/api/echo"),
+    ]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+        serde_json::json!({"got": {"v": 2}})
+    );
+    assert_eq!(http_get("127.0.0.1", port, "/missing").0, 404);
+
+    let (_bottle, port) = start("bottlemock", dir.path(), &["--python", python], &[]);
+    assert_eq!(http_get("127.0.0.1", port, "/hello/board").1, "Hello board");
+}
+
+#[test]
+fn a_django_project_is_served() {
+    let venv = venv();
+    let dir = tempfile::tempdir().unwrap();
+    let made = Command::new(venv.join("bin/django-admin"))
+        .args(["startproject", "mysite"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let project = dir.path().join("mysite");
+    let python = venv.join("bin/python");
+    let (_srv, port) = start(
+        "mysite.wsgi:application",
+        &project,
+        &["--python", python.to_str().unwrap()],
+        &[],
+    );
+    // A fresh project answers /admin/ with a redirect to its login page.
+    let head = curl(&["-i", &format!("http://127.0.0.1:{port}/admin/")]);
+    assert!(head.starts_with("HTTP/1.1 302"), "{head}");
+    assert!(head.contains("/admin/login/"), "{head}");
+}
+
+#[test]
+fn workers_end_with_the_server_even_when_it_is_killed() {
+    let (mut srv, port) = start("apps:faults", &apps_dir(), &["-w", "2"], &[]);
+    assert_eq!(http_get("127.0.0.1", port, "/").0, 200);
+    let workers = children(srv.child.id());
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    srv.signal(libc::SIGTERM);
+    assert_eq!(srv.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(gone_within(&workers, Duration::from_secs(1)));
+
+    let (mut srv, port) = start("apps:faults", &apps_dir(), &["-w", "2"], &[]);
+    assert_eq!(http_get("127.0.0.1", port, "/").0, 200);
+    let workers = children(srv.child.id());
+    srv.signal(libc::SIGKILL);
+    let _ = srv.child.wait();
+    assert!(
+        gone_within(&workers, Duration::from_secs(1)),
+        "orphans left"
+    );
+}
