@@ -27,7 +27,9 @@
 //! - [`server`]: the HTTP layer both HTTP servers stand on: accept loop, limits, access log,
 //!   bodies, plain-text answers.
 //! - [`http`]: the file server: handler, validators, replies, cache, listings, ranges.
-//! - [`wsgi`]: the WSGI-style app host, its built-in apps, validator and CGI gateway.
+//! - [`wsgi`]: the WSGI-style app host, its built-in apps, validator and CGI gateway;
+//!   `wsgi::python` hosts Python WSGI apps in worker processes (`worker.py`, the Python
+//!   side, ships inside the binary).
 //! - [`tftp`]: the TFTP server on async-tftp: uploads, transfer log.
 //! - [`confine`]: the one rule that keeps a client's file name inside the served root.
 //!
