@@ -210,11 +210,6 @@ impl Input {
     }
 }
 
-/// A failed request: the status the client gets, and the worker if it can serve again.
-fn failed(status: StatusCode, text: &str) -> Response<Body> {
-    plain(status, text)
-}
-
 impl Handler for PythonHost {
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let (parts, body) = req.into_parts();
@@ -224,13 +219,13 @@ impl Handler for PythonHost {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.config.max_body) {
-            return failed(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+            return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
         }
         let has_body = !http_body::Body::is_end_stream(&body);
         let Some(request) =
             encode_request(&parts, peer, self.local, &self.config.root_path, has_body)
         else {
-            return failed(StatusCode::BAD_REQUEST, "bad request path");
+            return plain(StatusCode::BAD_REQUEST, "bad request path");
         };
         let worker = match self.pool.acquire().await {
             Ok(worker) => worker,
@@ -240,7 +235,7 @@ impl Handler for PythonHost {
                     "{peer} {}: every worker is busy ({})", parts.uri,
                     if busy == Busy::QueueFull { "queue full" } else { "waited too long" }
                 );
-                return failed(
+                return plain(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "every worker is busy; try again",
                 );
@@ -257,7 +252,7 @@ impl Handler for PythonHost {
             let _ = tx.send(resp);
         });
         rx.await
-            .unwrap_or_else(|_| failed(StatusCode::INTERNAL_SERVER_ERROR, "internal server error"))
+            .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error"))
     }
 }
 
@@ -287,7 +282,7 @@ impl PythonHost {
         };
         if let Err(e) = send_raw(&mut worker, &request).await {
             exchange.lost(worker, &format!("could not be sent the request: {e}"));
-            return failed(StatusCode::BAD_GATEWAY, "the app's worker failed");
+            return plain(StatusCode::BAD_GATEWAY, "the app's worker failed");
         }
         // Frames up to the response's head.
         let (head, mut worker) = loop {
@@ -296,13 +291,13 @@ impl PythonHost {
                     let (kind, data) = input.next(want_len(&want)).await;
                     if let Err(e) = worker.send(kind, &data).await {
                         exchange.lost(worker, &format!("could not be sent the body: {e}"));
-                        return failed(StatusCode::BAD_GATEWAY, "the app's worker failed");
+                        return plain(StatusCode::BAD_GATEWAY, "the app's worker failed");
                     }
                 }
                 Next::Frame((b'W', whole)) => {
                     self.pool.release(worker);
                     if input.too_large {
-                        return failed(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+                        return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
                     }
                     return self.whole(&exchange.what, &whole);
                 }
@@ -310,13 +305,13 @@ impl PythonHost {
                 Next::Frame((b'X', why)) => {
                     self.pool.release(worker);
                     if input.too_large {
-                        return failed(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+                        return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
                     }
                     warn!(
                         target: "labserv::wsgi",
                         "{}: the app failed: {}", exchange.what, String::from_utf8_lossy(&why)
                     );
-                    return failed(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
                 }
                 other => return exchange.broken(worker, other),
             }
@@ -324,11 +319,11 @@ impl PythonHost {
         let Some((status, headers)) = self.head(&exchange.what, &head) else {
             // The body that follows is not wanted; the worker still has to finish it.
             tokio::spawn(stream(exchange, worker, input, None, None));
-            return failed(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
         };
         if input.too_large {
             tokio::spawn(stream(exchange, worker, input, None, None));
-            return failed(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+            return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
         }
         // The first frame after the head comes with it: a file to send is answered here.
         let first = exchange.next(&mut worker).await;
@@ -347,7 +342,7 @@ impl PythonHost {
                 }
                 Err(e) => {
                     exchange.lost(worker, &format!("sent a file that cannot be opened: {e}"));
-                    return failed(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
                 }
             },
             Next::Frame((b'E', _)) => {
@@ -375,15 +370,15 @@ impl PythonHost {
     fn whole(&self, what: &str, whole: &Bytes) -> Response<Body> {
         let mut whole = whole.clone();
         if whole.len() < 4 {
-            return failed(StatusCode::BAD_GATEWAY, "the app's worker failed");
+            return plain(StatusCode::BAD_GATEWAY, "the app's worker failed");
         }
         let head_len = whole.get_u32() as usize;
         if head_len > whole.len() {
-            return failed(StatusCode::BAD_GATEWAY, "the app's worker failed");
+            return plain(StatusCode::BAD_GATEWAY, "the app's worker failed");
         }
         let head = whole.split_to(head_len);
         let Some((status, headers)) = self.head(what, &head) else {
-            return failed(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
         };
         if self.config.validate
             && let Some(len) = headers
@@ -396,7 +391,7 @@ impl PythonHost {
                 target: "labserv::wsgi",
                 "{what}: app error: body of {} bytes, Content-Length says {len}", whole.len()
             );
-            return failed(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
         }
         let mut resp = Response::new(Body::full(whole));
         *resp.status_mut() = status;
@@ -518,15 +513,15 @@ impl Exchange {
         match next {
             Next::Silent => {
                 self.lost(worker, &format!("was silent for {:?}", self.timeout));
-                failed(StatusCode::GATEWAY_TIMEOUT, "the app took too long")
+                plain(StatusCode::GATEWAY_TIMEOUT, "the app took too long")
             }
             Next::Died(why) => {
                 self.lost(worker, &why);
-                failed(StatusCode::BAD_GATEWAY, "the app's worker failed")
+                plain(StatusCode::BAD_GATEWAY, "the app's worker failed")
             }
             Next::Frame((kind, _)) => {
                 self.lost(worker, &format!("sent {:?} out of turn", char::from(kind)));
-                failed(StatusCode::BAD_GATEWAY, "the app's worker failed")
+                plain(StatusCode::BAD_GATEWAY, "the app's worker failed")
             }
         }
     }

@@ -164,12 +164,9 @@ impl Worker {
 
     /// Sends one frame.
     pub(crate) async fn send(&mut self, kind: u8, payload: &[u8]) -> io::Result<()> {
-        let stream = self.stream()?;
-        let len = u32::try_from(payload.len()).map_err(|_| io::Error::other("frame too big"))?;
-        stream.write_all(&[kind]).await?;
-        stream.write_all(&len.to_be_bytes()).await?;
-        stream.write_all(payload).await?;
-        stream.flush().await
+        let mut framed = Vec::with_capacity(payload.len() + 5);
+        put_frame(&mut framed, kind, payload);
+        send_raw(self, &framed).await
     }
 
     /// Kills the worker and its process group at once.
