@@ -461,3 +461,66 @@ fn workers_end_with_the_server_even_when_it_is_killed() {
         "orphans left"
     );
 }
+
+/// A bare app that answers `version`.
+fn versioned_app(version: &str) -> String {
+    format!(
+        "def app(environ, start_response):\n    \
+         start_response('200 OK', [('Content-Type', 'text/plain')])\n    \
+         return [b'{version}']\n"
+    )
+}
+
+#[test]
+fn reload_swaps_in_new_code_without_failing_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("mock.py");
+    std::fs::write(&source, versioned_app("v1")).unwrap();
+    let (srv, port) = start("mock:app", dir.path(), &["--reload", "-w", "2"], &[]);
+    let mut srv = srv.with_log_lines();
+    assert_eq!(http_get("127.0.0.1", port, "/"), (200, "v1".into()));
+
+    // Requests keep coming while the code changes under the server.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                seen.push(http_get("127.0.0.1", port, "/"));
+            }
+            seen
+        })
+    };
+    // The same size as before, written at once: only a reload can tell them apart.
+    std::fs::write(&source, versioned_app("v2")).unwrap();
+    srv.wait_line(|l| l.contains("reloaded: 2 workers"));
+    assert_eq!(http_get("127.0.0.1", port, "/"), (200, "v2".into()));
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let seen = load.join().unwrap();
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter()
+            .all(|(status, body)| *status == 200 && (body == "v1" || body == "v2")),
+        "{seen:?}"
+    );
+    // The old workers are gone: two processes serve, not four.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while children(srv.child.id()).len() != 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(children(srv.child.id()).len(), 2);
+
+    // Code that does not import: logged, and the last good code keeps serving.
+    std::fs::write(&source, "def app(:\n").unwrap();
+    let line = srv.wait_line(|l| l.contains("reload failed"));
+    assert!(line.contains("SyntaxError"), "{line}");
+    assert_eq!(http_get("127.0.0.1", port, "/"), (200, "v2".into()));
+    // Fixed: served again. A file that is not Python changes nothing.
+    std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+    std::fs::write(&source, versioned_app("v3")).unwrap();
+    let line = srv.wait_line(|l| l.contains("changed;") || l.contains("reloaded"));
+    assert!(line.contains("mock.py changed"), "{line}");
+    srv.wait_line(|l| l.contains("reloaded: 2 workers"));
+    assert_eq!(http_get("127.0.0.1", port, "/"), (200, "v3".into()));
+}

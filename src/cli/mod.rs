@@ -306,6 +306,11 @@ pub struct WsgiArgs {
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = values::seconds("--queue-timeout"))]
     pub queue_timeout: Duration,
 
+    /// Restart the Python workers when a .py file under the app's directory changes
+    /// (requests meanwhile are served by the old workers)
+    #[arg(long)]
+    pub reload: bool,
+
     /// The path the Python app is mounted at (its SCRIPT_NAME), e.g. /api
     #[arg(long, value_name = "PATH", default_value = "", value_parser = values::root_path("--root-path"))]
     pub root_path: String,

@@ -201,14 +201,20 @@ fn python_app(app: &str, args: &WsgiArgs) -> Result<Service> {
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
     let name = format!(
-        "{app} ({workers} Python worker{})",
-        if workers == 1 { "" } else { "s" }
+        "{app} ({workers} Python worker{}{})",
+        if workers == 1 { "" } else { "s" },
+        if args.reload {
+            ", reloaded on changes"
+        } else {
+            ""
+        }
     );
     let config = wsgi::python::PythonConfig {
         launch: wsgi::python::Launch {
             python,
             app: app.to_string(),
             dir,
+            write_bytecode: !args.reload,
         },
         workers,
         timeout: args.timeout,
@@ -217,6 +223,7 @@ fn python_app(app: &str, args: &WsgiArgs) -> Result<Service> {
         max_body: args.max_body,
         validate: !args.no_validate,
         limits: crate::server::Limits::default(),
+        reload: args.reload,
     };
     Ok(Service::Python { name, config })
 }

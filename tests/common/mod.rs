@@ -262,6 +262,7 @@ pub fn command(bin: &str) -> Command {
 pub struct Running {
     pub child: Child,
     lines: mpsc::Receiver<String>,
+    sender: mpsc::Sender<String>,
     pub seen: Vec<String>,
 }
 
@@ -275,19 +276,21 @@ impl Running {
             .spawn()
             .expect("spawn binary");
         let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (sender, lines) = mpsc::channel();
+        forward(stdout, sender.clone());
         Self {
             child,
             lines,
+            sender,
             seen: Vec::new(),
         }
+    }
+
+    /// Makes [`Running::wait_line`] see stderr lines (the log) as well.
+    pub fn with_log_lines(mut self) -> Self {
+        let stderr = self.child.stderr.take().expect("stderr");
+        forward(stderr, self.sender.clone());
+        self
     }
 
     /// Waits (at most 20 s) for a stdout line matching `pred` and returns it.
@@ -356,6 +359,17 @@ impl Running {
         }
         out
     }
+}
+
+/// Sends each line of `pipe` to `tx`, on a thread.
+fn forward(pipe: impl std::io::Read + Send + 'static, tx: mpsc::Sender<String>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
 }
 
 impl Drop for Running {

@@ -8,6 +8,7 @@
 //! inside the binary.
 
 mod pool;
+mod reload;
 mod worker;
 
 use std::io;
@@ -28,6 +29,7 @@ use tokio::time::Instant;
 use tracing::warn;
 
 use pool::{Busy, Pool};
+use reload::Reloader;
 pub use worker::Launch;
 use worker::{Frame, Worker, put_frame, send_raw};
 
@@ -62,15 +64,22 @@ pub struct PythonConfig {
     pub validate: bool,
     /// Connection limits, as for the file server.
     pub limits: Limits,
+    /// Start new workers when a `.py` file under the app's directory changes.
+    pub reload: bool,
 }
 
-/// Started workers, ready to serve.
-#[derive(Clone)]
-pub struct Workers(Arc<Pool>);
+/// Started workers, ready to serve (and the watch on the app's files, with `--reload`).
+pub struct Workers {
+    pool: Arc<Pool>,
+    reloader: Option<Reloader>,
+}
 
 impl std::fmt::Debug for Workers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Workers").field(&self.0.idle_pids()).finish()
+        f.debug_struct("Workers")
+            .field("pids", &self.pool.idle_pids())
+            .field("reload", &self.reloader.is_some())
+            .finish()
     }
 }
 
@@ -81,8 +90,17 @@ impl Workers {
     /// # Errors
     /// [`Error::App`] naming the app and what went wrong, in one line.
     pub fn start(config: &PythonConfig) -> Result<Self> {
+        let app_error = |reason: String| Error::App {
+            app: config.launch.app.clone(),
+            reason,
+        };
+        let reloader = if config.reload {
+            Some(Reloader::watch(reload::watched_dirs(&config.launch)).map_err(app_error)?)
+        } else {
+            None
+        };
         Pool::start(config.launch.clone(), config.workers, config.queue_timeout)
-            .map(Workers)
+            .map(|pool| Workers { pool, reloader })
             .map_err(|reason| {
                 let app = &config.launch.app;
                 // A bare word that is no module may have been meant as a built-in app.
@@ -96,16 +114,13 @@ impl Workers {
                 } else {
                     String::new()
                 };
-                Error::App {
-                    app: app.clone(),
-                    reason: reason + &hint,
-                }
+                app_error(reason + &hint)
             })
     }
 
     /// The workers' process ids (those idle now).
     pub fn pids(&self) -> Vec<u32> {
-        self.0.idle_pids()
+        self.pool.idle_pids()
     }
 }
 
@@ -146,7 +161,10 @@ pub async fn serve(
     let local = listener
         .local_addr()
         .map_err(|e| Error::io("reading the listening address", e))?;
-    let pool = workers.0;
+    let pool = workers.pool;
+    if let Some(reloader) = workers.reloader {
+        reloader.run(pool.clone(), shutdown.clone());
+    }
     let host = Arc::new(PythonHost {
         pool: pool.clone(),
         config: Arc::new(config.clone()),

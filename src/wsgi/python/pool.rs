@@ -1,7 +1,7 @@
 //! The workers: started before the server announces itself, handed out one request at a
 //! time, and replaced when one dies or is killed.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -41,6 +41,10 @@ pub(crate) struct Pool {
     failures: AtomicU32,
     started: AtomicUsize,
     closed: AtomicBool,
+    /// Workers per generation.
+    size: usize,
+    /// The generation whose workers serve; older ones end after their last request.
+    generation: AtomicU64,
 }
 
 impl Pool {
@@ -72,6 +76,8 @@ impl Pool {
             failures: AtomicU32::new(0),
             started: AtomicUsize::new(count),
             closed: AtomicBool::new(false),
+            size: count,
+            generation: AtomicU64::new(0),
         }))
     }
 
@@ -104,13 +110,54 @@ impl Pool {
         }
     }
 
-    /// Takes a worker back after a request that ended cleanly.
+    /// Takes a worker back after a request that ended cleanly (one running code older than
+    /// the last reload is stopped instead).
     pub(crate) fn release(&self, worker: Worker) {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
-        self.lock().push(worker);
+        let mut idle = self.lock();
+        if worker.generation != self.generation.load(Ordering::Acquire) {
+            drop(idle);
+            return;
+        }
+        idle.push(worker);
+        drop(idle);
         self.free.add_permits(1);
+    }
+
+    /// Starts a new generation of workers and, once every one has imported the app,
+    /// swaps them in. Until then the old workers serve, so no request waits or fails;
+    /// busy old workers finish their requests and stop.
+    ///
+    /// # Errors
+    /// Why the new workers did not start (the old ones keep serving).
+    pub(crate) async fn reload(&self) -> Result<usize, String> {
+        let next = self.generation.load(Ordering::Acquire) + 1;
+        let mut fresh = Vec::with_capacity(self.size);
+        // All started before any is waited for: they import the app side by side.
+        for _ in 0..self.size {
+            let index = self.started.fetch_add(1, Ordering::AcqRel);
+            let mut worker = Worker::spawn(&self.launch, index)
+                .map_err(|e| format!("cannot run {}: {e}", self.launch.python.display()))?;
+            worker.generation = next;
+            fresh.push(worker);
+        }
+        for worker in &mut fresh {
+            worker.ready(START_WITHIN).await?;
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err("the server is stopping".into());
+        }
+        let added = fresh.len();
+        let mut idle = self.lock();
+        self.generation.store(next, Ordering::Release);
+        let stale = std::mem::replace(&mut *idle, fresh);
+        drop(idle);
+        // A generation never has more workers than `size`, so this only adds.
+        self.free.add_permits(added.saturating_sub(stale.len()));
+        drop(stale);
+        Ok(added)
     }
 
     /// Kills a worker that died, hung or broke the protocol, and starts another in its
@@ -118,6 +165,12 @@ impl Pool {
     pub(crate) fn replace(self: &Arc<Self>, mut lost: Worker, why: &str) {
         lost.kill();
         let status = lost.exit_status();
+        let generation = lost.generation;
+        if generation != self.generation.load(Ordering::Acquire) {
+            // Its generation was reloaded away: the new one is complete without it.
+            warn!(target: "labserv::wsgi", "worker {} {why} ({status})", lost.pid());
+            return;
+        }
         warn!(
             target: "labserv::wsgi",
             "worker {} {why} ({status}); starting another", lost.pid()
@@ -125,7 +178,10 @@ impl Pool {
         drop(lost);
         let pool = self.clone();
         tokio::spawn(async move {
-            while !pool.closed.load(Ordering::Acquire) {
+            // Until it is done, the server stops, or a reload makes a new generation.
+            while !pool.closed.load(Ordering::Acquire)
+                && pool.generation.load(Ordering::Acquire) == generation
+            {
                 let failures = pool.failures.load(Ordering::Acquire);
                 if failures > 0 {
                     let pause = Duration::from_millis(100)
@@ -136,7 +192,10 @@ impl Pool {
                 let index = pool.started.fetch_add(1, Ordering::AcqRel);
                 // Spawned here, on the server's own thread (see `Worker::spawn`).
                 let started = match Worker::spawn(&pool.launch, index) {
-                    Ok(mut worker) => worker.ready(START_WITHIN).await.map(|()| worker),
+                    Ok(mut worker) => {
+                        worker.generation = generation;
+                        worker.ready(START_WITHIN).await.map(|()| worker)
+                    }
                     Err(e) => Err(format!("cannot run {}: {e}", pool.launch.python.display())),
                 };
                 match started {

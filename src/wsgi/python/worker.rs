@@ -26,6 +26,9 @@ pub struct Launch {
     pub app: String,
     /// The directory the workers run in (and import from).
     pub dir: PathBuf,
+    /// Let Python write `__pycache__`. Off with `--reload`: a cached module compiled in the
+    /// same second as an edit of the same size would hide the edit.
+    pub write_bytecode: bool,
 }
 
 /// A frame's kind byte and payload.
@@ -35,6 +38,8 @@ pub(crate) type Frame = (u8, Bytes);
 pub(crate) struct Worker {
     child: Child,
     io: Io,
+    /// Which start of the app this worker belongs to (`--reload` starts a new one).
+    pub(crate) generation: u64,
 }
 
 enum Io {
@@ -60,6 +65,9 @@ impl Worker {
             .stdin(Stdio::from(OwnedFd::from(back)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if !launch.write_bytecode {
+            cmd.env("PYTHONDONTWRITEBYTECODE", "1");
+        }
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             cmd.pre_exec(|| {
@@ -81,6 +89,7 @@ impl Worker {
         Ok(Self {
             child,
             io: Io::Std(front),
+            generation: 0,
         })
     }
 
