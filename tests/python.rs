@@ -242,6 +242,35 @@ fn file_wrapper_sends_the_file() {
 }
 
 #[test]
+fn http2_clients_reach_a_python_app() {
+    let (_srv, port) = start("apps:environ", &apps_dir(), &["-w", "1"], &[]);
+    let text = curl(&[
+        "--http2-prior-knowledge",
+        "--data-binary",
+        "over h2",
+        &format!("http://127.0.0.1:{port}/board"),
+    ]);
+    let seen: serde_json::Value = serde_json::from_str(&text).expect(&text);
+    assert_eq!(seen["SERVER_PROTOCOL"], "HTTP/2.0");
+    assert_eq!(seen["PATH_INFO"], "/board");
+    assert_eq!(seen["body"], "over h2");
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::pattern(2 * 1024 * 1024 + 5);
+    let file = common::put(dir.path(), "fw.img", &data);
+    let (_srv, port) = start("apps:files", &apps_dir(), &["-w", "1"], &[("SEND", &file)]);
+    // Prior knowledge: curl speaks HTTP/2 from the first byte, or fails.
+    let out = command("curl")
+        .args(["-sf", "--noproxy", "*", "--http2-prior-knowledge"])
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout.len(), data.len());
+    assert!(out.stdout == data);
+}
+
+#[test]
 fn app_faults_give_500_502_504_and_the_next_request_works() {
     let (mut srv, port) = start(
         "apps:faults",

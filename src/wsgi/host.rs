@@ -3,12 +3,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::variables::cgi_variables;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use percent_encoding::percent_decode_str;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
@@ -80,71 +80,36 @@ struct AppHost {
 /// Content-Length before anything is sent, so a mismatch can still become a 500.
 const CHECKED_BODY: u64 = 16 * 1024 * 1024;
 
-/// The CGI/WSGI variables for a request (RFC 3875 names, `HTTP_*` headers, `wsgi.*`).
+/// The CGI/WSGI variables for a request (RFC 3875 names, `HTTP_*` headers, `wsgi.*`), as
+/// text. `None` when the decoded path holds a NUL byte, which no environ can.
 pub(crate) fn environ(
     parts: &http::request::Parts,
     peer: SocketAddr,
     local: SocketAddr,
     body_len: u64,
-) -> Environ {
+) -> Option<Environ> {
     let mut env = Environ::new();
-    let mut set = |k: &str, v: String| {
-        env.insert(k.to_string(), v);
-    };
-    set("REQUEST_METHOD", parts.method.to_string());
-    set("SCRIPT_NAME", String::new());
-    set(
-        "PATH_INFO",
-        percent_decode_str(parts.uri.path())
-            .decode_utf8_lossy()
-            .into_owned(),
-    );
-    set("QUERY_STRING", parts.uri.query().unwrap_or("").to_string());
-    set("SERVER_NAME", local.ip().to_canonical().to_string());
-    set("SERVER_PORT", local.port().to_string());
-    set("SERVER_PROTOCOL", format!("{:?}", parts.version));
-    set("REMOTE_ADDR", peer.ip().to_string());
-    set("REMOTE_PORT", peer.port().to_string());
-    set("GATEWAY_INTERFACE", "CGI/1.1".to_string());
-    set(
-        "SERVER_SOFTWARE",
-        format!("labserv/{}", env!("CARGO_PKG_VERSION")),
-    );
-    set("wsgi.url_scheme", "http".to_string());
-    set("wsgi.version", "(1, 0)".to_string());
-    set("wsgi.multithread", "True".to_string());
-    set("wsgi.multiprocess", "False".to_string());
-    set("wsgi.run_once", "False".to_string());
-    if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
-        set(
-            "CONTENT_TYPE",
-            String::from_utf8_lossy(ct.as_bytes()).into_owned(),
-        );
-    }
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    cgi_variables(parts, peer, local, "", |name, value| {
+        env.insert(text(name), text(value));
+    })
+    .ok()?;
     // Only what the client sent: a chunked request has no Content-Length (PEP 3333 lets
     // it be absent; the input ends where the body does). The CGI gateway gives scripts
     // the real length.
-    if parts.headers.contains_key(header::CONTENT_LENGTH) {
-        set("CONTENT_LENGTH", body_len.to_string());
+    if let Some(length) = env.get_mut("CONTENT_LENGTH") {
+        *length = body_len.to_string();
     }
-    for name in parts.headers.keys() {
-        if name == header::CONTENT_TYPE || name == header::CONTENT_LENGTH {
-            continue;
-        }
-        let key = format!(
-            "HTTP_{}",
-            name.as_str().to_ascii_uppercase().replace('-', "_")
-        );
-        let value = parts
-            .headers
-            .get_all(name)
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .collect::<Vec<_>>()
-            .join(",");
-        set(&key, value);
+    for (name, value) in [
+        ("wsgi.url_scheme", "http"),
+        ("wsgi.version", "(1, 0)"),
+        ("wsgi.multithread", "True"),
+        ("wsgi.multiprocess", "False"),
+        ("wsgi.run_once", "False"),
+    ] {
+        env.insert(name.to_string(), value.to_string());
     }
-    env
+    Some(env)
 }
 
 impl Handler for AppHost {
@@ -178,7 +143,9 @@ impl Handler for AppHost {
                 }
             }
         }
-        let environ = environ(&parts, peer, self.local, spool.len());
+        let Some(environ) = environ(&parts, peer, self.local, spool.len()) else {
+            return plain(StatusCode::BAD_REQUEST, "bad request path");
+        };
         let body = match spool.finish() {
             Ok(body) => body,
             Err(e) => {

@@ -11,6 +11,7 @@ mod host;
 pub mod python;
 mod spool;
 pub(crate) mod validate;
+mod variables;
 
 use std::collections::BTreeMap;
 use std::io::Read;

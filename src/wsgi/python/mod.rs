@@ -22,7 +22,6 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use percent_encoding::percent_decode_str;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -33,6 +32,7 @@ use reload::Reloader;
 pub use worker::Launch;
 use worker::{Frame, Worker, put_frame, send_raw};
 
+use super::variables::cgi_variables;
 use crate::error::{Error, Result};
 use crate::server::body::{FileStream, Segment};
 use crate::server::conn::Handler;
@@ -637,18 +637,10 @@ fn encode_request(
     root_path: &str,
     has_body: bool,
 ) -> Option<Vec<u8>> {
-    let path: Vec<u8> = percent_decode_str(parts.uri.path()).collect();
-    if path.contains(&0) {
-        return None;
-    }
-    let path_info = path
-        .strip_prefix(root_path.as_bytes())
-        .filter(|rest| rest.is_empty() || rest.starts_with(b"/"))
-        .unwrap_or(&path);
     let mut env = Vec::with_capacity(512);
     env.push(if has_body { b'1' } else { b'0' });
     let mut first = true;
-    let mut set = |name: &[u8], value: &[u8]| {
+    cgi_variables(parts, peer, local, root_path, |name, value| {
         if !first {
             env.push(0);
         }
@@ -656,51 +648,8 @@ fn encode_request(
         env.extend_from_slice(name);
         env.push(0);
         env.extend_from_slice(value);
-    };
-    set(b"REQUEST_METHOD", parts.method.as_str().as_bytes());
-    set(b"SCRIPT_NAME", root_path.as_bytes());
-    set(b"PATH_INFO", path_info);
-    set(b"QUERY_STRING", parts.uri.query().unwrap_or("").as_bytes());
-    set(
-        b"SERVER_NAME",
-        local.ip().to_canonical().to_string().as_bytes(),
-    );
-    set(b"SERVER_PORT", local.port().to_string().as_bytes());
-    set(
-        b"SERVER_PROTOCOL",
-        format!("{:?}", parts.version).as_bytes(),
-    );
-    set(b"REMOTE_ADDR", peer.ip().to_string().as_bytes());
-    set(b"REMOTE_PORT", peer.port().to_string().as_bytes());
-    set(b"GATEWAY_INTERFACE", b"CGI/1.1");
-    set(
-        b"SERVER_SOFTWARE",
-        concat!("labserv/", env!("CARGO_PKG_VERSION")).as_bytes(),
-    );
-    let mut name = Vec::with_capacity(64);
-    for key in parts.headers.keys() {
-        let values = parts.headers.get_all(key);
-        let mut joined = Vec::new();
-        for (i, v) in values.iter().enumerate() {
-            if i > 0 {
-                joined.push(b',');
-            }
-            joined.extend_from_slice(v.as_bytes());
-        }
-        if key == header::CONTENT_TYPE {
-            set(b"CONTENT_TYPE", &joined);
-        } else if key == header::CONTENT_LENGTH {
-            set(b"CONTENT_LENGTH", &joined);
-        } else {
-            name.clear();
-            name.extend_from_slice(b"HTTP_");
-            name.extend(key.as_str().bytes().map(|b| match b {
-                b'-' => b'_',
-                b => b.to_ascii_uppercase(),
-            }));
-            set(&name, &joined);
-        }
-    }
+    })
+    .ok()?;
     let mut out = Vec::with_capacity(env.len() + 5);
     put_frame(&mut out, b'Q', &env);
     Some(out)
