@@ -43,7 +43,11 @@ pub fn wsgi(args: WsgiArgs) -> Result<ExitCode> {
 /// `--show-settings`, or the server in the foreground.
 fn foreground(program: &str, common: &CommonArgs, config: ServerConfig) -> Result<ExitCode> {
     if common.show_settings {
-        print!("{}", config.settings.report(program));
+        print!(
+            "{}{}",
+            config.settings.report(program),
+            config.report_options()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     run(config, |bound, config| {

@@ -62,6 +62,11 @@ pub enum Error {
         reason: String,
     },
 
+    /// HTTPS cannot be set up: a certificate or key that cannot be read or used (exit
+    /// code 2: the user's to fix).
+    #[error("--tls: {0}")]
+    Tls(String),
+
     /// Any other I/O failure, with what was being done.
     #[error("{context}: {error}")]
     Io {
@@ -87,7 +92,7 @@ impl Error {
     /// The process exit code for this error: 2 for usage mistakes, 1 for runtime failures.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Settings(_) | Error::App { .. } => 2,
+            Error::Settings(_) | Error::App { .. } | Error::Tls(_) => 2,
             _ => 1,
         }
     }

@@ -48,6 +48,7 @@ pub(crate) fn prepare(config: &mut ServerConfig) -> Result<Prepared> {
     let log = Arc::new(logging::init(&config.log)?);
     let socket = config.bind()?;
     let bound = socket.local_addr()?;
+    config.start_tls()?;
     let workers = match &config.service {
         Service::Python { config, .. } => Some(Workers::start(config)?),
         _ => None,

@@ -640,6 +640,7 @@ fn every_option_of_a_foreground_command_works_with_its_daemons() {
         "ADDR" => "127.0.0.1".to_string(),
         "N" => "512".to_string(),
         "SECS" => "2".to_string(),
+        "FILE" => dir.path().join("file.pem").display().to_string(),
         other => panic!("no sample value for <{other}>"),
     };
     let serv = env!("CARGO_BIN_EXE_serv");
@@ -658,6 +659,12 @@ fn every_option_of_a_foreground_command_works_with_its_daemons() {
             args.extend(value.as_deref().map(sample));
             if name == "--overwrite" {
                 args.push("--upload".to_string());
+            }
+            // A certificate and its key go together.
+            for (one, other) in [("--cert", "--key"), ("--key", "--cert")] {
+                if name == one {
+                    args.extend([other.to_string(), sample("FILE")]);
+                }
             }
             args.push("--show-settings".to_string());
             let out = command(foreground).args(&args).output().unwrap();
@@ -745,4 +752,33 @@ fn tftpdaemon_upload_accepts_an_upload() {
         std::fs::read(d.var("DOCROOT").join("new.img")).unwrap(),
         pattern(50_000)
     );
+}
+
+#[test]
+fn httpdaemon_serves_https_and_names_its_certificate() {
+    let d = Daemon::new(HTTPDAEMON);
+    let data = d.dir.path().join("data");
+    let d = d.set("XDG_DATA_HOME", &data.display().to_string());
+    let out = d.run(&["start", "--tls"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let (_, port) = pid_and_port(
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with("started "))
+            .unwrap(),
+    );
+    let cert = data.join("labserv/tls/cert.pem");
+    assert!(
+        out.stdout
+            .contains(&format!("HTTPS certificate: {} (SHA-256 ", cert.display())),
+        "{}",
+        out.stdout
+    );
+    let got = command("curl")
+        .args(["-sf", "--noproxy", "*", "--cacert"])
+        .arg(&cert)
+        .arg(format!("https://localhost:{port}/version.txt"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&got.stdout), "fw 1.2.3\n");
 }

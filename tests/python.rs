@@ -10,50 +10,15 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{Running, command, http_get};
+use common::{Running, command, http_get, python_venv as venv};
 
 const WSGI: &str = env!("CARGO_BIN_EXE_wsgi");
 
 /// The directory of the test apps (`apps.py`).
 fn apps_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python")
-}
-
-/// A virtualenv with Flask, Bottle and Django, made once.
-fn venv() -> &'static Path {
-    static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pyenv");
-        let ready = dir.join("labserv-ready");
-        if !ready.exists() {
-            let run = |cmd: &mut Command| {
-                let out = cmd.output().expect("python runs");
-                assert!(
-                    out.status.success(),
-                    "{cmd:?}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            };
-            run(Command::new("python3")
-                .args(["-m", "venv", "--clear"])
-                .arg(&dir));
-            run(Command::new(dir.join("bin/python")).args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "flask>=3,<4",
-                "bottle>=0.12,<0.14",
-                "django>=4.2,<6",
-            ]));
-            std::fs::write(&ready, "").unwrap();
-        }
-        dir
-    })
 }
 
 /// Starts `wsgi APP 0` with `args`, in `dir`; waits for its banner.

@@ -86,6 +86,7 @@ fn fixture_with(env: &[(&str, &str)], first: Kind) -> Fixture {
         state: Some(dir.path().join("state")),
         runtime: Some(dir.path().join("run")),
         cache: None,
+        data: Some(dir.path().join("data")),
     };
     let mut vars: Vec<(String, OsString)> = env
         .iter()

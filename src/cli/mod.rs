@@ -36,6 +36,23 @@ pub struct LogArgs {
     pub quiet: bool,
 }
 
+/// HTTPS, for the HTTP servers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct TlsArgs {
+    /// Serve HTTPS, with --cert/--key or else a self-signed certificate made once and
+    /// kept (its path and SHA-256 fingerprint are printed at start)
+    #[arg(long)]
+    pub tls: bool,
+
+    /// The certificate chain (PEM) to serve HTTPS with; implies --tls
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// The certificate's private key (PEM)
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+}
+
 /// Where a server listens, as options (they override the positional arguments and the
 /// environment).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
@@ -72,6 +89,9 @@ pub struct ServOptions {
     /// Refuse files reached through a symlink that leads outside the directory
     #[arg(long)]
     pub no_follow_symlinks: bool,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     #[command(flatten)]
     pub log: LogArgs,
@@ -260,6 +280,9 @@ pub struct WsgiArgs {
 
     #[command(flatten)]
     pub listen: ListenArgs,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// Largest request body accepted, in bytes (K, M, G suffixes allowed); larger gets 413
     #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = values::size("--max-body"))]

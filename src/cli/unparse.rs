@@ -48,6 +48,9 @@ impl ServOptions {
         line.listen(&self.listen);
         line.value("--directory", self.directory.clone());
         line.flag(self.no_follow_symlinks, "--no-follow-symlinks");
+        line.flag(self.tls.tls, "--tls");
+        line.value("--cert", self.tls.cert.clone());
+        line.value("--key", self.tls.key.clone());
         line.log(&self.log);
         line.0
     }
@@ -75,7 +78,7 @@ mod tests {
     use clap::Parser;
 
     use super::super::values::Given;
-    use super::super::{HttpDaemonArgs, TftpDaemonArgs};
+    use super::super::{HttpDaemonArgs, TftpDaemonArgs, TlsArgs};
     use super::*;
 
     #[test]
@@ -88,6 +91,11 @@ mod tests {
             listen: listen.clone(),
             directory: Some("/srv/fw images".into()),
             no_follow_symlinks: true,
+            tls: TlsArgs {
+                tls: true,
+                cert: Some("/etc/lab/cert.pem".into()),
+                key: Some("/etc/lab/key.pem".into()),
+            },
             log: LogArgs {
                 verbose: true,
                 quiet: false,

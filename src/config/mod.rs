@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::http::HttpConfig;
 use crate::logging::LogConfig;
 use crate::net;
+use crate::server::tls::{CertSource, Tls};
 use crate::settings::Settings;
 use crate::tftp::TftpConfig;
 use crate::wsgi::python::PythonConfig;
@@ -36,6 +37,8 @@ pub struct ServerConfig {
     pub quiet: bool,
     /// What is served.
     pub service: Service,
+    /// Serve HTTPS with this certificate (the HTTP servers only).
+    pub tls: Option<CertSource>,
 }
 
 /// What a server serves.
@@ -154,6 +157,60 @@ impl ServerConfig {
         Ok(())
     }
 
+    /// Sets up HTTPS when asked for: reads (or makes) the certificate and hands it to the
+    /// service.
+    ///
+    /// # Errors
+    /// [`Error::Tls`]: a certificate or key that cannot be read, made or used.
+    pub fn start_tls(&mut self) -> Result<()> {
+        let Some(source) = &self.tls else {
+            return Ok(());
+        };
+        let tls = Tls::new(source, &crate::server::tls::local_names()).map_err(Error::Tls)?;
+        match &mut self.service {
+            Service::Files(c) => c.tls = Some(tls),
+            Service::App { config, .. } => config.tls = Some(tls),
+            Service::Python { config, .. } => config.tls = Some(tls),
+            Service::Tftp(_) => {}
+        }
+        Ok(())
+    }
+
+    /// The options that are not environment variables, for `--show-settings` (after
+    /// [`Settings::report`]).
+    pub fn report_options(&self) -> String {
+        let mut out = String::new();
+        if matches!(self.service, Service::Tftp(_)) {
+            return out;
+        }
+        out += "options:\n";
+        let tls = match &self.tls {
+            None => "off".to_string(),
+            Some(CertSource::Files { cert, key }) => {
+                format!("{} with {}", cert.display(), key.display())
+            }
+            Some(CertSource::Kept(dir)) => format!("self-signed, kept in {}", dir.display()),
+        };
+        out += &format!("  tls          {tls}\n");
+        if let Service::Python { config, .. } = &self.service {
+            out += &format!(
+                "  reload       {}\n",
+                if config.reload { "on" } else { "off" }
+            );
+        }
+        out
+    }
+
+    /// The service's HTTPS, once [`ServerConfig::start_tls`] has set it up.
+    pub fn https(&self) -> Option<&Tls> {
+        match &self.service {
+            Service::Files(c) => c.tls.as_ref(),
+            Service::App { config, .. } => config.tls.as_ref(),
+            Service::Python { config, .. } => config.tls.as_ref(),
+            Service::Tftp(_) => None,
+        }
+    }
+
     /// Binds the socket the service listens on.
     ///
     /// # Errors
@@ -175,11 +232,20 @@ impl ServerConfig {
     pub fn banner(&self, bound: SocketAddr) -> String {
         let mut out = String::new();
         let reachable = net::reachable(bound);
+        let https = self.https();
+        let url = |ip| {
+            let url = net::http_url(ip, bound.port());
+            if https.is_some() {
+                url.replacen("http://", "https://", 1)
+            } else {
+                url
+            }
+        };
         match &self.service {
             Service::Files(c) => {
                 out += &format!("Serving {}\n", c.root.display());
                 for r in reachable {
-                    let url = net::http_url(r.ip, bound.port());
+                    let url = url(r.ip);
                     if r.interface.is_empty() {
                         out += &format!("  {url}\n");
                     } else {
@@ -205,8 +271,15 @@ impl ServerConfig {
             Service::App { name, .. } | Service::Python { name, .. } => {
                 out += &format!("Serving {name}\n");
                 for r in reachable {
-                    out += &format!("  {}\n", net::http_url(r.ip, bound.port()));
+                    out += &format!("  {}\n", url(r.ip));
                 }
+            }
+        }
+        if let Some(tls) = https {
+            out += &format!("Certificate: {}\n", tls.cert_path.display());
+            out += &format!("  SHA-256 {}\n", tls.fingerprint);
+            if let Some(made) = &tls.made {
+                out += &format!("  ({made}: give clients this file to trust)\n");
             }
         }
         out += "Press Ctrl-C to stop.\n";
@@ -215,6 +288,15 @@ impl ServerConfig {
 
     /// The log line that says the server is up.
     pub fn log_started(&self, bound: SocketAddr) {
+        if let Some(tls) = self.https() {
+            if let Some(made) = &tls.made {
+                tracing::info!(target: "labserv::http", "{made}: {}", tls.cert_path.display());
+            }
+            tracing::info!(
+                target: "labserv::http",
+                "HTTPS with {} (SHA-256 {})", tls.cert_path.display(), tls.fingerprint
+            );
+        }
         match &self.service {
             Service::Files(c) => {
                 tracing::info!(target: "labserv::http", "listening on {bound}, serving {}", c.root.display());

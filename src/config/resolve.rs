@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use super::{ServerConfig, Service};
 use crate::cli::values::given;
-use crate::cli::{ListenArgs, LogArgs, ServOptions, TftpdOptions, WsgiArgs};
+use crate::cli::{ListenArgs, LogArgs, ServOptions, TftpdOptions, TlsArgs, WsgiArgs};
 use crate::confine::check_root;
 use crate::error::{Error, Result};
 use crate::http::HttpConfig;
 use crate::logging::LogConfig;
+use crate::server::tls::CertSource;
 use crate::settings::{Settings, SettingsError};
 use crate::tftp::TftpConfig;
 use crate::wsgi::{self, Cgi, Scripts, WsgiConfig};
@@ -40,7 +41,26 @@ fn server(settings: Settings, log: LogConfig, quiet: bool, service: Service) -> 
         log,
         quiet,
         service,
+        tls: None,
     }
+}
+
+/// Where HTTPS gets its certificate: the files given (made absolute, as a daemon runs
+/// from `/`), else the one kept in the user's data directory; `None` for plain HTTP.
+///
+/// # Errors
+/// The current directory cannot be read.
+fn tls(args: &TlsArgs, settings: &Settings) -> Result<Option<CertSource>> {
+    let absolute =
+        |p: &Path| std::path::absolute(p).map_err(|e| Error::io("resolving --cert/--key", e));
+    Ok(match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => Some(CertSource::Files {
+            cert: absolute(cert)?,
+            key: absolute(key)?,
+        }),
+        _ if args.tls => Some(CertSource::Kept(settings.dirs.tls_dir())),
+        _ => None,
+    })
 }
 
 /// The HTTP file server's config (`serv`, `httpdaemon`).
@@ -57,12 +77,10 @@ pub fn serv(options: &ServOptions, settings: &Settings) -> Result<ServerConfig> 
     );
     files.follow_symlinks = !options.no_follow_symlinks;
     files.debug = log.debug;
-    Ok(server(
-        settings,
-        log,
-        options.log.quiet,
-        Service::Files(files),
-    ))
+    let tls = tls(&options.tls, &settings)?;
+    let mut config = server(settings, log, options.log.quiet, Service::Files(files));
+    config.tls = tls;
+    Ok(config)
 }
 
 /// The TFTP server's config (`tftpd`, `tftpdaemon`, `atftpdaemon`).
@@ -128,7 +146,10 @@ pub fn wsgi(args: &WsgiArgs, settings: &Settings) -> Result<ServerConfig> {
         }
         (None, Some(app)) if is_python_app(app) => {
             let service = python_app(app, args)?;
-            return Ok(server(settings, log, args.log.quiet, service));
+            let tls = tls(&args.tls, &settings)?;
+            let mut config = server(settings, log, args.log.quiet, service);
+            config.tls = tls;
+            return Ok(config);
         }
         (None, app) => {
             let app = app.unwrap_or("demo");
@@ -156,7 +177,10 @@ pub fn wsgi(args: &WsgiArgs, settings: &Settings) -> Result<ServerConfig> {
         ..Default::default()
     };
     let service = Service::App { name, app, config };
-    Ok(server(settings, log, args.log.quiet, service))
+    let tls = tls(&args.tls, &settings)?;
+    let mut config = server(settings, log, args.log.quiet, service);
+    config.tls = tls;
+    Ok(config)
 }
 
 /// Whether APP names a Python WSGI app. The rule, in order: a built-in name is the
@@ -224,6 +248,7 @@ fn python_app(app: &str, args: &WsgiArgs) -> Result<Service> {
         validate: !args.no_validate,
         limits: crate::server::Limits::default(),
         reload: args.reload,
+        tls: None,
     };
     Ok(Service::Python { name, config })
 }

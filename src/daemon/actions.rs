@@ -131,6 +131,13 @@ fn start(plan: &Plan) -> Result<ExitCode> {
                 plan.say(format_args!(
                     "started {name}, pid {pid}, listening on {addr}"
                 ));
+                if let Some(tls) = &plan.config.tls {
+                    plan.say(format_args!(
+                        "HTTPS certificate: {} (SHA-256 {})",
+                        tls.cert_path().display(),
+                        tls.fingerprint().unwrap_or_else(|| "unreadable".into())
+                    ));
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Started::Running(pid) => {

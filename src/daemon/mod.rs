@@ -118,7 +118,11 @@ pub fn atftpdaemon(args: TftpDaemonArgs) -> crate::Result<ExitCode> {
 fn command(kind: Kind, args: &DaemonArgs, options: &DaemonOptions) -> crate::Result<ExitCode> {
     let config = resolve(kind, options)?;
     if args.common.show_settings {
-        print!("{}", config.settings.report(kind.program()));
+        print!(
+            "{}{}",
+            config.settings.report(kind.program()),
+            config.report_options()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let Some(action) = args.action else {

@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use crate::confine::{Symlinks, check_root};
 use crate::error::Result;
 use crate::server::Limits;
+use crate::server::tls::Tls;
 use crate::shutdown::Shutdown;
 
 /// What the file server serves and how.
@@ -37,6 +38,8 @@ pub struct HttpConfig {
     pub debug: bool,
     /// Connection limits.
     pub limits: Limits,
+    /// Serve HTTPS.
+    pub tls: Option<Tls>,
 }
 
 impl HttpConfig {
@@ -47,6 +50,7 @@ impl HttpConfig {
             follow_symlinks: true,
             debug: false,
             limits: Limits::default(),
+            tls: None,
         }
     }
 }
@@ -64,6 +68,6 @@ pub async fn serve(listener: TcpListener, config: HttpConfig, shutdown: Shutdown
         Symlinks::StayInside
     };
     let handler = Arc::new(handler::FileServer::new(root, symlinks, config.debug));
-    crate::server::conn::run(listener, handler, config.limits, shutdown).await;
+    crate::server::conn::run(listener, handler, config.limits, config.tls, shutdown).await;
     Ok(())
 }

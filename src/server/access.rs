@@ -65,11 +65,17 @@ impl AccessRecord {
         } else {
             " (client left early)"
         };
+        // HTTP/2 has no request line; its :path is what an HTTP/1.1 client would have
+        // sent there (hyper adds the scheme and authority to the URI).
+        let target: &dyn std::fmt::Display = match (self.version, self.uri.path_and_query()) {
+            (Version::HTTP_2, Some(path)) => path,
+            _ => &self.uri,
+        };
         logging::access(format_args!(
             "{} \"{} {} {:?}\" {} {} {:.3}ms{cut}",
             self.peer,
             self.method,
-            self.uri,
+            target,
             self.version,
             self.status,
             sent,

@@ -14,14 +14,15 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use super::Limits;
 use super::access::{AccessRecord, Logged};
 use super::body::Body;
-use super::watch::{ConnState, Tracked, watchdog};
+use super::tls::Tls;
+use super::watch::{ConnState, Stream, Tracked, watchdog};
 use crate::shutdown::Shutdown;
 
 /// Answers one request. Implemented by the file server (and later the app host).
@@ -34,11 +35,12 @@ pub(crate) trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Response<Body>> + Send;
 }
 
-/// Accepts connections until shutdown, then drains them for up to `limits.drain`.
+/// Accepts connections (over TLS with `tls`) until shutdown, then drains them for up to `limits.drain`.
 pub(crate) async fn run<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
     limits: Limits,
+    tls: Option<Tls>,
     shutdown: Shutdown,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -74,43 +76,31 @@ pub(crate) async fn run<H: Handler>(
         let _ = stream.set_nodelay(true);
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let state = Arc::new(ConnState::new(&stream, closing.clone()));
-        let io = TokioIo::new(Tracked::new(stream, state.clone(), peer));
-        let service = {
-            let handler = handler.clone();
-            let state = state.clone();
-            service_fn(move |req: Request<Incoming>| {
-                let record = AccessRecord::begin(&req, peer, state.clone());
-                let handler = handler.clone();
-                async move {
-                    let resp = handler.handle(req, peer).await;
-                    let (parts, body) = resp.into_parts();
-                    let record = record.with_status(parts.status);
-                    Ok::<_, Infallible>(Response::from_parts(
-                        parts,
-                        Logged {
-                            inner: body,
-                            sent: 0,
-                            record: Some(record),
-                        },
-                    ))
-                }
-            })
-        };
-        let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
         let busy = crate::memory::Busy::start();
-        tokio::spawn(async move {
-            let _busy = busy;
-            tokio::select! {
-                result = conn => {
-                    if let Err(e) = result {
-                        debug!(target: "labserv::http", "{peer} connection ended: {e}");
-                    }
-                }
-                why = watchdog(&state, limits) => {
-                    info!(target: "labserv::http", "{peer} dropped: {why}");
-                }
+        let watcher = graceful.watcher();
+        let handler = handler.clone();
+        match &tls {
+            None => {
+                let conn = connection(&builder, Stream::Plain(stream), handler, &state, peer);
+                tokio::spawn(async move {
+                    let _busy = busy;
+                    drive(watcher.watch(conn), &state, limits, peer).await;
+                });
             }
-        });
+            Some(tls) => {
+                let (tls, builder) = (tls.clone(), builder.clone());
+                tokio::spawn(async move {
+                    let _busy = busy;
+                    // The handshake counts against the header timeout.
+                    let Some(stream) = tls.accept(stream, peer, limits.header_timeout).await else {
+                        return;
+                    };
+                    let stream = Stream::Tls(Box::new(stream));
+                    let conn = connection(&builder, stream, handler, &state, peer);
+                    drive(watcher.watch(conn), &state, limits, peer).await;
+                });
+            }
+        }
     }
     drop(listener);
     if tokio::time::timeout(limits.drain, graceful.shutdown())
@@ -124,6 +114,63 @@ pub(crate) async fn run<H: Handler>(
     }
     // Whatever is still running is cut when the runtime ends, and logged as cut by this.
     closing.store(true, Ordering::Release);
+}
+
+/// The connection with hyper serving it, each response logged when it ends.
+fn connection<H: Handler>(
+    builder: &auto::Builder<TokioExecutor>,
+    stream: Stream,
+    handler: Arc<H>,
+    state: &Arc<ConnState>,
+    peer: SocketAddr,
+) -> impl GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>> + Send + 'static {
+    let secure = matches!(stream, Stream::Tls(_));
+    let io = TokioIo::new(Tracked::new(stream, state.clone(), peer));
+    let state = state.clone();
+    let service = service_fn(move |mut req: Request<Incoming>| {
+        if secure {
+            req.extensions_mut().insert(Secure);
+        }
+        let record = AccessRecord::begin(&req, peer, state.clone());
+        let handler = handler.clone();
+        async move {
+            let resp = handler.handle(req, peer).await;
+            let (parts, body) = resp.into_parts();
+            let record = record.with_status(parts.status);
+            Ok::<_, Infallible>(Response::from_parts(
+                parts,
+                Logged {
+                    inner: body,
+                    sent: 0,
+                    record: Some(record),
+                },
+            ))
+        }
+    });
+    builder.serve_connection(io, service).into_owned()
+}
+
+/// Marks a request that came over TLS.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Secure;
+
+/// Runs a connection until it ends or its watchdog cuts it.
+async fn drive<E: std::fmt::Display>(
+    conn: impl Future<Output = Result<(), E>>,
+    state: &ConnState,
+    limits: Limits,
+    peer: SocketAddr,
+) {
+    tokio::select! {
+        result = conn => {
+            if let Err(e) = result {
+                debug!(target: "labserv::http", "{peer} connection ended: {e}");
+            }
+        }
+        why = watchdog(state, limits) => {
+            info!(target: "labserv::http", "{peer} dropped: {why}");
+        }
+    }
 }
 
 /// Accept errors that concern one connection only (the client gave up before accept).

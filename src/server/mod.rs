@@ -7,6 +7,7 @@ pub(crate) mod body;
 pub(crate) mod conn;
 mod line;
 mod plain;
+pub mod tls;
 mod watch;
 
 use std::time::Duration;

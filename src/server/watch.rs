@@ -163,11 +163,90 @@ const PEER_CHECK_MS: u64 = 250;
 /// The start of the HTTP/2 connection preface.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
-/// A TCP stream that reports its traffic to the connection's watchdog, answers a request
+/// A client's connection: plain TCP, or TLS over it.
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// Sends `answer` (what fits the socket's buffer, without waiting) and ends the
+    /// sending side.
+    fn refuse(&mut self, answer: &[u8]) {
+        match self {
+            Stream::Plain(tcp) => {
+                let _ = tcp.try_write(answer);
+                let _ = socket2::SockRef::from(&*tcp).shutdown(std::net::Shutdown::Write);
+            }
+            Stream::Tls(tls) => super::tls::refuse(tls, answer),
+        }
+    }
+}
+
+/// Calls the same method on whichever stream it is.
+macro_rules! either {
+    ($self:expr, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            Stream::Plain($s) => {
+                let $s = Pin::new($s);
+                $e
+            }
+            Stream::Tls($s) => {
+                let $s = Pin::new(&mut **$s);
+                $e
+            }
+        }
+    };
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        either!(self, s => s.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        either!(self, s => s.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        either!(self, s => s.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        either!(self, s => s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        either!(self, s => s.poll_shutdown(cx))
+    }
+}
+
+/// A client's stream that reports its traffic to the connection's watchdog, answers a request
 /// line that is too long itself (hyper would call it a head too large), and puts the
 /// missing leading slash before a bare relative target.
 pub(crate) struct Tracked {
-    inner: TcpStream,
+    inner: Stream,
     state: Arc<ConnState>,
     peer: SocketAddr,
     /// Whether the first bytes have been looked at for the HTTP/2 preface.
@@ -181,7 +260,7 @@ pub(crate) struct Tracked {
 }
 
 impl Tracked {
-    pub(crate) fn new(inner: TcpStream, state: Arc<ConnState>, peer: SocketAddr) -> Self {
+    pub(crate) fn new(inner: Stream, state: Arc<ConnState>, peer: SocketAddr) -> Self {
         Self {
             inner,
             state,
@@ -203,8 +282,7 @@ impl Tracked {
         );
         // A few hundred bytes fit an empty send buffer; a client that will not read them
         // loses nothing it would have used.
-        let _ = self.inner.try_write(URI_TOO_LONG);
-        let _ = socket2::SockRef::from(&self.inner).shutdown(std::net::Shutdown::Write);
+        self.inner.refuse(URI_TOO_LONG);
         self.draining = true;
     }
 

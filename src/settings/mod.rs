@@ -83,6 +83,8 @@ pub struct UserDirs {
     pub runtime: Option<PathBuf>,
     /// `$XDG_CACHE_HOME` or `~/.cache`.
     pub cache: Option<PathBuf>,
+    /// `$XDG_DATA_HOME` or `~/.local/share`.
+    pub data: Option<PathBuf>,
 }
 
 impl UserDirs {
@@ -97,6 +99,7 @@ impl UserDirs {
                 ),
                 runtime: dirs.runtime_dir().map(Path::to_path_buf),
                 cache: Some(dirs.cache_dir().to_path_buf()),
+                data: Some(dirs.data_dir().to_path_buf()),
             },
             None => Self::default(),
         }
@@ -108,6 +111,14 @@ impl UserDirs {
             .as_ref()
             .map(|d| d.join("labserv").join("log"))
             .unwrap_or_else(|| fallback_dir().join("log"))
+    }
+
+    /// `<data>/labserv/tls`, where `--tls` keeps the certificate it makes.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.data
+            .as_ref()
+            .map(|d| d.join("labserv").join("tls"))
+            .unwrap_or_else(|| fallback_dir().join("tls"))
     }
 
     /// `<runtime>/labserv`, else `<cache>/labserv`: the directory of default pid files.
@@ -294,6 +305,7 @@ impl Settings {
         let _ = writeln!(out, "  state    {}", show(&self.dirs.state));
         let _ = writeln!(out, "  runtime  {}", show(&self.dirs.runtime));
         let _ = writeln!(out, "  cache    {}", show(&self.dirs.cache));
+        let _ = writeln!(out, "  data     {}", show(&self.dirs.data));
         let _ = writeln!(out, "variables:");
         let iface = self
             .iface()

@@ -8,6 +8,7 @@ fn dirs() -> UserDirs {
         state: Some("/home/u/.local/state".into()),
         runtime: Some("/run/user/1000".into()),
         cache: Some("/home/u/.cache".into()),
+        data: Some("/home/u/.local/share".into()),
     }
 }
 

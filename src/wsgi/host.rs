@@ -18,6 +18,7 @@ use super::{ClientGone, Environ, SharedApp, StartResponse};
 use crate::error::{Error, Result};
 use crate::server::conn::Handler;
 use crate::server::text_response as plain;
+use crate::server::tls::Tls;
 use crate::server::{Body, Limits};
 use crate::shutdown::Shutdown;
 
@@ -34,6 +35,8 @@ pub struct WsgiConfig {
     /// Check what apps send (status, headers, Content-Type, Content-Length); a violation
     /// gets the client a 500 and a log line.
     pub validate: bool,
+    /// Serve HTTPS.
+    pub tls: Option<Tls>,
 }
 
 impl Default for WsgiConfig {
@@ -42,6 +45,7 @@ impl Default for WsgiConfig {
             max_body: DEFAULT_MAX_BODY,
             limits: Limits::default(),
             validate: true,
+            tls: None,
         }
     }
 }
@@ -65,7 +69,7 @@ pub async fn serve(
         validate: config.validate,
         local,
     });
-    crate::server::conn::run(listener, host, config.limits, shutdown).await;
+    crate::server::conn::run(listener, host, config.limits, config.tls, shutdown).await;
     Ok(())
 }
 
@@ -100,8 +104,13 @@ pub(crate) fn environ(
     if let Some(length) = env.get_mut("CONTENT_LENGTH") {
         *length = body_len.to_string();
     }
+    let scheme = if env.contains_key("HTTPS") {
+        "https"
+    } else {
+        "http"
+    };
     for (name, value) in [
-        ("wsgi.url_scheme", "http"),
+        ("wsgi.url_scheme", scheme),
         ("wsgi.version", "(1, 0)"),
         ("wsgi.multithread", "True"),
         ("wsgi.multiprocess", "False"),

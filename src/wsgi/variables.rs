@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use http::header;
 use percent_encoding::percent_decode_str;
 
+use crate::server::conn::Secure;
+
 /// The decoded request path holds a NUL byte, which no environment can carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct NulInPath;
@@ -49,6 +51,10 @@ pub(crate) fn cgi_variables(
     set(b"REMOTE_ADDR", peer.ip().to_string().as_bytes());
     set(b"REMOTE_PORT", peer.port().to_string().as_bytes());
     set(b"GATEWAY_INTERFACE", b"CGI/1.1");
+    if parts.extensions.get::<Secure>().is_some() {
+        // Not in RFC 3875, but what CGI scripts and WSGI hosts look for.
+        set(b"HTTPS", b"on");
+    }
     set(
         b"SERVER_SOFTWARE",
         concat!("labserv/", env!("CARGO_PKG_VERSION")).as_bytes(),

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{OnceLock, mpsc};
 use std::time::Duration;
 
 use labserv::Shutdown;
@@ -256,6 +256,42 @@ pub fn command(bin: &str) -> Command {
     }
     cmd.env("NO_COLOR", "1");
     cmd
+}
+
+/// A virtualenv with Flask, Bottle, Django and requests, made once (under the target
+/// directory; the Python package index must be reachable).
+pub fn python_venv() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pyenv");
+        let ready = dir.join("labserv-ready-2");
+        if !ready.exists() {
+            let run = |cmd: &mut Command| {
+                let out = cmd.output().expect("python runs");
+                assert!(
+                    out.status.success(),
+                    "{cmd:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            };
+            run(Command::new("python3")
+                .args(["-m", "venv", "--clear"])
+                .arg(&dir));
+            run(Command::new(dir.join("bin/python")).args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "flask>=3,<4",
+                "bottle>=0.12,<0.14",
+                "django>=4.2,<6",
+                "requests>=2.28,<3",
+            ]));
+            std::fs::write(&ready, "").unwrap();
+        }
+        dir
+    })
 }
 
 /// A running binary whose stdout lines are collected on a thread.

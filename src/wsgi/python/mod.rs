@@ -37,6 +37,7 @@ use crate::error::{Error, Result};
 use crate::server::body::{FileStream, Segment};
 use crate::server::conn::Handler;
 use crate::server::text_response as plain;
+use crate::server::tls::Tls;
 use crate::server::{Body, Limits};
 use crate::shutdown::Shutdown;
 
@@ -66,6 +67,8 @@ pub struct PythonConfig {
     pub limits: Limits,
     /// Start new workers when a `.py` file under the app's directory changes.
     pub reload: bool,
+    /// Serve HTTPS.
+    pub tls: Option<Tls>,
 }
 
 /// Started workers, ready to serve (and the watch on the app's files, with `--reload`).
@@ -170,7 +173,7 @@ pub async fn serve(
         config: Arc::new(config.clone()),
         local,
     });
-    crate::server::conn::run(listener, host, config.limits, shutdown).await;
+    crate::server::conn::run(listener, host, config.limits, config.tls.clone(), shutdown).await;
     pool.close();
     Ok(())
 }

@@ -227,6 +227,8 @@ def main():
         it = iter(fields)
         environ = dict(zip(it, it))
         environ.update(base)
+        if "HTTPS" in environ:
+            environ["wsgi.url_scheme"] = "https"
         wsgi_input = Input() if payload[:1] == b"1" else empty
         environ["wsgi.input"] = wsgi_input
         state = [None, None, False]  # status, headers, head sent

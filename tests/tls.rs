@@ -1,0 +1,258 @@
+//! `--tls`: HTTPS for `serv` and `wsgi` with a certificate made once and kept, or given;
+//! checked with curl, openssl s_client and Python's own TLS client.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Running, command};
+
+const SERV: &str = env!("CARGO_BIN_EXE_serv");
+const WSGI: &str = env!("CARGO_BIN_EXE_wsgi");
+
+/// Starts `bin` on 127.0.0.1 port 0 with `args`, keeping certificates under `data`.
+fn start(bin: &str, data: &Path, args: &[&str]) -> (Running, u16, Vec<String>) {
+    let mut cmd = command(bin);
+    cmd.args(["--host", "127.0.0.1", "-p", "0"])
+        .args(args)
+        .env("XDG_DATA_HOME", data);
+    let mut srv = Running::spawn(cmd);
+    let port = srv.wait_line(|l| l.trim_start().starts_with("https://"));
+    let port = srv.port_in(&port);
+    srv.wait_line(|l| l.starts_with("Press Ctrl-C"));
+    let banner = srv.seen.clone();
+    (srv, port, banner)
+}
+
+fn curl(args: &[&str]) -> std::process::Output {
+    command("curl")
+        .args(["-s", "--noproxy", "*"])
+        .args(args)
+        .output()
+        .expect("curl runs")
+}
+
+/// What `openssl x509 -fingerprint -sha256` says of `cert`.
+fn openssl_fingerprint(cert: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(cert)
+        .output()
+        .expect("openssl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().rsplit('=').next().unwrap().to_string()
+}
+
+fn served_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fw.img"), common::pattern(300_000)).unwrap();
+    dir
+}
+
+#[test]
+fn a_certificate_is_made_once_kept_and_trusted_by_curl_openssl_and_python() {
+    let www = served_dir();
+    let data = tempfile::tempdir().unwrap();
+    let www_path = www.path().to_str().unwrap();
+    let (srv, port, banner) = start(SERV, data.path(), &["--tls", "-d", www_path]);
+    let cert: PathBuf = data.path().join("labserv/tls/cert.pem");
+    let text = banner.join("\n");
+    assert!(
+        text.contains(&format!("Certificate: {}", cert.display())),
+        "{text}"
+    );
+    let fingerprint = openssl_fingerprint(&cert);
+    assert!(text.contains(&format!("SHA-256 {fingerprint}")), "{text}");
+    assert!(text.contains("made a certificate"), "{text}");
+    let key_mode = std::fs::metadata(data.path().join("labserv/tls/key.pem"))
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .unwrap();
+    assert_eq!(key_mode, 0o600);
+
+    // curl, by address and by name, over HTTP/2 (ALPN) and HTTP/1.1.
+    let cacert = cert.to_str().unwrap();
+    let want = common::pattern(300_000);
+    for (host, version, expect) in [
+        ("127.0.0.1", "--http2", "2"),
+        ("localhost", "--http1.1", "1.1"),
+    ] {
+        let url = format!("https://{host}:{port}/fw.img");
+        let out = curl(&["--cacert", cacert, version, "-w", "%{http_version}", &url]);
+        assert!(out.status.success(), "{url}");
+        let (body, seen) = out.stdout.split_at(out.stdout.len() - expect.len());
+        assert!(body == want.as_slice(), "{url}: the bytes differ");
+        assert_eq!(String::from_utf8_lossy(seen), expect);
+    }
+
+    // openssl s_client verifies it at TLS 1.2 and 1.3.
+    for version in ["-tls1_2", "-tls1_3"] {
+        let out = Command::new("openssl")
+            .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args([
+                version,
+                "-CAfile",
+                cacert,
+                "-verify_return_error",
+                "-alpn",
+                "h2",
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("Verify return code: 0 (ok)"),
+            "{version}: {text}"
+        );
+        assert!(text.contains("ALPN protocol: h2"), "{version}: {text}");
+    }
+
+    // Python's client, with the strict X.509 checks Python 3.13 turns on by default.
+    let script = format!(
+        "import ssl, urllib.request\n\
+         ctx = ssl.create_default_context(cafile={cacert:?})\n\
+         ctx.verify_flags |= ssl.VERIFY_X509_STRICT\n\
+         body = urllib.request.urlopen('https://127.0.0.1:{port}/fw.img', context=ctx).read()\n\
+         print(len(body))\n"
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "300000",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // requests, pointed at the printed path.
+    let script = format!(
+        "import requests\n\
+         r = requests.get('https://localhost:{port}/fw.img', verify={cacert:?})\n\
+         print(r.status_code, len(r.content))\n"
+    );
+    let out = Command::new(common::python_venv().join("bin/python"))
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "200 300000",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(srv);
+
+    // The next start keeps the same certificate.
+    let (_srv, _, banner) = start(SERV, data.path(), &["--tls", "-d", www_path]);
+    let text = banner.join("\n");
+    assert!(text.contains(&format!("SHA-256 {fingerprint}")), "{text}");
+    assert!(!text.contains("made a certificate"), "{text}");
+}
+
+#[test]
+fn plain_http_to_the_tls_port_gets_a_clear_answer() {
+    let www = served_dir();
+    let data = tempfile::tempdir().unwrap();
+    let (_srv, port, _) = start(
+        SERV,
+        data.path(),
+        &["--tls", "-d", www.path().to_str().unwrap()],
+    );
+    let out = curl(&[
+        "-w",
+        " %{http_code}",
+        &format!("http://127.0.0.1:{port}/fw.img"),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "This port speaks HTTPS: use https:// in the URL\n 400"
+    );
+}
+
+#[test]
+fn given_files_are_served_and_bad_ones_are_one_line_exit_2() {
+    let www = served_dir();
+    let www_path = www.path().to_str().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    // Make a pair with the kept-certificate path, then hand them over as files.
+    drop(start(SERV, data.path(), &["--tls", "-d", www_path]));
+    let dir = data.path().join("labserv/tls");
+    let files = tempfile::tempdir().unwrap();
+    let cert = files.path().join("lab.crt");
+    let key = files.path().join("lab.key");
+    std::fs::copy(dir.join("cert.pem"), &cert).unwrap();
+    std::fs::copy(dir.join("key.pem"), &key).unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let (cert_s, key_s) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let (_srv, port, banner) = start(
+        SERV,
+        empty.path(),
+        &["--cert", cert_s, "--key", key_s, "-d", www_path],
+    );
+    assert!(
+        banner
+            .join("\n")
+            .contains(&format!("Certificate: {cert_s}"))
+    );
+    let url = format!("https://localhost:{port}/fw.img");
+    assert!(
+        curl(&["-f", "--cacert", cert_s, "-o", "/dev/null", &url])
+            .status
+            .success()
+    );
+    assert!(!empty.path().join("labserv").exists(), "nothing was made");
+
+    // A key that is no key, and a missing certificate.
+    std::fs::write(&key, "not a key\n").unwrap();
+    let missing = files.path().join("missing.pem");
+    for (c, k, says) in [
+        (cert_s, key_s, "cannot read the key"),
+        (
+            missing.to_str().unwrap(),
+            cert_s,
+            "cannot read the certificate",
+        ),
+    ] {
+        let out = command(SERV)
+            .args(["--host", "127.0.0.1", "-p", "0", "--cert", c, "--key", k])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("serv: --tls: ") && err.contains(says),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn wsgi_apps_see_https() {
+    let data = tempfile::tempdir().unwrap();
+    let apps = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python");
+    let (_srv, port, _) = start(
+        WSGI,
+        data.path(),
+        &[
+            "apps:environ",
+            "--tls",
+            "-w",
+            "1",
+            "--chdir",
+            apps.to_str().unwrap(),
+        ],
+    );
+    let cert = data.path().join("labserv/tls/cert.pem");
+    let out = curl(&[
+        "--cacert",
+        cert.to_str().unwrap(),
+        &format!("https://127.0.0.1:{port}/x"),
+    ]);
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the app's JSON");
+    assert_eq!(seen["wsgi.url_scheme"], "https");
+    assert_eq!(seen["PATH_INFO"], "/x");
+}
