@@ -641,6 +641,9 @@ fn every_option_of_a_foreground_command_works_with_its_daemons() {
         "N" => "512".to_string(),
         "SECS" => "2".to_string(),
         "FILE" => dir.path().join("file.pem").display().to_string(),
+        "RATE" => "100K".to_string(),
+        "SIZE|PERCENT" => "50%".to_string(),
+        "DURATION" => "250ms".to_string(),
         other => panic!("no sample value for <{other}>"),
     };
     let serv = env!("CARGO_BIN_EXE_serv");

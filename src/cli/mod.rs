@@ -53,6 +53,28 @@ pub struct TlsArgs {
     pub key: Option<PathBuf>,
 }
 
+/// A bad link on purpose, for testing OTA clients (the HTTP servers).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct FaultArgs {
+    /// Send at most RATE bytes per second on each connection (K, M, G suffixes), as
+    /// curl's --limit-rate
+    #[arg(long, value_name = "RATE", value_parser = values::rate("--limit-rate"))]
+    pub limit_rate: Option<u64>,
+
+    /// Close the connection after SIZE bytes (K, M, G suffixes) or PERCENT% of each
+    /// successful response body, so that the client has to resume with Range
+    #[arg(long, value_name = "SIZE|PERCENT", value_parser = values::drop_after("--drop-after"))]
+    pub drop_after: Option<crate::server::faults::DropAfter>,
+
+    /// Answer every Nth request with 503 and Retry-After: 1
+    #[arg(long, value_name = "N", value_parser = values::positive("--fail-every"))]
+    pub fail_every: Option<u64>,
+
+    /// Wait DURATION (250ms, 2s) before the first byte of each response
+    #[arg(long, value_name = "DURATION", value_parser = values::duration("--delay"))]
+    pub delay: Option<Duration>,
+}
+
 /// Where a server listens, as options (they override the positional arguments and the
 /// environment).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
@@ -92,6 +114,9 @@ pub struct ServOptions {
 
     #[command(flatten)]
     pub tls: TlsArgs,
+
+    #[command(flatten)]
+    pub faults: FaultArgs,
 
     #[command(flatten)]
     pub log: LogArgs,
@@ -283,6 +308,9 @@ pub struct WsgiArgs {
 
     #[command(flatten)]
     pub tls: TlsArgs,
+
+    #[command(flatten)]
+    pub faults: FaultArgs,
 
     /// Largest request body accepted, in bytes (K, M, G suffixes allowed); larger gets 413
     #[arg(long, value_name = "SIZE", default_value = "64M", value_parser = values::size("--max-body"))]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::values::given;
 use super::{ListenArgs, LogArgs, ServOptions, TftpdOptions};
+use crate::server::faults::DropAfter;
 
 /// Collects arguments.
 #[derive(Default)]
@@ -51,6 +52,25 @@ impl ServOptions {
         line.flag(self.tls.tls, "--tls");
         line.value("--cert", self.tls.cert.clone());
         line.value("--key", self.tls.key.clone());
+        line.value(
+            "--limit-rate",
+            self.faults.limit_rate.map(|r| r.to_string()),
+        );
+        line.value(
+            "--drop-after",
+            self.faults.drop_after.map(|d| match d {
+                DropAfter::Bytes(n) => n.to_string(),
+                DropAfter::Percent(p) => format!("{p}%"),
+            }),
+        );
+        line.value(
+            "--fail-every",
+            self.faults.fail_every.map(|n| n.to_string()),
+        );
+        line.value(
+            "--delay",
+            self.faults.delay.map(|d| format!("{}ms", d.as_millis())),
+        );
         line.log(&self.log);
         line.0
     }
@@ -78,7 +98,7 @@ mod tests {
     use clap::Parser;
 
     use super::super::values::Given;
-    use super::super::{HttpDaemonArgs, TftpDaemonArgs, TlsArgs};
+    use super::super::{FaultArgs, HttpDaemonArgs, TftpDaemonArgs, TlsArgs};
     use super::*;
 
     #[test]
@@ -95,6 +115,12 @@ mod tests {
                 tls: true,
                 cert: Some("/etc/lab/cert.pem".into()),
                 key: Some("/etc/lab/key.pem".into()),
+            },
+            faults: FaultArgs {
+                limit_rate: Some(100 * 1024),
+                drop_after: Some(DropAfter::Percent(50)),
+                fail_every: Some(3),
+                delay: Some(Duration::from_millis(250)),
             },
             log: LogArgs {
                 verbose: true,

@@ -78,6 +78,71 @@ pub fn size(name: &'static str) -> impl Parse<u64> {
     move |v: &str| settings::parse_size(name, v)
 }
 
+/// A rate in bytes per second, with an optional K, M or G suffix (as curl's --limit-rate).
+pub fn rate(name: &'static str) -> impl Parse<u64> {
+    move |v: &str| {
+        settings::parse_size(name, v)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                SettingsError::new(name, v, "expected bytes per second such as 100K or 2M")
+            })
+    }
+}
+
+/// A size in bytes (K, M, G suffixes) or a share such as `50%`.
+pub fn drop_after(name: &'static str) -> impl Parse<crate::server::faults::DropAfter> {
+    use crate::server::faults::DropAfter;
+    move |v: &str| {
+        let t = v.trim();
+        let parsed = match t.strip_suffix('%') {
+            Some(percent) => percent
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| (1..=99).contains(p))
+                .map(DropAfter::Percent),
+            None => settings::parse_size(name, t)
+                .ok()
+                .filter(|&n| n > 0)
+                .map(DropAfter::Bytes),
+        };
+        parsed.ok_or_else(|| {
+            SettingsError::new(
+                name,
+                v,
+                "expected a size such as 64K or a share such as 50%",
+            )
+        })
+    }
+}
+
+/// A whole number from 1 up.
+pub fn positive(name: &'static str) -> impl Parse<u64> {
+    move |v: &str| {
+        v.trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| SettingsError::new(name, v, "expected a whole number from 1 up"))
+    }
+}
+
+/// A duration such as `250ms`, `2s` or `1m`; a bare number is seconds.
+pub fn duration(name: &'static str) -> impl Parse<Duration> {
+    move |v: &str| {
+        let t = v.trim();
+        let seconds = t
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64);
+        seconds
+            .or_else(|| humantime::parse_duration(t).ok())
+            .ok_or_else(|| SettingsError::new(name, v, "expected a duration such as 250ms or 2s"))
+    }
+}
+
 /// A TFTP block size, 8 to 65464.
 pub fn blksize(name: &'static str) -> impl Parse<u16> {
     move |v: &str| {

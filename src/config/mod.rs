@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::http::HttpConfig;
 use crate::logging::LogConfig;
 use crate::net;
+use crate::server::faults::Faults;
 use crate::server::tls::{CertSource, Tls};
 use crate::settings::Settings;
 use crate::tftp::TftpConfig;
@@ -192,6 +193,10 @@ impl ServerConfig {
             Some(CertSource::Kept(dir)) => format!("self-signed, kept in {}", dir.display()),
         };
         out += &format!("  tls          {tls}\n");
+        let faults = self
+            .faults()
+            .map_or_else(|| "none".to_string(), Faults::describe);
+        out += &format!("  faults       {faults}\n");
         if let Service::Python { config, .. } = &self.service {
             out += &format!(
                 "  reload       {}\n",
@@ -199,6 +204,17 @@ impl ServerConfig {
             );
         }
         out
+    }
+
+    /// The faults an HTTP service puts into its connections, if any is on.
+    pub fn faults(&self) -> Option<&Faults> {
+        let faults = match &self.service {
+            Service::Files(c) => &c.faults,
+            Service::App { config, .. } => &config.faults,
+            Service::Python { config, .. } => &config.faults,
+            Service::Tftp(_) => return None,
+        };
+        faults.any().then_some(faults)
     }
 
     /// The service's HTTPS, once [`ServerConfig::start_tls`] has set it up.
@@ -282,12 +298,18 @@ impl ServerConfig {
                 out += &format!("  ({made}: give clients this file to trust)\n");
             }
         }
+        if let Some(faults) = self.faults() {
+            out += &format!("Faults on purpose: {}\n", faults.describe());
+        }
         out += "Press Ctrl-C to stop.\n";
         out
     }
 
     /// The log line that says the server is up.
     pub fn log_started(&self, bound: SocketAddr) {
+        if let Some(faults) = self.faults() {
+            tracing::info!(target: "labserv::http", "faults on purpose: {}", faults.describe());
+        }
         if let Some(tls) = self.https() {
             if let Some(made) = &tls.made {
                 tracing::info!(target: "labserv::http", "{made}: {}", tls.cert_path.display());

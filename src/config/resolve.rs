@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use super::{ServerConfig, Service};
 use crate::cli::values::given;
-use crate::cli::{ListenArgs, LogArgs, ServOptions, TftpdOptions, TlsArgs, WsgiArgs};
+use crate::cli::{FaultArgs, ListenArgs, LogArgs, ServOptions, TftpdOptions, TlsArgs, WsgiArgs};
 use crate::confine::check_root;
 use crate::error::{Error, Result};
 use crate::http::HttpConfig;
 use crate::logging::LogConfig;
+use crate::server::faults::Faults;
 use crate::server::tls::CertSource;
 use crate::settings::{Settings, SettingsError};
 use crate::tftp::TftpConfig;
@@ -42,6 +43,17 @@ fn server(settings: Settings, log: LogConfig, quiet: bool, service: Service) -> 
         quiet,
         service,
         tls: None,
+    }
+}
+
+/// The faults asked for on the command line.
+fn faults(args: &FaultArgs) -> Faults {
+    Faults {
+        limit_rate: args.limit_rate,
+        drop_after: args.drop_after,
+        fail_every: args.fail_every,
+        delay: args.delay,
+        ..Faults::default()
     }
 }
 
@@ -77,6 +89,7 @@ pub fn serv(options: &ServOptions, settings: &Settings) -> Result<ServerConfig> 
     );
     files.follow_symlinks = !options.no_follow_symlinks;
     files.debug = log.debug;
+    files.faults = faults(&options.faults);
     let tls = tls(&options.tls, &settings)?;
     let mut config = server(settings, log, options.log.quiet, Service::Files(files));
     config.tls = tls;
@@ -174,6 +187,7 @@ pub fn wsgi(args: &WsgiArgs, settings: &Settings) -> Result<ServerConfig> {
     let config = WsgiConfig {
         max_body: args.max_body,
         validate: !args.no_validate,
+        faults: faults(&args.faults),
         ..Default::default()
     };
     let service = Service::App { name, app, config };
@@ -249,6 +263,7 @@ fn python_app(app: &str, args: &WsgiArgs) -> Result<Service> {
         limits: crate::server::Limits::default(),
         reload: args.reload,
         tls: None,
+        faults: faults(&args.faults),
     };
     Ok(Service::Python { name, config })
 }

@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use crate::confine::{Symlinks, check_root};
 use crate::error::Result;
 use crate::server::Limits;
+use crate::server::faults::Faults;
 use crate::server::tls::Tls;
 use crate::shutdown::Shutdown;
 
@@ -40,6 +41,8 @@ pub struct HttpConfig {
     pub limits: Limits,
     /// Serve HTTPS.
     pub tls: Option<Tls>,
+    /// Faults put into every connection on purpose.
+    pub faults: Faults,
 }
 
 impl HttpConfig {
@@ -51,6 +54,7 @@ impl HttpConfig {
             debug: false,
             limits: Limits::default(),
             tls: None,
+            faults: Faults::default(),
         }
     }
 }
@@ -68,6 +72,14 @@ pub async fn serve(listener: TcpListener, config: HttpConfig, shutdown: Shutdown
         Symlinks::StayInside
     };
     let handler = Arc::new(handler::FileServer::new(root, symlinks, config.debug));
-    crate::server::conn::run(listener, handler, config.limits, config.tls, shutdown).await;
+    crate::server::conn::run(
+        listener,
+        handler,
+        config.limits,
+        config.tls,
+        config.faults,
+        shutdown,
+    )
+    .await;
     Ok(())
 }

@@ -60,6 +60,8 @@ impl AccessRecord {
         let elapsed = self.start.elapsed();
         let cut = if complete {
             ""
+        } else if self.state.cut.load(Ordering::Acquire) {
+            " (cut on purpose)"
         } else if self.state.closing.load(Ordering::Acquire) {
             " (closed by shutdown)"
         } else {

@@ -54,6 +54,8 @@ pub enum Body {
     /// Chunks produced elsewhere (an application on the blocking pool); ends when the
     /// sender is dropped.
     Channel(tokio::sync::mpsc::Receiver<io::Result<Bytes>>),
+    /// Another body cut short on purpose (`--drop-after`).
+    Cut(Box<super::faults::Cut>),
 }
 
 impl Body {
@@ -216,6 +218,7 @@ impl http_body::Body for Body {
             Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Body::File(stream) => stream.poll_next(cx),
             Body::Channel(rx) => rx.poll_recv(cx).map(|c| c.map(|r| r.map(Frame::data))),
+            Body::Cut(cut) => Pin::new(&mut **cut).poll_frame(cx),
         }
     }
 
@@ -225,6 +228,7 @@ impl http_body::Body for Body {
             Body::Full(bytes) => bytes.is_none(),
             Body::File(stream) => stream.remaining == 0,
             Body::Channel(rx) => rx.is_closed() && rx.is_empty(),
+            Body::Cut(cut) => cut.is_end_stream(),
         }
     }
 
@@ -234,6 +238,7 @@ impl http_body::Body for Body {
             Body::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             Body::File(stream) => SizeHint::with_exact(stream.remaining),
             Body::Channel(_) => SizeHint::default(),
+            Body::Cut(cut) => cut.size_hint(),
         }
     }
 }

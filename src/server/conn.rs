@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 use super::Limits;
 use super::access::{AccessRecord, Logged};
 use super::body::Body;
+use super::faults::{Cut, Faults};
 use super::tls::Tls;
 use super::watch::{ConnState, Stream, Tracked, watchdog};
 use crate::shutdown::Shutdown;
@@ -41,8 +42,10 @@ pub(crate) async fn run<H: Handler>(
     handler: Arc<H>,
     limits: Limits,
     tls: Option<Tls>,
+    faults: Faults,
     shutdown: Shutdown,
 ) {
+    let faults = faults.any().then(|| Arc::new(faults));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Requests whose head outgrows this buffer get 431 from hyper. As in nginx, that size
     // is the only limit: hyper's own cap of 100 headers is raised to as many as fit
@@ -81,14 +84,21 @@ pub(crate) async fn run<H: Handler>(
         let handler = handler.clone();
         match &tls {
             None => {
-                let conn = connection(&builder, Stream::Plain(stream), handler, &state, peer);
+                let conn = connection(
+                    &builder,
+                    Stream::Plain(stream),
+                    handler,
+                    faults.clone(),
+                    &state,
+                    peer,
+                );
                 tokio::spawn(async move {
                     let _busy = busy;
                     drive(watcher.watch(conn), &state, limits, peer).await;
                 });
             }
             Some(tls) => {
-                let (tls, builder) = (tls.clone(), builder.clone());
+                let (tls, builder, faults) = (tls.clone(), builder.clone(), faults.clone());
                 tokio::spawn(async move {
                     let _busy = busy;
                     // The handshake counts against the header timeout.
@@ -96,7 +106,7 @@ pub(crate) async fn run<H: Handler>(
                         return;
                     };
                     let stream = Stream::Tls(Box::new(stream));
-                    let conn = connection(&builder, stream, handler, &state, peer);
+                    let conn = connection(&builder, stream, handler, faults, &state, peer);
                     drive(watcher.watch(conn), &state, limits, peer).await;
                 });
             }
@@ -121,11 +131,13 @@ fn connection<H: Handler>(
     builder: &auto::Builder<TokioExecutor>,
     stream: Stream,
     handler: Arc<H>,
+    faults: Option<Arc<Faults>>,
     state: &Arc<ConnState>,
     peer: SocketAddr,
 ) -> impl GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>> + Send + 'static {
     let secure = matches!(stream, Stream::Tls(_));
-    let io = TokioIo::new(Tracked::new(stream, state.clone(), peer));
+    let pace = faults.as_ref().and_then(|f| f.limit_rate);
+    let io = TokioIo::new(Tracked::new(stream, state.clone(), peer, pace));
     let state = state.clone();
     let service = service_fn(move |mut req: Request<Incoming>| {
         if secure {
@@ -133,8 +145,13 @@ fn connection<H: Handler>(
         }
         let record = AccessRecord::begin(&req, peer, state.clone());
         let handler = handler.clone();
+        let faults = faults.clone();
+        let state = state.clone();
         async move {
-            let resp = handler.handle(req, peer).await;
+            let resp = match &faults {
+                None => handler.handle(req, peer).await,
+                Some(faults) => with_faults(&*handler, faults, &state, req, peer).await,
+            };
             let (parts, body) = resp.into_parts();
             let record = record.with_status(parts.status);
             Ok::<_, Infallible>(Response::from_parts(
@@ -148,6 +165,40 @@ fn connection<H: Handler>(
         }
     });
     builder.serve_connection(io, service).into_owned()
+}
+
+/// Answers a request through the faults asked for: failed, delayed, or cut short.
+async fn with_faults<H: Handler>(
+    handler: &H,
+    faults: &Faults,
+    state: &Arc<ConnState>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let what = format!("{peer} {} {}", req.method(), req.uri().path());
+    let h2 = req.version() == http::Version::HTTP_2;
+    if faults.fail_now() {
+        info!(target: "labserv::http", "{what}: 503 on purpose (--fail-every)");
+        return Faults::failure();
+    }
+    if let Some(delay) = faults.delay {
+        tokio::time::sleep(delay).await;
+    }
+    let resp = handler.handle(req, peer).await;
+    if !resp.status().is_success() {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let len = http_body::Body::size_hint(&body).exact();
+    let body = match faults.cut_at(len) {
+        Some(at) => {
+            let of = len.map_or_else(String::new, |len| format!(" of {len}"));
+            info!(target: "labserv::http", "{what}: cut after {at}{of} bytes on purpose (--drop-after)");
+            Body::Cut(Box::new(Cut::new(body, at, state.clone(), h2)))
+        }
+        None => body,
+    };
+    Response::from_parts(parts, body)
 }
 
 /// Marks a request that came over TLS.

@@ -5,6 +5,7 @@
 mod access;
 pub(crate) mod body;
 pub(crate) mod conn;
+pub mod faults;
 mod line;
 mod plain;
 pub mod tls;

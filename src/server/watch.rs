@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use tracing::info;
 
 use super::Limits;
+use super::faults::Pacer;
 use super::line::{MAX_REQUEST_LINE, RequestLine, URI_TOO_LONG};
 
 /// Milliseconds since the first call, never 0 (0 means "not set" below).
@@ -41,6 +42,9 @@ pub(crate) struct ConnState {
     fd: std::os::fd::RawFd,
     /// Set once shutdown's drain deadline has passed: what is cut now, shutdown cut.
     pub(crate) closing: Arc<AtomicBool>,
+    /// A response was cut on purpose (`--drop-after`): the connection closes at its next
+    /// flush, when everything before the cut has gone out.
+    pub(crate) cut: AtomicBool,
 }
 
 impl ConnState {
@@ -55,7 +59,13 @@ impl ConnState {
             #[cfg(unix)]
             fd: std::os::fd::AsRawFd::as_raw_fd(stream),
             closing,
+            cut: AtomicBool::new(false),
         }
+    }
+
+    /// Closes the connection once what has been written so far is sent.
+    pub(crate) fn cut(&self) {
+        self.cut.store(true, Ordering::Release);
     }
 
     /// Whether the next bytes read begin a new request head.
@@ -257,11 +267,19 @@ pub(crate) struct Tracked {
     draining: bool,
     /// The byte pushed out of a full read buffer by an inserted slash, for the next read.
     carry: Option<u8>,
+    /// Paces what is sent (`--limit-rate`).
+    pacer: Option<Pacer>,
 }
 
 impl Tracked {
-    pub(crate) fn new(inner: Stream, state: Arc<ConnState>, peer: SocketAddr) -> Self {
+    pub(crate) fn new(
+        inner: Stream,
+        state: Arc<ConnState>,
+        peer: SocketAddr,
+        rate: Option<u64>,
+    ) -> Self {
         Self {
+            pacer: rate.map(Pacer::new),
             inner,
             state,
             peer,
@@ -368,9 +386,21 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.state.on_write();
+        let this = &mut *self;
+        let Some(pacer) = &mut this.pacer else {
+            let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+            if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+                this.state.on_write();
+            }
+            return result;
+        };
+        let allowed = ready!(pacer.allow(cx, buf.len()));
+        let result = Pin::new(&mut this.inner).poll_write(cx, &buf[..allowed]);
+        if let Poll::Ready(Ok(n)) = result
+            && n > 0
+        {
+            pacer.spent(n);
+            this.state.on_write();
         }
         result
     }
@@ -380,6 +410,14 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.pacer.is_some() {
+            // Paced: one slice at a time is plenty.
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            return self.poll_write(cx, first);
+        }
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
             self.state.on_write();
@@ -388,11 +426,17 @@ impl AsyncWrite for Tracked {
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.pacer.is_none() && self.inner.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
+        if self.state.cut.load(Ordering::Acquire) {
+            // hyper flushes once its buffer is written: all before the cut is out.
+            self.inner.refuse(b"");
+            return Poll::Ready(Err(io::Error::other("cut on purpose (--drop-after)")));
+        }
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -17,6 +17,7 @@ use super::spool::{Body as Input, Spool};
 use super::{ClientGone, Environ, SharedApp, StartResponse};
 use crate::error::{Error, Result};
 use crate::server::conn::Handler;
+use crate::server::faults::Faults;
 use crate::server::text_response as plain;
 use crate::server::tls::Tls;
 use crate::server::{Body, Limits};
@@ -37,6 +38,8 @@ pub struct WsgiConfig {
     pub validate: bool,
     /// Serve HTTPS.
     pub tls: Option<Tls>,
+    /// Faults put into every connection on purpose.
+    pub faults: Faults,
 }
 
 impl Default for WsgiConfig {
@@ -46,6 +49,7 @@ impl Default for WsgiConfig {
             limits: Limits::default(),
             validate: true,
             tls: None,
+            faults: Faults::default(),
         }
     }
 }
@@ -69,7 +73,15 @@ pub async fn serve(
         validate: config.validate,
         local,
     });
-    crate::server::conn::run(listener, host, config.limits, config.tls, shutdown).await;
+    crate::server::conn::run(
+        listener,
+        host,
+        config.limits,
+        config.tls,
+        config.faults,
+        shutdown,
+    )
+    .await;
     Ok(())
 }
 

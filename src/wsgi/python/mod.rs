@@ -36,6 +36,7 @@ use super::variables::cgi_variables;
 use crate::error::{Error, Result};
 use crate::server::body::{FileStream, Segment};
 use crate::server::conn::Handler;
+use crate::server::faults::Faults;
 use crate::server::text_response as plain;
 use crate::server::tls::Tls;
 use crate::server::{Body, Limits};
@@ -69,6 +70,8 @@ pub struct PythonConfig {
     pub reload: bool,
     /// Serve HTTPS.
     pub tls: Option<Tls>,
+    /// Faults put into every connection on purpose.
+    pub faults: Faults,
 }
 
 /// Started workers, ready to serve (and the watch on the app's files, with `--reload`).
@@ -173,7 +176,15 @@ pub async fn serve(
         config: Arc::new(config.clone()),
         local,
     });
-    crate::server::conn::run(listener, host, config.limits, config.tls.clone(), shutdown).await;
+    crate::server::conn::run(
+        listener,
+        host,
+        config.limits,
+        config.tls.clone(),
+        config.faults.clone(),
+        shutdown,
+    )
+    .await;
     pool.close();
     Ok(())
 }
