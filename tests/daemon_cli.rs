@@ -644,6 +644,7 @@ fn every_option_of_a_foreground_command_works_with_its_daemons() {
         "RATE" => "100K".to_string(),
         "SIZE|PERCENT" => "50%".to_string(),
         "DURATION" => "250ms".to_string(),
+        "PERCENT" => "5".to_string(),
         other => panic!("no sample value for <{other}>"),
     };
     let serv = env!("CARGO_BIN_EXE_serv");

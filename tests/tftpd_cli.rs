@@ -205,3 +205,91 @@ fn ipv6_addresses_work() {
     ]));
     assert_eq!(std::fs::read(&out).unwrap(), pattern(200_000));
 }
+
+/// The `retransmits N` of each transfer line in `log` that reads `name`.
+fn retransmits(log: &str, name: &str) -> Vec<u32> {
+    log.lines()
+        .filter(|l| l.contains(&format!("read \"{name}\"")))
+        .filter_map(|l| l.split("retransmits ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn clients_finish_through_lost_packets_and_the_log_counts_the_retransmits() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(40_000);
+    std::fs::write(dir.path().join("k.img"), &data).unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("tftpd.log");
+    let (mut srv, port) = spawn_with(
+        &dir,
+        &[
+            "127.0.0.1",
+            "0",
+            "--loss",
+            "5",
+            "--seed",
+            "3",
+            "--ack-timeout",
+            "0.1",
+        ],
+        Some(&log),
+    );
+    srv.wait_line(|l| l == "Faults on purpose: 5% of packets lost (--seed 3 repeats them)");
+    let out = logs.path().join("out");
+    // curl without options keeps the server's 0.1 s retransmit interval (its own
+    // `timeout` option would ask for 6 s). Twice: the same seed loses the same packets.
+    for _ in 0..2 {
+        assert!(curl(&[
+            "--tftp-no-options",
+            "-o",
+            out.to_str().unwrap(),
+            &format!("tftp://127.0.0.1:{port}/k.img"),
+        ]));
+        assert!(std::fs::read(&out).unwrap() == data);
+    }
+    let status = command("tftp")
+        .args([
+            "-m",
+            "binary",
+            "127.0.0.1",
+            &port.to_string(),
+            "-c",
+            "get",
+            "k.img",
+            "hpa",
+        ])
+        .current_dir(logs.path())
+        .status()
+        .expect("tftp-hpa's client runs");
+    assert!(status.success());
+    assert!(std::fs::read(logs.path().join("hpa")).unwrap() == data);
+    let text = wait_file(&log, |t| retransmits(t, "k.img").len() == 3);
+    let counts = retransmits(&text, "k.img");
+    assert!(counts.iter().all(|&n| n >= 1), "{text}");
+    assert_eq!(
+        counts[0], counts[1],
+        "the same seed, the same losses: {text}"
+    );
+}
+
+#[test]
+fn delay_holds_each_packet_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(2000);
+    std::fs::write(dir.path().join("small.img"), &data).unwrap();
+    let (mut srv, port) = spawn(&dir, &["127.0.0.1", "0", "--delay", "50ms"]);
+    srv.wait_line(|l| l == "Faults on purpose: 50ms before each packet");
+    let out = dir.path().join("out");
+    let started = Instant::now();
+    assert!(curl(&[
+        "--tftp-no-options",
+        "-o",
+        out.to_str().unwrap(),
+        &format!("tftp://127.0.0.1:{port}/small.img"),
+    ]));
+    // Four DATA packets of 512 bytes, each held back 50 ms.
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert!(std::fs::read(&out).unwrap() == data);
+}

@@ -215,6 +215,20 @@ pub struct TftpdOptions {
     #[arg(long, requires = "upload")]
     pub overwrite: bool,
 
+    /// Lose PERCENT of the packets sent (DATA, ACK, OACK) at random, to test a client's
+    /// retransmits: 5, 2.5
+    #[arg(long, value_name = "PERCENT", value_parser = values::percent("--loss"))]
+    pub loss: Option<crate::tftp::Loss>,
+
+    /// Hold each packet sent back for DURATION (20ms, 1s), as a slow link would
+    #[arg(long = "delay", value_name = "DURATION", value_parser = values::duration("--delay"))]
+    pub packet_delay: Option<Duration>,
+
+    /// Seed the random losses, so that a run can be repeated [default: a new seed each
+    /// start, printed in the banner]
+    #[arg(long, value_name = "N", value_parser = values::positive("--seed"))]
+    pub seed: Option<u64>,
+
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -230,6 +244,9 @@ impl Default for TftpdOptions {
             max_window: crate::tftp::DEFAULT_MAX_WINDOW,
             upload: false,
             overwrite: false,
+            loss: None,
+            packet_delay: None,
+            seed: None,
             log: LogArgs::default(),
         }
     }

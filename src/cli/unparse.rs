@@ -88,6 +88,15 @@ impl TftpdOptions {
         line.value("--max-window", Some(self.max_window.to_string()));
         line.flag(self.upload, "--upload");
         line.flag(self.overwrite, "--overwrite");
+        line.value(
+            "--loss",
+            self.loss.map(|l| (f64::from(l.0) / 100.0).to_string()),
+        );
+        line.value(
+            "--delay",
+            self.packet_delay.map(|d| format!("{}ms", d.as_millis())),
+        );
+        line.value("--seed", self.seed.map(|s| s.to_string()));
         line.log(&self.log);
         line.0
     }
@@ -145,6 +154,9 @@ mod tests {
             max_window: 16,
             upload: true,
             overwrite: true,
+            loss: Some(crate::tftp::Loss(250)),
+            packet_delay: Some(Duration::from_millis(20)),
+            seed: Some(42),
             log: LogArgs {
                 verbose: false,
                 quiet: true,

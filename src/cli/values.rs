@@ -128,6 +128,19 @@ pub fn positive(name: &'static str) -> impl Parse<u64> {
     }
 }
 
+/// A share of packets to lose, from 0 to 100 percent (`5`, `2.5`, `5%`).
+pub fn percent(name: &'static str) -> impl Parse<crate::tftp::Loss> {
+    move |v: &str| {
+        v.trim()
+            .trim_end_matches('%')
+            .parse::<f64>()
+            .ok()
+            .filter(|p| (0.0..=100.0).contains(p))
+            .map(|p| crate::tftp::Loss((p * 100.0).round() as u16))
+            .ok_or_else(|| SettingsError::new(name, v, "expected a percentage from 0 to 100"))
+    }
+}
+
 /// A duration such as `250ms`, `2s` or `1m`; a bare number is seconds.
 pub fn duration(name: &'static str) -> impl Parse<Duration> {
     move |v: &str| {

@@ -180,11 +180,14 @@ impl ServerConfig {
     /// The options that are not environment variables, for `--show-settings` (after
     /// [`Settings::report`]).
     pub fn report_options(&self) -> String {
-        let mut out = String::new();
-        if matches!(self.service, Service::Tftp(_)) {
+        let mut out = String::from("options:\n");
+        if let Service::Tftp(c) = &self.service {
+            let faults = c
+                .faults
+                .map_or_else(|| "none".to_string(), |f| f.describe());
+            out += &format!("  faults       {faults}\n");
             return out;
         }
-        out += "options:\n";
         let tls = match &self.tls {
             None => "off".to_string(),
             Some(CertSource::Files { cert, key }) => {
@@ -283,6 +286,9 @@ impl ServerConfig {
                     };
                     out += &format!("  {url}\n");
                 }
+                if let Some(faults) = &c.faults {
+                    out += &format!("Faults on purpose: {}\n", faults.describe());
+                }
             }
             Service::App { name, .. } | Service::Python { name, .. } => {
                 out += &format!("Serving {name}\n");
@@ -324,6 +330,9 @@ impl ServerConfig {
                 tracing::info!(target: "labserv::http", "listening on {bound}, serving {}", c.root.display());
             }
             Service::Tftp(c) => {
+                if let Some(faults) = &c.faults {
+                    tracing::info!(target: "labserv::tftp", "faults on purpose: {}", faults.describe());
+                }
                 tracing::info!(target: "labserv::tftp", "listening on {bound}, serving {}", c.root.display());
             }
             Service::App { name, .. } | Service::Python { name, .. } => {

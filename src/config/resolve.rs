@@ -46,6 +46,15 @@ fn server(settings: Settings, log: LogConfig, quiet: bool, service: Service) -> 
     }
 }
 
+/// A seed for random faults when none was given (std's per-process random keys).
+fn new_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+        .max(1)
+}
+
 /// The faults asked for on the command line.
 fn faults(args: &FaultArgs) -> Faults {
     Faults {
@@ -114,6 +123,15 @@ pub fn tftpd(options: &TftpdOptions, settings: &Settings) -> Result<ServerConfig
     tftp.conn_timeout = given(options.conn_timeout).unwrap_or(settings.sock_timeout);
     tftp.max_blksize = options.max_blksize;
     tftp.max_window = options.max_window;
+    let loss = options.loss.filter(|l| l.0 > 0);
+    let delay = options.packet_delay.filter(|d| !d.is_zero());
+    if loss.is_some() || delay.is_some() {
+        tftp.faults = Some(crate::tftp::Faults {
+            loss: loss.unwrap_or(crate::tftp::Loss(0)),
+            delay: delay.unwrap_or_default(),
+            seed: options.seed.unwrap_or_else(new_seed),
+        });
+    }
     Ok(server(
         settings,
         log,

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use async_tftp::server::TftpServerBuilder;
+use async_tftp::server::{LinkFaults, TftpServerBuilder};
 
 use crate::error::{Error, Result};
 use crate::shutdown::Shutdown;
@@ -46,6 +46,47 @@ pub struct TftpConfig {
     pub max_window: u16,
     /// Transfers running at once; clients past it get an error.
     pub max_transfers: usize,
+    /// Packets lost or held back on purpose.
+    pub faults: Option<Faults>,
+}
+
+/// A share of packets, in hundredths of a percent (500 is 5 %).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loss(pub u16);
+
+impl std::fmt::Display for Loss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}%", f64::from(self.0) / 100.0)
+    }
+}
+
+/// What happens on purpose to the packets transfers send, to test a boot loader's
+/// retransmits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Faults {
+    /// Packets lost at random.
+    pub loss: Loss,
+    /// How long each packet is held back.
+    pub delay: Duration,
+    /// Seeds the losses: the same seed loses the same packets of each transfer.
+    pub seed: u64,
+}
+
+impl Faults {
+    /// The faults in words, for the banner and the log.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.loss.0 > 0 {
+            parts.push(format!(
+                "{} of packets lost (--seed {} repeats them)",
+                self.loss, self.seed
+            ));
+        }
+        if !self.delay.is_zero() {
+            parts.push(format!("{:?} before each packet", self.delay));
+        }
+        parts.join(", ")
+    }
 }
 
 impl TftpConfig {
@@ -60,6 +101,7 @@ impl TftpConfig {
             max_blksize: DEFAULT_MAX_BLKSIZE,
             max_window: DEFAULT_MAX_WINDOW,
             max_transfers: DEFAULT_MAX_TRANSFERS,
+            faults: None,
         }
     }
 }
@@ -81,7 +123,15 @@ pub async fn serve(socket: UdpSocket, config: TftpConfig, shutdown: Shutdown) ->
     let retries = (config.conn_timeout.as_secs_f64() / config.ack_timeout.as_secs_f64().max(0.001))
         .ceil()
         .max(1.0) as u32;
-    let server = TftpServerBuilder::with_handler(handler)
+    let mut builder = TftpServerBuilder::with_handler(handler);
+    if let Some(faults) = config.faults {
+        builder = builder.link_faults(LinkFaults {
+            loss: f64::from(faults.loss.0) / 10_000.0,
+            delay: faults.delay,
+            seed: faults.seed,
+        });
+    }
+    let server = builder
         .std_socket(socket)
         .map_err(|e| Error::io("using the TFTP socket", std::io::Error::other(e)))?
         .timeout(config.ack_timeout)

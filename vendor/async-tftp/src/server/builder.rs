@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::handlers::{DirHandler, DirHandlerMode};
-use super::{Handler, ServerConfig, TftpServer};
+use super::{Handler, LinkFaults, ServerConfig, TftpServer};
 use crate::error::{Error, Result};
 
 /// TFTP server builder.
@@ -23,6 +23,8 @@ pub struct TftpServerBuilder<H: Handler> {
     ignore_client_timeout: bool,
     ignore_client_block_size: bool,
     ignore_client_window_size: bool,
+    /// labserv patch: packets to lose or hold back on purpose.
+    faults: Option<LinkFaults>,
 }
 
 impl TftpServerBuilder<DirHandler> {
@@ -70,6 +72,16 @@ impl<H: Handler> TftpServerBuilder<H> {
             ignore_client_timeout: false,
             ignore_client_block_size: false,
             ignore_client_window_size: false,
+            faults: None,
+        }
+    }
+
+    /// labserv patch: loses or holds back the packets transfers send, on purpose (to test
+    /// a client's retransmits).
+    pub fn link_faults(self, faults: LinkFaults) -> Self {
+        TftpServerBuilder {
+            faults: Some(faults),
+            ..self
         }
     }
 
@@ -213,6 +225,7 @@ impl<H: Handler> TftpServerBuilder<H> {
             ignore_client_block_size: self.ignore_client_block_size,
             ignore_client_window_size: self.ignore_client_window_size,
             stopping: Default::default(),
+            faults: self.faults,
         };
 
         let local_ip = socket.as_ref().local_addr()?.ip();

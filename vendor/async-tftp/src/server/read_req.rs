@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::packet::{Opts, Packet, RwReq, PACKET_DATA_HEADER_LEN};
-use crate::server::{stopping_error, Outcome, ServerConfig, DEFAULT_BLOCK_SIZE};
+use crate::server::{
+    stopping_error, FaultyLink, Outcome, ServerConfig, DEFAULT_BLOCK_SIZE,
+};
 use crate::utils::io_timeout;
 
 pub(crate) struct ReadRequest<'r, R>
@@ -38,6 +40,8 @@ where
     pub(crate) bytes: u64,
     /// labserv patch: packets sent again after a timeout.
     pub(crate) retransmits: u32,
+    /// labserv patch: packets lost or held back on purpose.
+    link: Option<FaultyLink>,
 }
 
 impl<'r, R> ReadRequest<'r, R>
@@ -88,6 +92,7 @@ where
             stopping: Arc::clone(&config.stopping),
             bytes: 0,
             retransmits: 0,
+            link: FaultyLink::new(config.faults),
         })
     }
 
@@ -211,7 +216,9 @@ where
                 self.retransmits += window.len() as u32;
             }
             for packet in window {
-                self.socket.send_to(&packet[..], self.peer).await?;
+                // labserv patch: through the faults asked for.
+                FaultyLink::send_to(&mut self.link, &self.socket, &packet[..], self.peer)
+                    .await?;
             }
 
             match self.recv_ack(window_base, window.len() as u16).await {

@@ -40,6 +40,53 @@ pub(crate) struct ServerConfig {
     pub(crate) ignore_client_window_size: bool,
     /// labserv patch: set when the server is stopping (see [`StopHandle`]).
     pub(crate) stopping: Arc<AtomicBool>,
+    /// labserv patch: packets to lose or hold back on purpose.
+    pub(crate) faults: Option<LinkFaults>,
+}
+
+/// labserv patch: what happens on purpose to the DATA, ACK and OACK packets a transfer
+/// sends (ERROR packets are left alone).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkFaults {
+    /// The share of packets lost, from 0.0 to 1.0.
+    pub loss: f64,
+    /// How long each packet is held back before it is sent.
+    pub delay: Duration,
+    /// Seeds the losses: each transfer loses the same packets for the same seed.
+    pub seed: u64,
+}
+
+/// labserv patch: a transfer's [`LinkFaults`] and its own random numbers.
+pub(crate) struct FaultyLink {
+    faults: LinkFaults,
+    rng: fastrand::Rng,
+}
+
+impl FaultyLink {
+    pub(crate) fn new(faults: Option<LinkFaults>) -> Option<Self> {
+        faults.map(|faults| FaultyLink {
+            faults,
+            rng: fastrand::Rng::with_seed(faults.seed),
+        })
+    }
+
+    /// Sends `packet` to `peer`, late or not at all if the faults say so.
+    pub(crate) async fn send_to(
+        link: &mut Option<Self>,
+        socket: &Async<UdpSocket>,
+        packet: &[u8],
+        peer: SocketAddr,
+    ) -> std::io::Result<()> {
+        if let Some(link) = link {
+            if !link.faults.delay.is_zero() {
+                async_io::Timer::after(link.faults.delay).await;
+            }
+            if link.rng.f64() < link.faults.loss {
+                return Ok(());
+            }
+        }
+        socket.send_to(packet, peer).await.map(|_| ())
+    }
 }
 
 pub(crate) const DEFAULT_BLOCK_SIZE: usize = 512;

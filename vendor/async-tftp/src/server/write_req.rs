@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::packet::{Opts, Packet, RwReq, PACKET_DATA_HEADER_LEN};
-use crate::server::{stopping_error, Outcome, ServerConfig, DEFAULT_BLOCK_SIZE};
+use crate::server::{
+    stopping_error, FaultyLink, Outcome, ServerConfig, DEFAULT_BLOCK_SIZE,
+};
 use crate::utils::io_timeout;
 
 pub(crate) struct WriteRequest<'w, W>
@@ -37,6 +39,8 @@ where
     pub(crate) bytes: u64,
     /// labserv patch: ACKs sent again after a timeout.
     pub(crate) retransmits: u32,
+    /// labserv patch: packets lost or held back on purpose.
+    link: Option<FaultyLink>,
 }
 
 impl<'w, W> WriteRequest<'w, W>
@@ -80,6 +84,7 @@ where
             stopping: Arc::clone(&config.stopping),
             bytes: 0,
             retransmits: 0,
+            link: FaultyLink::new(config.faults),
         })
     }
 
@@ -114,7 +119,7 @@ where
             None => Packet::Ack(0).encode(&mut self.ack),
         }
 
-        self.socket.send_to(&self.ack, self.peer).await?;
+        FaultyLink::send_to(&mut self.link, &self.socket, &self.ack, self.peer).await?;
 
         loop {
             // Recv data
@@ -137,7 +142,7 @@ where
 
             self.ack.clear();
             Packet::Ack(block_id).encode(&mut self.ack);
-            self.socket.send_to(&self.ack, self.peer).await?;
+            FaultyLink::send_to(&mut self.link, &self.socket, &self.ack, self.peer).await?;
 
             if last {
                 break;
@@ -160,7 +165,7 @@ where
                 Err(ref e) if e.kind() == io::ErrorKind::TimedOut => {
                     // On timeout reply with the previous ACK packet
                     self.retransmits += 1;
-                    self.socket.send_to(&self.ack, self.peer).await?;
+                    FaultyLink::send_to(&mut self.link, &self.socket, &self.ack, self.peer).await?;
                     continue;
                 }
                 Err(e) => return Err(e.into()),
