@@ -256,3 +256,35 @@ fn wsgi_apps_see_https() {
     assert_eq!(seen["wsgi.url_scheme"], "https");
     assert_eq!(seen["PATH_INFO"], "/x");
 }
+
+/// A client that connects and never finishes its handshake is dropped at the header
+/// timeout, as one that never finishes its request head is.
+#[tokio::test]
+async fn a_stalled_handshake_is_dropped_at_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_www, root) = common::fresh_root("www");
+    let data = tempfile::tempdir().unwrap();
+    let source = labserv::server::tls::CertSource::Kept(data.path().join("tls"));
+    let tls = labserv::server::tls::Tls::new(&source, &["localhost".to_string()]).unwrap();
+    let mut config = labserv::http::HttpConfig::new(&root);
+    config.tls = Some(tls);
+    config.limits.header_timeout = std::time::Duration::from_millis(300);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = labserv::Shutdown::new();
+    let server = tokio::spawn(labserv::http::serve(listener, config, shutdown.clone()));
+    // One sends nothing; the other the first bytes of a ClientHello, then nothing.
+    for first in [&b""[..], &[0x16, 0x03, 0x01, 0x00, 0x80, 0x01][..]] {
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        conn.write_all(first).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf))
+            .await
+            .expect("closed before 5 s");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    }
+    shutdown.trigger();
+    server.await.unwrap().unwrap();
+}
