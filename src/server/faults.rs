@@ -152,7 +152,7 @@ fn human_bytes(n: u64) -> String {
 }
 
 /// A response body that stops after `left` bytes; the rest is never sent. Over HTTP/1.1
-/// the connection is closed once those bytes are out (see [`ConnState::cut`]). Over
+/// the connection is closed once those bytes are out (`ConnState::cut`). Over
 /// HTTP/2, whose frames wait in the stream's own queue, the stream is reset a moment
 /// after the last byte instead (and a little less may arrive).
 pub struct Cut {
