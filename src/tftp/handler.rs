@@ -1,13 +1,13 @@
 //! The TFTP request handler: root confinement, the transfer cap, read-only by default,
 //! and uploads that land atomically or not at all.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 
 use async_tftp::packet;
@@ -17,6 +17,7 @@ use futures_lite::{AsyncRead, AsyncWrite, Future};
 use tracing::warn;
 
 use crate::confine::{Refused, Symlinks, confine};
+use crate::landing::Landing;
 use crate::logging;
 
 /// Serves one directory over TFTP.
@@ -112,9 +113,6 @@ fn io_error(e: &io::Error) -> packet::Error {
     }
 }
 
-/// The running count of temporary upload files, for unique names.
-static UPLOADS: AtomicU64 = AtomicU64::new(0);
-
 impl async_tftp::server::Handler for Handler {
     type Reader = Download;
     type Writer = Upload;
@@ -171,34 +169,23 @@ impl async_tftp::server::Handler for Handler {
             ));
         }
         let target = resolve(&self.root, path).map_err(|why| refuse(client, true, path, why))?;
-        let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+        let Some(dir) = target.parent() else {
             return Err(refuse(client, true, path, "not a file name"));
         };
         if path.has_root() && !dir.is_dir() {
             return Err(refuse(client, true, path, "absolute path outside the root"));
         }
-        if !self.overwrite && fs::symlink_metadata(&target).is_ok() {
-            return Err(packet::Error::FileAlreadyExists);
-        }
         let slot = self.slot()?;
-        let temp = dir.join(format!(
-            ".{}.{}-{}.part",
-            name.to_string_lossy(),
-            std::process::id(),
-            UPLOADS.fetch_add(1, Ordering::Relaxed)
-        ));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(|e| io_error(&e))?;
+        let (landing, file) =
+            Landing::begin(target, self.overwrite).map_err(|e| match e.kind() {
+                io::ErrorKind::AlreadyExists => packet::Error::FileAlreadyExists,
+                io::ErrorKind::InvalidInput => refuse(client, true, path, "not a file name"),
+                _ => io_error(&e),
+            })?;
         Ok(Upload {
             file: Some(Unblock::new(file)),
-            temp,
-            target,
-            overwrite: self.overwrite,
+            landing: Some(landing),
             finishing: None,
-            done: false,
             _slot: slot,
         })
     }
@@ -313,30 +300,14 @@ impl AsyncRead for Download {
     }
 }
 
-/// A file being uploaded: written to a temporary file beside the target, made durable,
-/// and moved into place only when the transfer completes. Dropped before that, the
-/// temporary file is removed and the target is untouched.
+/// A file being uploaded, landing as every upload does (see [`Landing`]): dropped before
+/// the transfer completes, it leaves nothing and the target untouched.
 pub(crate) struct Upload {
     file: Option<Unblock<File>>,
-    temp: PathBuf,
-    target: PathBuf,
-    overwrite: bool,
+    landing: Option<Landing>,
     /// The sync-and-rename running on the blocking pool.
     finishing: Option<Task<io::Result<()>>>,
-    done: bool,
     _slot: Slot,
-}
-
-/// Makes the upload durable and puts it in place: `rename` when replacing is allowed,
-/// otherwise `link`, which fails rather than replace a file that appeared meanwhile.
-fn land(temp: &Path, target: &Path, overwrite: bool) -> io::Result<()> {
-    File::open(temp)?.sync_all()?;
-    if overwrite {
-        fs::rename(temp, target)
-    } else {
-        fs::hard_link(temp, target)?;
-        fs::remove_file(temp)
-    }
 }
 
 impl AsyncWrite for Upload {
@@ -362,26 +333,15 @@ impl AsyncWrite for Upload {
         if let Some(file) = self.file.as_mut() {
             ready!(Pin::new(file).poll_close(cx))?;
             self.file = None;
-            let (temp, target, overwrite) =
-                (self.temp.clone(), self.target.clone(), self.overwrite);
-            self.finishing = Some(blocking::unblock(move || land(&temp, &target, overwrite)));
+            if let Some(landing) = self.landing.take() {
+                self.finishing = Some(blocking::unblock(move || landing.land()));
+            }
         }
         if let Some(task) = self.finishing.as_mut() {
             let result = ready!(Pin::new(task).poll(cx));
             self.finishing = None;
             result?;
-            self.done = true;
         }
         Poll::Ready(Ok(()))
-    }
-}
-
-impl Drop for Upload {
-    fn drop(&mut self) {
-        if !self.done {
-            // Never leave a partial file behind. The handle may still be open on the
-            // blocking pool; unlinking the name is enough.
-            let _ = fs::remove_file(&self.temp);
-        }
     }
 }
