@@ -642,6 +642,7 @@ fn every_option_of_a_foreground_command_works_with_its_daemons() {
         "SECS" => "2".to_string(),
         "FILE" => dir.path().join("file.pem").display().to_string(),
         "RATE" => "100K".to_string(),
+        "SIZE" => "1M".to_string(),
         "SIZE|PERCENT" => "50%".to_string(),
         "DURATION" => "250ms".to_string(),
         "PERCENT" => "5".to_string(),
@@ -661,7 +662,7 @@ fn every_option_of_a_foreground_command_works_with_its_daemons() {
             }
             let mut args = vec![name.clone()];
             args.extend(value.as_deref().map(sample));
-            if name == "--overwrite" {
+            if name == "--overwrite" || name == "--max-upload" {
                 args.push("--upload".to_string());
             }
             // A certificate and its key go together.

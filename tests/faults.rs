@@ -6,12 +6,10 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use common::pattern;
 use common::tftp::{TftpServer, read, write};
+use common::{SmallFs, names, pattern};
 use tokio::net::UdpSocket;
 
 /// A lock-step read of `file` (512-byte blocks, no options) that calls `between` after
@@ -99,42 +97,6 @@ async fn a_file_replaced_under_a_tftp_read_is_served_whole_from_the_old_one() {
     );
     let next = read(srv.addr, "zImage", &[]).await.unwrap();
     assert_eq!(next.data, b"the new image");
-}
-
-/// A tmpfs of `size` mounted on a fresh directory; unmounted when dropped.
-struct SmallFs {
-    dir: tempfile::TempDir,
-}
-
-impl SmallFs {
-    fn mount(size: &str) -> Option<Self> {
-        let dir = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then_some(SmallFs { dir })
-    }
-
-    fn path(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[tokio::test(flavor = "multi_thread")]

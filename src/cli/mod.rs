@@ -112,6 +112,19 @@ pub struct ServOptions {
     #[arg(long)]
     pub no_follow_symlinks: bool,
 
+    /// Take uploads: PUT (curl -T) and the listing page's form (multipart POST); off by
+    /// default
+    #[arg(long)]
+    pub upload: bool,
+
+    /// Let an upload replace an existing file (else 409); off by default
+    #[arg(long, requires = "upload")]
+    pub overwrite: bool,
+
+    /// The largest file an upload may be (K, M, G suffixes); larger gets 413 [default: 4G]
+    #[arg(long, value_name = "SIZE", requires = "upload", value_parser = values::size("--max-upload"))]
+    pub max_upload: Option<u64>,
+
     #[command(flatten)]
     pub tls: TlsArgs,
 

@@ -49,6 +49,9 @@ impl ServOptions {
         line.listen(&self.listen);
         line.value("--directory", self.directory.clone());
         line.flag(self.no_follow_symlinks, "--no-follow-symlinks");
+        line.flag(self.upload, "--upload");
+        line.flag(self.overwrite, "--overwrite");
+        line.value("--max-upload", self.max_upload.map(|n| n.to_string()));
         line.flag(self.tls.tls, "--tls");
         line.value("--cert", self.tls.cert.clone());
         line.value("--key", self.tls.key.clone());
@@ -120,6 +123,9 @@ mod tests {
             listen: listen.clone(),
             directory: Some("/srv/fw images".into()),
             no_follow_symlinks: true,
+            upload: true,
+            overwrite: true,
+            max_upload: Some(1 << 20),
             tls: TlsArgs {
                 tls: true,
                 cert: Some("/etc/lab/cert.pem".into()),

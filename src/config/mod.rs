@@ -196,6 +196,21 @@ impl ServerConfig {
             Some(CertSource::Kept(dir)) => format!("self-signed, kept in {}", dir.display()),
         };
         out += &format!("  tls          {tls}\n");
+        if let Service::Files(c) = &self.service {
+            let upload = match c.uploads {
+                None => "off".to_string(),
+                Some(u) => format!(
+                    "on, up to {} bytes a file, {}",
+                    u.max_size,
+                    if u.overwrite {
+                        "existing files may be replaced"
+                    } else {
+                        "existing files kept"
+                    }
+                ),
+            };
+            out += &format!("  upload       {upload}\n");
+        }
         let faults = self
             .faults()
             .map_or_else(|| "none".to_string(), Faults::describe);
@@ -262,7 +277,12 @@ impl ServerConfig {
         };
         match &self.service {
             Service::Files(c) => {
-                out += &format!("Serving {}\n", c.root.display());
+                let mode = match c.uploads {
+                    None => "",
+                    Some(u) if u.overwrite => " (uploads on, existing files may be replaced)",
+                    Some(_) => " (uploads on, existing files kept)",
+                };
+                out += &format!("Serving {}{mode}\n", c.root.display());
                 for r in reachable {
                     let url = url(r.ip);
                     if r.interface.is_empty() {

@@ -99,6 +99,12 @@ pub fn serv(options: &ServOptions, settings: &Settings) -> Result<ServerConfig> 
     files.follow_symlinks = !options.no_follow_symlinks;
     files.debug = log.debug;
     files.faults = faults(&options.faults);
+    files.uploads = options.upload.then(|| crate::http::Uploads {
+        overwrite: options.overwrite,
+        max_size: options
+            .max_upload
+            .unwrap_or(crate::http::DEFAULT_MAX_UPLOAD),
+    });
     let tls = tls(&options.tls, &settings)?;
     let mut config = server(settings, log, options.log.quiet, Service::Files(files));
     config.tls = tls;

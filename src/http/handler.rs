@@ -15,6 +15,7 @@ use tracing::{debug, warn};
 use super::cache::{self, Cache};
 use super::listing;
 use super::reply::{Source, respond};
+use super::upload::{self, Uploads};
 use super::validators::Validators;
 use crate::confine::{Refused, Symlinks, confine};
 use crate::server::conn::Handler;
@@ -31,15 +32,23 @@ pub(crate) struct FileServer {
     debug: bool,
     /// Small files, validated on every hit.
     cache: Cache,
+    /// Take uploads; `None` is read-only.
+    uploads: Option<Uploads>,
 }
 
 impl FileServer {
-    pub(crate) fn new(root: PathBuf, symlinks: Symlinks, debug: bool) -> Self {
+    pub(crate) fn new(
+        root: PathBuf,
+        symlinks: Symlinks,
+        debug: bool,
+        uploads: Option<Uploads>,
+    ) -> Self {
         Self {
             root,
             symlinks,
             debug,
             cache: Cache::default(),
+            uploads,
         }
     }
 }
@@ -56,10 +65,23 @@ impl Handler for FileServer {
         peer: SocketAddr,
     ) -> Response<Body> {
         let method = req.method();
+        if let Some(uploads) = self.uploads {
+            if method == Method::PUT {
+                return upload::put(&self.root, uploads, req, peer).await;
+            }
+            if method == Method::POST {
+                return upload::post(&self.root, uploads, req, peer).await;
+            }
+        }
         if method != Method::GET && method != Method::HEAD {
             let mut resp = status_page(StatusCode::METHOD_NOT_ALLOWED);
+            let allow = if self.uploads.is_some() {
+                "GET, HEAD, PUT, POST"
+            } else {
+                "GET, HEAD"
+            };
             resp.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
             return resp;
         }
         let head = method == Method::HEAD;

@@ -7,13 +7,17 @@
 //! - `cache`: small files kept in memory, revalidated on every hit.
 //! - `listing`: directory listings in HTML and JSON.
 //! - `ranges`: `Range` header parsing.
+//! - `upload`: `PUT` and multipart `POST` uploads (`--upload`).
 
 mod cache;
 pub(crate) mod handler;
 mod listing;
 pub(crate) mod ranges;
 mod reply;
+mod upload;
 mod validators;
+
+pub use upload::{DEFAULT_MAX_UPLOAD, Uploads};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,6 +47,8 @@ pub struct HttpConfig {
     pub tls: Option<Tls>,
     /// Faults put into every connection on purpose.
     pub faults: Faults,
+    /// Take uploads (`--upload`); `None` keeps the server read-only.
+    pub uploads: Option<Uploads>,
 }
 
 impl HttpConfig {
@@ -55,6 +61,7 @@ impl HttpConfig {
             limits: Limits::default(),
             tls: None,
             faults: Faults::default(),
+            uploads: None,
         }
     }
 }
@@ -71,7 +78,12 @@ pub async fn serve(listener: TcpListener, config: HttpConfig, shutdown: Shutdown
     } else {
         Symlinks::StayInside
     };
-    let handler = Arc::new(handler::FileServer::new(root, symlinks, config.debug));
+    let handler = Arc::new(handler::FileServer::new(
+        root,
+        symlinks,
+        config.debug,
+        config.uploads,
+    ));
     crate::server::conn::run(
         listener,
         handler,

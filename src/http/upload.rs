@@ -1,0 +1,344 @@
+//! Uploads into the served tree (`serv --upload`): `PUT` of one file, or a `POST` of a
+//! multipart form (the listing page's form, `curl -F`). Each file lands whole through
+//! [`Landing`] or not at all, and its size and SHA-256 are answered and logged.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::io::AsyncWriteExt;
+use tracing::{info, warn};
+
+use super::handler::decode_path;
+use crate::confine::{Symlinks, confine};
+use crate::landing::Landing;
+use crate::server::{Body, text_response};
+
+/// How uploads are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uploads {
+    /// An existing file may be replaced (else 409).
+    pub overwrite: bool,
+    /// The largest file taken, in bytes (413 past it).
+    pub max_size: u64,
+}
+
+/// Default for [`Uploads::max_size`].
+pub const DEFAULT_MAX_UPLOAD: u64 = 4 << 30;
+
+/// Why an upload was not stored, as the client is told.
+#[derive(Debug)]
+struct Failed(StatusCode, String);
+
+impl Failed {
+    fn new(status: StatusCode, why: impl Into<String>) -> Self {
+        Self(status, why.into())
+    }
+
+    fn response(self) -> Response<Body> {
+        text_response(self.0, &self.1)
+    }
+}
+
+/// A file stored: where, how big, its SHA-256.
+struct Stored {
+    name: String,
+    size: u64,
+    sha256: String,
+    replaced: bool,
+}
+
+impl Stored {
+    fn line(&self) -> String {
+        format!(
+            "stored {} ({} bytes, sha256 {})",
+            self.name, self.size, self.sha256
+        )
+    }
+}
+
+/// `PUT /dir/name`: the body becomes that file; missing directories inside the root are
+/// made.
+pub(crate) async fn put(
+    root: &Path,
+    uploads: Uploads,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    if path.ends_with('/') {
+        return text_response(StatusCode::BAD_REQUEST, "PUT names a file, not a directory");
+    }
+    if let Some(len) = declared_len(&req)
+        && len > uploads.max_size
+    {
+        return too_large(uploads, peer, &path).response();
+    }
+    let target = match target(root, &decode_path(&path), peer) {
+        Ok(target) => target,
+        Err(failed) => return failed.response(),
+    };
+    let body = req.into_body();
+    let result = store(target, &path, uploads, body.into_data_stream(), peer).await;
+    match result {
+        Ok(stored) => {
+            let status = if stored.replaced {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            let mut resp = text_response(status, &stored.line());
+            if let Ok(value) = HeaderValue::from_str(&stored.sha256) {
+                resp.headers_mut().insert("x-sha256", value);
+            }
+            resp
+        }
+        Err(failed) => failed.response(),
+    }
+}
+
+/// `POST /dir/` with a `multipart/form-data` body: each file part lands in that
+/// directory under its own file name.
+pub(crate) async fn post(
+    root: &Path,
+    uploads: Uploads,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let dir_path = req.uri().path().to_string();
+    let boundary = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| multer::parse_boundary(v).ok());
+    let Some(boundary) = boundary else {
+        return text_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "POST takes a multipart/form-data upload",
+        );
+    };
+    let dir = match target(root, &decode_path(&dir_path), peer) {
+        Ok(dir) if dir.is_dir() => dir,
+        Ok(_) => return text_response(StatusCode::NOT_FOUND, "no such directory"),
+        Err(failed) => return failed.response(),
+    };
+    let mut form = multer::Multipart::new(req.into_body().into_data_stream(), boundary);
+    let mut lines = Vec::new();
+    let mut status = StatusCode::CREATED;
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) => {
+                warn!(target: "labserv::http", "{peer} POST {dir_path}: the form could not be read: {e}");
+                return text_response(StatusCode::BAD_REQUEST, &format!("bad form: {e}"));
+            }
+        };
+        let Some(file_name) = field.file_name().map(str::to_string) else {
+            continue; // a plain form field
+        };
+        let name = match part_name(&file_name) {
+            Ok(name) => name,
+            Err(why) => {
+                warn!(target: "labserv::http", "{peer} POST {dir_path}: refused file name {file_name:?}: {why}");
+                return text_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("refused file name: {why}"),
+                );
+            }
+        };
+        let shown = format!("{}{}", with_slash(&dir_path), name);
+        let stored = store(dir.join(name), &shown, uploads, field, peer).await;
+        match stored {
+            Ok(stored) => lines.push(stored.line()),
+            Err(failed) => {
+                status = failed.0;
+                lines.push(failed.1);
+                break;
+            }
+        }
+    }
+    if lines.is_empty() {
+        return text_response(StatusCode::BAD_REQUEST, "the form held no file");
+    }
+    text_response(status, &lines.join("\n"))
+}
+
+fn with_slash(path: &str) -> String {
+    if path.ends_with('/') {
+        path.to_string()
+    } else {
+        format!("{path}/")
+    }
+}
+
+/// A multipart part's file name, which must be a plain name: no directories, no `..`,
+/// no NUL. (Browsers send the bare name.)
+fn part_name(name: &str) -> Result<&str, &'static str> {
+    if name.is_empty() || name == "." || name == ".." {
+        Err("not a file name")
+    } else if name.contains(['/', '\\']) {
+        Err("a path, not a file name")
+    } else if name.contains('\0') {
+        Err("NUL byte in file name")
+    } else {
+        Ok(name)
+    }
+}
+
+/// The path an upload to `name` goes to, through the one confinement rule (symlinks must
+/// stay inside the root, whatever `--no-follow-symlinks` says for reads).
+fn target(root: &Path, name: &[u8], peer: SocketAddr) -> Result<PathBuf, Failed> {
+    confine(root, name, Symlinks::StayInside).map_err(|why| {
+        warn!(
+            target: "labserv::http",
+            "{peer} refused upload to {:?}: {}", String::from_utf8_lossy(name), why.reason()
+        );
+        Failed::new(
+            StatusCode::BAD_REQUEST,
+            format!("refused: {}", why.reason()),
+        )
+    })
+}
+
+fn declared_len(req: &Request<Incoming>) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn too_large(uploads: Uploads, peer: SocketAddr, path: &str) -> Failed {
+    warn!(target: "labserv::http", "{peer} upload to {path} refused: larger than --max-upload");
+    Failed::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "larger than the {} bytes --max-upload allows",
+            uploads.max_size
+        ),
+    )
+}
+
+/// Streams `chunks` into a new file landing at `target`, hashing as it goes.
+async fn store<S, E>(
+    target: PathBuf,
+    shown: &str,
+    uploads: Uploads,
+    mut chunks: S,
+    peer: SocketAddr,
+) -> Result<Stored, Failed>
+where
+    S: futures_lite::Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    use futures_lite::StreamExt;
+    if target.is_dir() {
+        return Err(Failed::new(
+            StatusCode::CONFLICT,
+            "a directory has that name",
+        ));
+    }
+    let replaced = target.exists();
+    let overwrite = uploads.overwrite;
+    let begin = tokio::task::spawn_blocking(move || {
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        Landing::begin(target, overwrite)
+    })
+    .await
+    .map_err(|e| Failed::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let (landing, file) = begin.map_err(|e| {
+        let status = match e.kind() {
+            io::ErrorKind::AlreadyExists => StatusCode::CONFLICT,
+            _ => write_status(&e),
+        };
+        warn!(target: "labserv::http", "{peer} upload to {shown} refused: {e}");
+        Failed::new(status, e.to_string())
+    })?;
+    let mut file = tokio::fs::File::from_std(file);
+    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut size = 0u64;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| {
+            warn!(target: "labserv::http", "{peer} upload to {shown} cut short, nothing stored: {e}");
+            Failed::new(StatusCode::BAD_REQUEST, "the upload was cut short; nothing stored")
+        })?;
+        size += chunk.len() as u64;
+        if size > uploads.max_size {
+            return Err(too_large(uploads, peer, shown));
+        }
+        hash.update(&chunk);
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| write_failed(&e, peer, shown))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| write_failed(&e, peer, shown))?;
+    drop(file);
+    tokio::task::spawn_blocking(move || landing.land())
+        .await
+        .map_err(|e| Failed::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                Failed::new(
+                    StatusCode::CONFLICT,
+                    "the file appeared meanwhile; not replaced",
+                )
+            } else {
+                write_failed(&e, peer, shown)
+            }
+        })?;
+    let sha256: String = hash
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    info!(target: "labserv::http", "{peer} stored {shown}: {size} bytes, sha256 {sha256}");
+    Ok(Stored {
+        name: shown.to_string(),
+        size,
+        sha256,
+        replaced,
+    })
+}
+
+/// 507 for a full disk or quota, 500 otherwise.
+fn write_status(e: &io::Error) -> StatusCode {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC | libc::EDQUOT) => StatusCode::INSUFFICIENT_STORAGE,
+        _ if e.kind() == io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn write_failed(e: &io::Error, peer: SocketAddr, shown: &str) -> Failed {
+    warn!(target: "labserv::http", "{peer} upload to {shown} failed, nothing stored: {e}");
+    let status = write_status(e);
+    let why = if status == StatusCode::INSUFFICIENT_STORAGE {
+        "no space left on the server; nothing stored".to_string()
+    } else {
+        format!("could not store the file: {e}")
+    };
+    Failed::new(status, why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_names_must_be_plain() {
+        assert_eq!(part_name("fw.img"), Ok("fw.img"));
+        for bad in ["", ".", "..", "../x", "/etc/passwd", "a\\b", "a\0b"] {
+            assert!(part_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

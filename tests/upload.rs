@@ -1,0 +1,229 @@
+//! `serv --upload`: PUT and multipart POST through the built binary with curl, and what
+//! is left on disk after every way an upload can go wrong.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::Path;
+
+use common::{Running, SmallFs, command, names, pattern};
+
+const SERV: &str = env!("CARGO_BIN_EXE_serv");
+
+fn serv(dir: &Path, args: &[&str]) -> (Running, u16) {
+    let mut cmd = command(SERV);
+    cmd.args(["0", "127.0.0.1", "-d"]).arg(dir).args(args);
+    let mut srv = Running::spawn(cmd);
+    let port = srv.wait_port();
+    (srv, port)
+}
+
+/// Runs curl; returns the body and the status code.
+fn curl(args: &[&str]) -> (String, u16) {
+    let out = command("curl")
+        .args(["-s", "--noproxy", "*", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (body.trim_end().to_string(), code.parse().unwrap())
+}
+
+fn sha256(data: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn file(dir: &Path, name: &str, data: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, data).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn put_lands_whole_and_answers_its_size_and_sha256() {
+    let www = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let data = pattern(300_000);
+    let upload = file(src.path(), "fw.img", &data);
+    let (srv, port) = serv(www.path(), &["--upload"]);
+    let url = format!("http://127.0.0.1:{port}/boards/rev2/fw.img");
+    let (body, code) = curl(&["-T", &upload, &url]);
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(
+        body,
+        format!(
+            "stored /boards/rev2/fw.img (300000 bytes, sha256 {})",
+            sha256(&data)
+        )
+    );
+    let landed = www.path().join("boards/rev2/fw.img");
+    assert!(std::fs::read(&landed).unwrap() == data);
+    assert_eq!(
+        names(&www.path().join("boards/rev2")),
+        ["fw.img"],
+        "no temporary left"
+    );
+    // The log has it too.
+    let mut srv = srv.with_log_lines();
+    srv.wait_line(|l| {
+        l.contains(&format!(
+            "stored /boards/rev2/fw.img: 300000 bytes, sha256 {}",
+            sha256(&data)
+        ))
+    });
+
+    // An existing file stays unless --overwrite.
+    let newer = file(src.path(), "newer.img", b"newer");
+    let (body, code) = curl(&["-T", &newer, &url]);
+    assert_eq!(code, 409, "{body}");
+    assert!(std::fs::read(&landed).unwrap() == data);
+    drop(srv);
+    let (_srv, port) = serv(www.path(), &["--upload", "--overwrite"]);
+    let url = format!("http://127.0.0.1:{port}/boards/rev2/fw.img");
+    let (_, code) = curl(&["-T", &newer, &url]);
+    assert_eq!(code, 200);
+    assert_eq!(std::fs::read(&landed).unwrap(), b"newer");
+}
+
+#[test]
+fn without_upload_serv_stays_read_only() {
+    let www = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let upload = file(src.path(), "fw.img", b"image");
+    let (_srv, port) = serv(www.path(), &[]);
+    let out = command("curl")
+        .args([
+            "-s",
+            "--noproxy",
+            "*",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-T",
+            &upload,
+        ])
+        .arg(format!("http://127.0.0.1:{port}/fw.img"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout);
+    assert!(head.starts_with("HTTP/1.1 405"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("allow: get, head\r\n"),
+        "{head}"
+    );
+    assert!(names(www.path()).is_empty());
+}
+
+#[test]
+fn the_form_uploads_several_files_and_refuses_hostile_names() {
+    let outer = tempfile::tempdir().unwrap();
+    let www = outer.path().join("www");
+    std::fs::create_dir_all(www.join("logs")).unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let a = file(src.path(), "a.log", b"first board");
+    let b = file(src.path(), "b.core", &pattern(70_000));
+    let (_srv, port) = serv(&www, &["--upload"]);
+    let url = format!("http://127.0.0.1:{port}/logs/");
+    let (body, code) = curl(&["-F", &format!("one=@{a}"), "-F", &format!("two=@{b}"), &url]);
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body.lines().count(), 2, "{body}");
+    assert!(body.contains(&format!(
+        "stored /logs/b.core (70000 bytes, sha256 {})",
+        sha256(&pattern(70_000))
+    )));
+    assert_eq!(names(&www.join("logs")), ["a.log", "b.core"]);
+
+    for hostile in ["../escape.log", "/etc/escape.log", "sub/escape.log"] {
+        let (body, code) = curl(&["-F", &format!("f=@{a};filename={hostile}"), &url]);
+        assert_eq!(code, 400, "{hostile}: {body}");
+    }
+    for hostile in [
+        "/%2e%2e/escape.log",
+        "/logs/..%2fescape.log",
+        "/logs/a%00b.log",
+    ] {
+        let (body, code) = curl(&["-T", &a, &format!("http://127.0.0.1:{port}{hostile}")]);
+        assert_eq!(code, 400, "{hostile}: {body}");
+    }
+    assert_eq!(
+        names(outer.path()),
+        ["www"],
+        "nothing written outside the root"
+    );
+    assert_eq!(names(&www.join("logs")), ["a.log", "b.core"]);
+}
+
+#[test]
+fn too_large_or_cut_short_leaves_nothing_and_the_old_file_intact() {
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("fw.img"), b"the good image").unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let big = file(src.path(), "big.img", &pattern(200_000));
+    let (_srv, port) = serv(
+        www.path(),
+        &["--upload", "--overwrite", "--max-upload", "100K"],
+    );
+    let url = format!("http://127.0.0.1:{port}/fw.img");
+    for chunked in [false, true] {
+        let mut args = vec!["-T", big.as_str(), url.as_str()];
+        if chunked {
+            args.extend(["-H", "Transfer-Encoding: chunked"]);
+        }
+        let (body, code) = curl(&args);
+        assert_eq!(code, 413, "chunked {chunked}: {body}");
+    }
+    // A client that leaves halfway through its body.
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.write_all(b"PUT /fw.img HTTP/1.1\r\nHost: x\r\nContent-Length: 90000\r\n\r\n")
+        .unwrap();
+    conn.write_all(&pattern(40_000)).unwrap();
+    drop(conn);
+    // Once the server has noticed, nothing is left but the good image.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while names(www.path()) != ["fw.img"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            names(www.path())
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (_, code) = curl(&[&url]);
+    assert_eq!(code, 200, "the server still serves");
+    assert_eq!(
+        std::fs::read(www.path().join("fw.img")).unwrap(),
+        b"the good image"
+    );
+}
+
+#[test]
+fn a_full_disk_is_507_and_the_old_file_stays() {
+    // SAFETY: geteuid only reads this process's effective user id.
+    let root_user = unsafe { libc::geteuid() } == 0;
+    let Some(fs) = SmallFs::mount("256k") else {
+        assert!(!root_user, "mounting a 256 KiB tmpfs failed, as root");
+        eprintln!("skipped: mounting a small tmpfs needs root (CI runs as root)");
+        return;
+    };
+    std::fs::write(fs.path().join("fw.img"), b"the good image").unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let big = file(src.path(), "big.img", &pattern(1024 * 1024));
+    let (_srv, port) = serv(&fs.path(), &["--upload", "--overwrite"]);
+    for name in ["fw.img", "new.img"] {
+        let (body, code) = curl(&["-T", &big, &format!("http://127.0.0.1:{port}/{name}")]);
+        assert_eq!(code, 507, "{name}: {body}");
+        assert_eq!(body, "no space left on the server; nothing stored");
+    }
+    assert_eq!(names(&fs.path()), ["fw.img"]);
+    assert_eq!(
+        std::fs::read(fs.path().join("fw.img")).unwrap(),
+        b"the good image"
+    );
+}
