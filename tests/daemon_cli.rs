@@ -643,6 +643,8 @@ fn every_option_of_a_foreground_command_works_with_its_daemons() {
         "FILE" => dir.path().join("file.pem").display().to_string(),
         "RATE" => "100K".to_string(),
         "SIZE" => "1M".to_string(),
+        "USER:PASSWORD" => "lab:secret".to_string(),
+        "SCOPE" => "writes".to_string(),
         "SIZE|PERCENT" => "50%".to_string(),
         "DURATION" => "250ms".to_string(),
         "PERCENT" => "5".to_string(),
@@ -664,6 +666,9 @@ fn every_option_of_a_foreground_command_works_with_its_daemons() {
             args.extend(value.as_deref().map(sample));
             if name == "--overwrite" || name == "--max-upload" {
                 args.push("--upload".to_string());
+            }
+            if name == "--auth-scope" {
+                args.extend(["--auth".to_string(), "lab:secret".to_string()]);
             }
             // A certificate and its key go together.
             for (one, other) in [("--cert", "--key"), ("--key", "--cert")] {

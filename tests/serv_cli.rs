@@ -336,3 +336,55 @@ fn default_listens_on_ipv4_and_ipv6_and_ipv6_addresses_work() {
         assert_eq!(http_get("[::1]", port, "/fw_update.img").0, 200);
     }
 }
+
+/// The QR code in a banner, as a grey image (4 pixels a module): `█` is two light
+/// modules, a space two dark ones, `▀` light over dark, `▄` dark over light.
+fn qr_image(lines: &[String]) -> (usize, usize, Vec<u8>) {
+    const SCALE: usize = 4;
+    let rows: Vec<Vec<char>> = lines.iter().map(|l| l.chars().collect()).collect();
+    let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let height = rows.len() * 2;
+    let mut modules = vec![0u8; width * height];
+    for (y, row) in rows.iter().enumerate() {
+        for (x, c) in row.iter().enumerate() {
+            let (top, bottom) = match c {
+                '█' => (255, 255),
+                '▀' => (255, 0),
+                '▄' => (0, 255),
+                _ => (0, 0),
+            };
+            modules[2 * y * width + x] = top;
+            modules[(2 * y + 1) * width + x] = bottom;
+        }
+    }
+    let (w, h) = (width * SCALE, height * SCALE);
+    let pixels = (0..w * h)
+        .map(|i| modules[(i / w / SCALE) * width + (i % w) / SCALE])
+        .collect();
+    (w, h, pixels)
+}
+
+#[test]
+fn qr_prints_a_code_that_reads_as_the_first_url() {
+    let dir = served_dir();
+    let mut cmd = command(SERV);
+    cmd.args(["0", "127.0.0.1", "--qr", "-d"]).arg(dir.path());
+    let mut srv = Running::spawn(cmd);
+    let url_line = srv.wait_line(|l| l.trim_start().starts_with("http://"));
+    srv.wait_line(|l| l.starts_with("Press Ctrl-C"));
+    let url = url_line.split_whitespace().next().unwrap().to_string();
+    let code: Vec<String> = srv
+        .seen
+        .iter()
+        .filter(|l| l.contains(['█', '▀', '▄']))
+        .cloned()
+        .collect();
+    assert!(code.len() > 10, "{:#?}", srv.seen);
+    // What a camera sees on a dark terminal: the blocks are the light modules.
+    let (w, h, pixels) = qr_image(&code);
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| pixels[y * w + x]);
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1, "one code found");
+    let (_, content) = grids[0].decode().expect("the code reads");
+    assert_eq!(content, url);
+}

@@ -10,6 +10,8 @@ pub mod values;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::server::gate::AuthScope;
+
 use clap::{Args, Parser};
 
 use values::{Endpoint, Given};
@@ -124,6 +126,30 @@ pub struct ServOptions {
     /// The largest file an upload may be (K, M, G suffixes); larger gets 413 [default: 4G]
     #[arg(long, value_name = "SIZE", requires = "upload", value_parser = values::size("--max-upload"))]
     pub max_upload: Option<u64>,
+
+    /// Let in only this user (repeatable); PASSWORD may be a sha-512-crypt hash
+    /// (`openssl passwd -6`). LABSERV_AUTH=USER:PASSWORD keeps it out of ps
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        env = "LABSERV_AUTH",
+        hide_env_values = true,
+        value_parser = values::user("--auth")
+    )]
+    pub auth: Vec<String>,
+
+    /// What needs a password: every request, or only writes (uploads)
+    #[arg(long, value_name = "SCOPE", value_enum, default_value_t = AuthScope::All, requires = "auth")]
+    pub auth_scope: AuthScope,
+
+    /// Let pages from any origin fetch what is served (CORS), e.g. a browser-based
+    /// flasher; answers preflight requests
+    #[arg(long)]
+    pub cors: bool,
+
+    /// Print a QR code of the first address in the banner, for a phone's camera
+    #[arg(long)]
+    pub qr: bool,
 
     #[command(flatten)]
     pub tls: TlsArgs,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::values::given;
 use super::{ListenArgs, LogArgs, ServOptions, TftpdOptions};
 use crate::server::faults::DropAfter;
+use crate::server::gate::AuthScope;
 
 /// Collects arguments.
 #[derive(Default)]
@@ -49,6 +50,14 @@ impl ServOptions {
         line.listen(&self.listen);
         line.value("--directory", self.directory.clone());
         line.flag(self.no_follow_symlinks, "--no-follow-symlinks");
+        for user in &self.auth {
+            line.value("--auth", Some(user.as_str()));
+        }
+        if !self.auth.is_empty() && self.auth_scope == AuthScope::Writes {
+            line.value("--auth-scope", Some("writes"));
+        }
+        line.flag(self.cors, "--cors");
+        line.flag(self.qr, "--qr");
         line.flag(self.upload, "--upload");
         line.flag(self.overwrite, "--overwrite");
         line.value("--max-upload", self.max_upload.map(|n| n.to_string()));
@@ -126,6 +135,10 @@ mod tests {
             upload: true,
             overwrite: true,
             max_upload: Some(1 << 20),
+            auth: vec!["lab:secret".into(), "ci:pass word".into()],
+            auth_scope: AuthScope::Writes,
+            cors: true,
+            qr: true,
             tls: TlsArgs {
                 tls: true,
                 cert: Some("/etc/lab/cert.pem".into()),

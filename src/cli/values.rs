@@ -156,6 +156,21 @@ pub fn duration(name: &'static str) -> impl Parse<Duration> {
     }
 }
 
+/// `USER:PASSWORD` (the password may be a crypt hash), kept as given.
+pub fn user(name: &'static str) -> impl Parse<String> {
+    move |v: &str| {
+        crate::server::gate::User::parse(v)
+            .map(|_| v.to_string())
+            // The password is never echoed back.
+            .map_err(|expected| {
+                let user = v
+                    .split_once(':')
+                    .map_or("…".to_string(), |(u, _)| format!("{u}:…"));
+                SettingsError::new(name, &user, expected)
+            })
+    }
+}
+
 /// A TFTP block size, 8 to 65464.
 pub fn blksize(name: &'static str) -> impl Parse<u16> {
     move |v: &str| {

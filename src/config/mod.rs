@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub service: Service,
     /// Serve HTTPS with this certificate (the HTTP servers only).
     pub tls: Option<CertSource>,
+    /// Print a QR code of the first address in the banner.
+    pub qr: bool,
 }
 
 /// What a server serves.
@@ -94,6 +96,26 @@ impl std::fmt::Debug for ServerConfig {
             .field("log", &self.log)
             .field("service", &self.service)
             .finish_non_exhaustive()
+    }
+}
+
+/// `text` as a QR code drawn with half blocks, two modules a character: the light modules
+/// and the quiet zone are the blocks, so that on a dark terminal (as most are) the screen
+/// shows a code the right way round.
+fn qr_code(text: &str) -> String {
+    use qrcode::render::unicode::Dense1x2;
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => {
+            let mut drawn = code
+                .render::<Dense1x2>()
+                .dark_color(Dense1x2::Light)
+                .light_color(Dense1x2::Dark)
+                .quiet_zone(true)
+                .build();
+            drawn.push('\n');
+            drawn
+        }
+        Err(_) => String::new(),
     }
 }
 
@@ -210,6 +232,8 @@ impl ServerConfig {
                 ),
             };
             out += &format!("  upload       {upload}\n");
+            let access = c.access.describe().unwrap_or_else(|| "open".to_string());
+            out += &format!("  access       {access}\n");
         }
         let faults = self
             .faults()
@@ -283,7 +307,7 @@ impl ServerConfig {
                     Some(_) => " (uploads on, existing files kept)",
                 };
                 out += &format!("Serving {}{mode}\n", c.root.display());
-                for r in reachable {
+                for r in &reachable {
                     let url = url(r.ip);
                     if r.interface.is_empty() {
                         out += &format!("  {url}\n");
@@ -299,7 +323,7 @@ impl ServerConfig {
                     (true, true) => "uploads on, existing files may be replaced",
                 };
                 out += &format!("Serving {} over TFTP ({mode})\n", c.root.display());
-                for r in reachable {
+                for r in &reachable {
                     let url = match r.ip {
                         IpAddr::V4(v4) => format!("tftp://{v4}:{}/", bound.port()),
                         IpAddr::V6(v6) => format!("tftp://[{v6}]:{}/", bound.port()),
@@ -312,7 +336,7 @@ impl ServerConfig {
             }
             Service::App { name, .. } | Service::Python { name, .. } => {
                 out += &format!("Serving {name}\n");
-                for r in reachable {
+                for r in &reachable {
                     out += &format!("  {}\n", url(r.ip));
                 }
             }
@@ -323,6 +347,16 @@ impl ServerConfig {
             if let Some(made) = &tls.made {
                 out += &format!("  ({made}: give clients this file to trust)\n");
             }
+        }
+        if self.qr
+            && let Some(first) = reachable.first()
+        {
+            out += &qr_code(&url(first.ip));
+        }
+        if let Service::Files(c) = &self.service
+            && let Some(access) = c.access.describe()
+        {
+            out += &format!("Access: {access}\n");
         }
         if let Some(faults) = self.faults() {
             out += &format!("Faults on purpose: {}\n", faults.describe());

@@ -43,6 +43,7 @@ fn server(settings: Settings, log: LogConfig, quiet: bool, service: Service) -> 
         quiet,
         service,
         tls: None,
+        qr: false,
     }
 }
 
@@ -99,6 +100,15 @@ pub fn serv(options: &ServOptions, settings: &Settings) -> Result<ServerConfig> 
     files.follow_symlinks = !options.no_follow_symlinks;
     files.debug = log.debug;
     files.faults = faults(&options.faults);
+    files.access = crate::server::gate::Access {
+        users: options
+            .auth
+            .iter()
+            .filter_map(|u| crate::server::gate::User::parse(u).ok())
+            .collect(),
+        scope: options.auth_scope,
+        cors: options.cors,
+    };
     files.uploads = options.upload.then(|| crate::http::Uploads {
         overwrite: options.overwrite,
         max_size: options
@@ -108,6 +118,7 @@ pub fn serv(options: &ServOptions, settings: &Settings) -> Result<ServerConfig> 
     let tls = tls(&options.tls, &settings)?;
     let mut config = server(settings, log, options.log.quiet, Service::Files(files));
     config.tls = tls;
+    config.qr = options.qr;
     Ok(config)
 }
 

@@ -28,6 +28,7 @@ use crate::confine::{Symlinks, check_root};
 use crate::error::Result;
 use crate::server::Limits;
 use crate::server::faults::Faults;
+use crate::server::gate::Access;
 use crate::server::tls::Tls;
 use crate::shutdown::Shutdown;
 
@@ -49,6 +50,8 @@ pub struct HttpConfig {
     pub faults: Faults,
     /// Take uploads (`--upload`); `None` keeps the server read-only.
     pub uploads: Option<Uploads>,
+    /// Passwords and CORS.
+    pub access: Access,
 }
 
 impl HttpConfig {
@@ -62,6 +65,7 @@ impl HttpConfig {
             tls: None,
             faults: Faults::default(),
             uploads: None,
+            access: Access::default(),
         }
     }
 }
@@ -90,6 +94,7 @@ pub async fn serve(listener: TcpListener, config: HttpConfig, shutdown: Shutdown
         config.limits,
         config.tls,
         config.faults,
+        config.access,
         shutdown,
     )
     .await;

@@ -22,6 +22,7 @@ use super::Limits;
 use super::access::{AccessRecord, Logged};
 use super::body::Body;
 use super::faults::{Cut, Faults};
+use super::gate::{Access, Gate};
 use super::tls::Tls;
 use super::watch::{ConnState, Stream, Tracked, watchdog};
 use crate::shutdown::Shutdown;
@@ -43,9 +44,11 @@ pub(crate) async fn run<H: Handler>(
     limits: Limits,
     tls: Option<Tls>,
     faults: Faults,
+    access: Access,
     shutdown: Shutdown,
 ) {
     let faults = faults.any().then(|| Arc::new(faults));
+    let gate = access.any().then(|| Arc::new(Gate::new(access)));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Requests whose head outgrows this buffer get 431 from hyper. As in nginx, that size
     // is the only limit: hyper's own cap of 100 headers is raised to as many as fit
@@ -88,7 +91,10 @@ pub(crate) async fn run<H: Handler>(
                     &builder,
                     Stream::Plain(stream),
                     handler,
-                    faults.clone(),
+                    Extras {
+                        faults: faults.clone(),
+                        gate: gate.clone(),
+                    },
                     &state,
                     peer,
                 );
@@ -98,7 +104,11 @@ pub(crate) async fn run<H: Handler>(
                 });
             }
             Some(tls) => {
-                let (tls, builder, faults) = (tls.clone(), builder.clone(), faults.clone());
+                let (tls, builder) = (tls.clone(), builder.clone());
+                let extras = Extras {
+                    faults: faults.clone(),
+                    gate: gate.clone(),
+                };
                 tokio::spawn(async move {
                     let _busy = busy;
                     // The handshake counts against the header timeout.
@@ -106,7 +116,7 @@ pub(crate) async fn run<H: Handler>(
                         return;
                     };
                     let stream = Stream::Tls(Box::new(stream));
-                    let conn = connection(&builder, stream, handler, faults, &state, peer);
+                    let conn = connection(&builder, stream, handler, extras, &state, peer);
                     drive(watcher.watch(conn), &state, limits, peer).await;
                 });
             }
@@ -131,11 +141,12 @@ fn connection<H: Handler>(
     builder: &auto::Builder<TokioExecutor>,
     stream: Stream,
     handler: Arc<H>,
-    faults: Option<Arc<Faults>>,
+    extras: Extras,
     state: &Arc<ConnState>,
     peer: SocketAddr,
 ) -> impl GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>> + Send + 'static {
     let secure = matches!(stream, Stream::Tls(_));
+    let Extras { faults, gate } = extras;
     let pace = faults.as_ref().and_then(|f| f.limit_rate);
     let io = TokioIo::new(Tracked::new(stream, state.clone(), peer, pace));
     let state = state.clone();
@@ -146,12 +157,18 @@ fn connection<H: Handler>(
         let record = AccessRecord::begin(&req, peer, state.clone());
         let handler = handler.clone();
         let faults = faults.clone();
+        let gate = gate.clone();
         let state = state.clone();
         async move {
-            let resp = match &faults {
-                None => handler.handle(req, peer).await,
-                Some(faults) => with_faults(&*handler, faults, &state, req, peer).await,
+            let stopped = gate.as_ref().and_then(|gate| gate.stop(&req, peer));
+            let mut resp = match (stopped, &faults) {
+                (Some(resp), _) => resp,
+                (None, None) => handler.handle(req, peer).await,
+                (None, Some(faults)) => with_faults(&*handler, faults, &state, req, peer).await,
             };
+            if let Some(gate) = &gate {
+                gate.mark(&mut resp);
+            }
             let (parts, body) = resp.into_parts();
             let record = record.with_status(parts.status);
             Ok::<_, Infallible>(Response::from_parts(
@@ -199,6 +216,12 @@ async fn with_faults<H: Handler>(
         None => body,
     };
     Response::from_parts(parts, body)
+}
+
+/// What a connection adds around its handler, when asked for.
+struct Extras {
+    faults: Option<Arc<Faults>>,
+    gate: Option<Arc<Gate>>,
 }
 
 /// Marks a request that came over TLS.

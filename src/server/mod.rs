@@ -6,6 +6,7 @@ mod access;
 pub(crate) mod body;
 pub(crate) mod conn;
 pub mod faults;
+pub mod gate;
 mod line;
 mod plain;
 pub mod tls;

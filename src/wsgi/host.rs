@@ -18,6 +18,7 @@ use super::{ClientGone, Environ, SharedApp, StartResponse};
 use crate::error::{Error, Result};
 use crate::server::conn::Handler;
 use crate::server::faults::Faults;
+use crate::server::gate::Access;
 use crate::server::text_response as plain;
 use crate::server::tls::Tls;
 use crate::server::{Body, Limits};
@@ -79,6 +80,7 @@ pub async fn serve(
         config.limits,
         config.tls,
         config.faults,
+        Access::default(),
         shutdown,
     )
     .await;

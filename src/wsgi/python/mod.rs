@@ -37,6 +37,7 @@ use crate::error::{Error, Result};
 use crate::server::body::{FileStream, Segment};
 use crate::server::conn::Handler;
 use crate::server::faults::Faults;
+use crate::server::gate::Access;
 use crate::server::text_response as plain;
 use crate::server::tls::Tls;
 use crate::server::{Body, Limits};
@@ -182,6 +183,7 @@ pub async fn serve(
         config.limits,
         config.tls.clone(),
         config.faults.clone(),
+        Access::default(),
         shutdown,
     )
     .await;

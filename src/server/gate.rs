@@ -1,0 +1,354 @@
+//! Who may do what, before a request reaches its handler: passwords (`--auth`, HTTP Basic)
+//! over all requests or only writes, and CORS (`--cors`) so that a browser page from
+//! elsewhere (a WebSerial or WebUSB flasher) may fetch what is served.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Mutex, PoisonError};
+
+use base64::Engine as _;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use sha_crypt::{PasswordVerifier, ShaCrypt};
+use subtle::ConstantTimeEq;
+use tracing::warn;
+
+use super::body::Body;
+use super::text_response;
+
+/// One user's password: as given, or as a sha-512-crypt (or sha-256-crypt) hash.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Password {
+    /// The password itself (kept as its SHA-256, compared in constant time).
+    Plain([u8; 32]),
+    /// A `$6$...` or `$5$...` hash, as `openssl passwd -6` prints it.
+    Crypt(String),
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password, not even its digest.
+        f.write_str(match self {
+            Password::Plain(_) => "Plain(..)",
+            Password::Crypt(_) => "Crypt(..)",
+        })
+    }
+}
+
+/// A user allowed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The name.
+    pub name: String,
+    /// The password.
+    pub password: Password,
+}
+
+impl User {
+    /// Parses `USER:PASSWORD`, where PASSWORD may be a `$6$`/`$5$` crypt hash.
+    ///
+    /// # Errors
+    /// No colon, an empty name, or a hash that is not a crypt hash; in words.
+    pub fn parse(text: &str) -> Result<Self, &'static str> {
+        let (name, password) = text
+            .split_once(':')
+            .ok_or("expected USER:PASSWORD (or USER:$6$... from openssl passwd -6)")?;
+        if name.is_empty() {
+            return Err("expected a user name before the colon");
+        }
+        let password = if password.starts_with("$6$") || password.starts_with("$5$") {
+            // A well-formed hash turns a wrong password down; a malformed one fails to parse.
+            let checked = ShaCrypt::default().verify_password(b"", password);
+            if !matches!(
+                checked,
+                Err(sha_crypt::password_hash::Error::PasswordInvalid)
+            ) {
+                return Err("expected a sha-512-crypt hash such as openssl passwd -6 prints");
+            }
+            Password::Crypt(password.to_string())
+        } else if password.is_empty() {
+            return Err("expected a password after the colon");
+        } else {
+            Password::Plain(digest(password.as_bytes()))
+        };
+        Ok(Self {
+            name: name.to_string(),
+            password,
+        })
+    }
+}
+
+/// Which requests need a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum AuthScope {
+    /// Every request.
+    #[default]
+    All,
+    /// Uploads only (PUT, POST, DELETE, ...); reading stays open.
+    Writes,
+}
+
+/// The gate's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// Users allowed in; empty means no passwords.
+    pub users: Vec<User>,
+    /// Which requests need one.
+    pub scope: AuthScope,
+    /// Answer CORS preflights and mark answers readable from any origin.
+    pub cors: bool,
+}
+
+impl Access {
+    /// Whether anything is checked or added.
+    pub fn any(&self) -> bool {
+        !self.users.is_empty() || self.cors
+    }
+
+    /// What is checked, in words, for the banner and `--show-settings`: `passwords for
+    /// every request (lab, ci), CORS for any origin`; `None` when nothing is.
+    pub fn describe(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if !self.users.is_empty() {
+            let names: Vec<&str> = self.users.iter().map(|u| u.name.as_str()).collect();
+            let scope = match self.scope {
+                AuthScope::All => "every request",
+                AuthScope::Writes => "uploads",
+            };
+            parts.push(format!("passwords for {scope} ({})", names.join(", ")));
+        }
+        if self.cors {
+            parts.push("CORS for any origin".to_string());
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+}
+
+/// The gate in front of a handler, with the crypt hashes already checked this run (so
+/// that a slow hash is computed once per user and password, not per request).
+pub(crate) struct Gate {
+    access: Access,
+    verified: Mutex<HashMap<String, [u8; 32]>>,
+}
+
+/// What a client is told to send.
+const CHALLENGE: &str = "Basic realm=\"labserv\", charset=\"UTF-8\"";
+
+/// Headers a page from elsewhere may read from an answer (sizes and ranges, to resume).
+const EXPOSED: &str = "Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modified, X-Sha256";
+
+impl Gate {
+    pub(crate) fn new(access: Access) -> Self {
+        Self {
+            access,
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The answer for a request the handler must not see: a CORS preflight, or a request
+    /// without a good password. `None` lets it through.
+    pub(crate) fn stop<B>(&self, req: &Request<B>, peer: SocketAddr) -> Option<Response<Body>> {
+        if self.access.cors && req.method() == Method::OPTIONS {
+            return Some(preflight(req.headers()));
+        }
+        if self.access.users.is_empty() {
+            return None;
+        }
+        let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        if self.access.scope == AuthScope::Writes && reads {
+            return None;
+        }
+        match basic_credentials(req.headers()) {
+            Some((user, password)) if self.allows(&user, &password) => None,
+            Some((user, _)) => {
+                warn!(
+                    target: "labserv::http",
+                    "{peer} {} {}: wrong password for user {user:?}", req.method(), req.uri().path()
+                );
+                Some(unauthorized())
+            }
+            None => Some(unauthorized()),
+        }
+    }
+
+    /// Adds the CORS headers to an answer, when asked for.
+    pub(crate) fn mark(&self, resp: &mut Response<Body>) {
+        if self.access.cors {
+            let headers = resp.headers_mut();
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(EXPOSED),
+            );
+        }
+    }
+
+    /// Whether `user` with `password` may come in. Every user is looked at, so the time
+    /// taken does not say which names exist.
+    fn allows(&self, user: &str, password: &str) -> bool {
+        let given = digest(password.as_bytes());
+        let mut ok = subtle::Choice::from(0);
+        for known in &self.access.users {
+            let name_matches = known.name.as_bytes().ct_eq(user.as_bytes());
+            let password_matches = match &known.password {
+                Password::Plain(expected) => expected.ct_eq(&given),
+                Password::Crypt(hash) => self.crypt_matches(&known.name, hash, password, &given),
+            };
+            ok |= name_matches & password_matches;
+        }
+        ok.into()
+    }
+
+    fn crypt_matches(
+        &self,
+        name: &str,
+        hash: &str,
+        password: &str,
+        given: &[u8; 32],
+    ) -> subtle::Choice {
+        let verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(known) = verified.get(name) {
+            return known.ct_eq(given);
+        }
+        drop(verified);
+        let good = ShaCrypt::default()
+            .verify_password(password.as_bytes(), hash)
+            .is_ok();
+        if good {
+            self.verified
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(name.to_string(), *given);
+        }
+        subtle::Choice::from(u8::from(good))
+    }
+}
+
+fn digest(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
+    out
+}
+
+/// The user and password of an `Authorization: Basic` header.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+fn unauthorized() -> Response<Body> {
+    let mut resp = text_response(
+        StatusCode::UNAUTHORIZED,
+        "a user name and password are needed",
+    );
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(CHALLENGE),
+    );
+    resp
+}
+
+/// The answer to a CORS preflight (and to any OPTIONS): what a page from elsewhere may send.
+fn preflight(headers: &HeaderMap) -> Response<Body> {
+    let mut resp = Response::new(Body::Empty);
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    let out = resp.headers_mut();
+    out.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, HEAD, PUT, POST, OPTIONS"),
+    );
+    if let Some(asked) = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+        out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+    }
+    out.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    out.insert(
+        header::ALLOW,
+        HeaderValue::from_static("GET, HEAD, PUT, POST, OPTIONS"),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: Method, auth: Option<&str>) -> Request<()> {
+        let mut req = Request::builder().method(method).uri("/fw.img");
+        if let Some(auth) = auth {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(auth);
+            req = req.header(header::AUTHORIZATION, format!("Basic {encoded}"));
+        }
+        req.body(()).unwrap()
+    }
+
+    fn gate(users: &[&str], scope: AuthScope) -> Gate {
+        Gate::new(Access {
+            users: users.iter().map(|u| User::parse(u).unwrap()).collect(),
+            scope,
+            cors: false,
+        })
+    }
+
+    const PEER: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9);
+
+    #[test]
+    fn only_the_right_user_and_password_come_in() {
+        let gate = gate(&["lab:secret", "ci:other"], AuthScope::All);
+        let status = |auth| {
+            gate.stop(&request(Method::GET, auth), PEER)
+                .map(|r| r.status())
+        };
+        assert_eq!(status(Some("lab:secret")), None);
+        assert_eq!(status(Some("ci:other")), None);
+        assert_eq!(status(Some("lab:other")), Some(StatusCode::UNAUTHORIZED));
+        assert_eq!(
+            status(Some("nobody:secret")),
+            Some(StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(status(None), Some(StatusCode::UNAUTHORIZED));
+    }
+
+    #[test]
+    fn a_crypt_hash_is_checked_and_remembered() {
+        // openssl passwd -6 -salt labsalt secret
+        let hash = "$6$labsalt$leYP1O/SwaG7fbW7P8PsNALxP8zLSliGjNZI80V.j4yytxGrI2SXlPBJnogfPEG3BvTABDgzPtKzGJoNlMA.S0";
+        let gate = gate(&[&format!("lab:{hash}")], AuthScope::All);
+        for _ in 0..2 {
+            assert!(gate.allows("lab", "secret"));
+            assert!(!gate.allows("lab", "Secret"));
+        }
+    }
+
+    #[test]
+    fn writes_scope_leaves_reading_open() {
+        let gate = gate(&["lab:secret"], AuthScope::Writes);
+        assert!(gate.stop(&request(Method::GET, None), PEER).is_none());
+        let put = gate.stop(&request(Method::PUT, None), PEER).unwrap();
+        assert_eq!(put.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(put.headers()[header::WWW_AUTHENTICATE], CHALLENGE);
+    }
+
+    #[test]
+    fn bad_user_arguments_say_what_is_expected() {
+        assert!(User::parse("nopassword").is_err());
+        assert!(User::parse(":x").is_err());
+        assert!(User::parse("lab:").is_err());
+        assert!(User::parse("lab:$6$broken").is_err());
+    }
+}
