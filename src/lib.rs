@@ -51,6 +51,7 @@ pub mod error;
 pub mod exit;
 mod fsio;
 pub mod http;
+mod human;
 mod landing;
 pub mod logging;
 mod memory;

@@ -190,11 +190,16 @@ async fn html_listing_is_sorted_with_sizes_and_escaped_links() {
         html.find(s)
             .unwrap_or_else(|| panic!("{s} missing from\n{html}"))
     };
+    // Directories first, then the files by name.
+    assert!(pos(">sub/<") < pos(">A.img<"));
     assert!(pos(">A.img<") < pos(">b.img<"));
     assert!(pos(">b.img<") < pos(">c d&lt;x&gt;.bin<"));
-    assert!(pos(">c d&lt;x&gt;.bin<") < pos(">sub/<"));
     assert!(html.contains("href=\"c%20d%3Cx%3E.bin\""), "{html}");
-    assert!(html.contains(">1234<"), "size missing: {html}");
+    // Sizes for people, exact bytes on hover.
+    assert!(
+        html.contains("title=\"1234 bytes\">1.2 KiB<"),
+        "size missing: {html}"
+    );
     assert!(html.contains("href=\"sub/\""));
 }
 

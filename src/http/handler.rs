@@ -121,6 +121,9 @@ impl Handler for FileServer {
             // Devices, pipes and sockets are never served.
             return status_page(StatusCode::NOT_FOUND);
         }
+        if req.uri().query() == Some("sha256") {
+            return sha256_of(full, &name, head, peer).await;
+        }
         self.file(req.headers(), &full, &meta, head, peer)
     }
 }
@@ -198,15 +201,27 @@ impl FileServer {
             return self.file(req.headers(), &index, &meta, head, peer);
         }
         let owned = dir.to_path_buf();
-        let entries = match tokio::task::spawn_blocking(move || listing::read(&owned)).await {
+        let sort = listing::Sort::from_query(req.uri().query());
+        let json = wants_json(req);
+        let read = move || {
+            listing::read(&owned).map(|mut entries| {
+                sort.apply(&mut entries, !json);
+                entries
+            })
+        };
+        let entries = match tokio::task::spawn_blocking(read).await {
             Ok(Ok(entries)) => entries,
             Ok(Err(e)) => return error_page(&e, peer, dir),
             Err(e) => return error_page(&io::Error::other(e), peer, dir),
         };
-        let (text, content_type) = if wants_json(req) {
+        let (text, content_type) = if json {
             (listing::json(path, &entries), "application/json")
         } else {
-            (listing::html(path, &entries), "text/html; charset=utf-8")
+            let upload = self.uploads.is_some();
+            (
+                listing::html(path, &entries, sort, upload),
+                "text/html; charset=utf-8",
+            )
         };
         let len = text.len() as u64;
         let mut resp = Response::new(if head { Body::Empty } else { Body::full(text) });
@@ -231,6 +246,45 @@ fn wants_json(req: &Request<hyper::body::Incoming>) -> bool {
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/json"));
     by_query || by_accept
+}
+
+/// `GET file?sha256`: the file's SHA-256 in `sha256sum`'s format, computed on demand.
+async fn sha256_of(path: PathBuf, name: &[u8], head: bool, peer: SocketAddr) -> Response<Body> {
+    let shown = String::from_utf8_lossy(name)
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let hashed = tokio::task::spawn_blocking(move || -> io::Result<String> {
+        let (mut file, _) = open(&path)?;
+        let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hash.update(&buf[..n]);
+        }
+        Ok(hash
+            .finish()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
+    })
+    .await;
+    match hashed {
+        Ok(Ok(hex)) => {
+            let mut resp = crate::server::text_response(StatusCode::OK, &format!("{hex}  {shown}"));
+            if head {
+                *resp.body_mut() = Body::Empty;
+            }
+            resp
+        }
+        Ok(Err(e)) => error_page(&e, peer, Path::new(&shown)),
+        Err(e) => error_page(&io::Error::other(e), peer, Path::new(&shown)),
+    }
 }
 
 /// Opens a path without blocking on FIFOs, and reads its metadata from the handle.

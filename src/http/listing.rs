@@ -1,4 +1,5 @@
-//! Directory listings: HTML for browsers, JSON for scripts, sorted by name.
+//! Directory listings: HTML for browsers (made for a phone in one hand as much as for a
+//! desktop: no external assets, no JavaScript needed to download), JSON for scripts.
 
 use std::fs;
 use std::io;
@@ -45,7 +46,92 @@ fn rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, 
     }
 }
 
-/// Reads `dir` and returns its entries sorted by name (case-insensitive, then exact).
+/// How a listing is ordered: by what, and which way. Directories always come first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Sort {
+    pub by: By,
+    pub descending: bool,
+}
+
+/// What a listing is ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum By {
+    #[default]
+    Name,
+    Size,
+    Time,
+}
+
+impl Sort {
+    /// The order a query asks for (`?sort=size&order=desc`); the default is by name.
+    pub(crate) fn from_query(query: Option<&str>) -> Self {
+        let mut sort = Sort::default();
+        for pair in query.unwrap_or("").split('&') {
+            match pair {
+                "sort=name" => sort.by = By::Name,
+                "sort=size" => sort.by = By::Size,
+                "sort=time" => sort.by = By::Time,
+                "order=desc" => sort.descending = true,
+                "order=asc" => sort.descending = false,
+                _ => {}
+            }
+        }
+        sort
+    }
+
+    /// Orders `entries`: directories first (for a page; a script's JSON keeps them among
+    /// the files), then by the key, names breaking ties.
+    pub(crate) fn apply(self, entries: &mut [Entry], dirs_first: bool) {
+        entries.sort_by(|a, b| {
+            let key = match self.by {
+                By::Name => std::cmp::Ordering::Equal,
+                By::Size => a.size.cmp(&b.size),
+                By::Time => a.modified.cmp(&b.modified),
+            };
+            let key = if self.descending { key.reverse() } else { key };
+            let name = a
+                .name
+                .to_lowercase()
+                .cmp(&b.name.to_lowercase())
+                .then_with(|| a.name.cmp(&b.name));
+            let name = if self.descending && self.by == By::Name {
+                name.reverse()
+            } else {
+                name
+            };
+            let dirs = if dirs_first {
+                (b.kind == Kind::Dir).cmp(&(a.kind == Kind::Dir))
+            } else {
+                std::cmp::Ordering::Equal
+            };
+            dirs.then(key).then(name)
+        });
+    }
+
+    /// The query a column heading links to: this column, the other way round when it is
+    /// the one sorted by.
+    fn link(self, by: By) -> &'static str {
+        match (by, self.by == by && !self.descending) {
+            (By::Name, false) => "?sort=name",
+            (By::Name, true) => "?sort=name&amp;order=desc",
+            (By::Size, false) => "?sort=size",
+            (By::Size, true) => "?sort=size&amp;order=desc",
+            (By::Time, false) => "?sort=time",
+            (By::Time, true) => "?sort=time&amp;order=desc",
+        }
+    }
+
+    /// The arrow beside the column sorted by.
+    fn arrow(self, by: By) -> &'static str {
+        match (self.by == by, self.descending) {
+            (false, _) => "",
+            (true, false) => " ▲",
+            (true, true) => " ▼",
+        }
+    }
+}
+
+/// Reads `dir` and returns its entries, in no order (see [`Sort::apply`]).
 /// Symlinks are described by what they point to. Blocking: call off the runtime.
 ///
 /// # Errors
@@ -68,12 +154,6 @@ pub(crate) fn read(dir: &Path) -> io::Result<Vec<Entry>> {
             modified,
         });
     }
-    entries.sort_by(|a, b| {
-        a.name
-            .to_lowercase()
-            .cmp(&b.name.to_lowercase())
-            .then_with(|| a.name.cmp(&b.name))
-    });
     Ok(entries)
 }
 
@@ -91,43 +171,153 @@ pub(crate) fn json(url_path: &str, entries: &[Entry]) -> String {
     .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
-/// The HTML listing, with a parent link except at the root.
-pub(crate) fn html(url_path: &str, entries: &[Entry]) -> String {
+/// The style of the HTML listing: rows at least 44 px tall, no column that wraps, no
+/// sideways scrolling at a phone's 390 px, dark when the system is.
+const STYLE: &str = "\
+:root{color-scheme:light dark;--fg:#1b1b1b;--bg:#fff;--dim:#6a6a6a;--line:#e4e4e4;--link:#0b57d0;--hi:#f2f5fb}\
+@media (prefers-color-scheme:dark){:root{--fg:#e6e6e6;--bg:#161616;--dim:#9a9a9a;--line:#2c2c2c;--link:#8ab4f8;--hi:#1f2530}}\
+*{box-sizing:border-box}\
+body{margin:0 auto;max-width:64rem;padding:0 .75rem 2rem;font:16px/1.4 system-ui,sans-serif;color:var(--fg);background:var(--bg)}\
+nav{display:flex;flex-wrap:wrap;gap:.25rem;align-items:center;padding:.75rem 0;font-size:1.15rem;overflow-wrap:anywhere}\
+nav a{min-height:44px;display:inline-flex;align-items:center;padding:0 .25rem}\
+a{color:var(--link);text-decoration:none}\
+ul{list-style:none;margin:0;padding:0}\
+li{display:flex;align-items:stretch;border-top:1px solid var(--line)}\
+.row{flex:1;display:flex;align-items:center;gap:.75rem;min-height:44px;min-width:0;padding:0 .25rem}\
+a.row:hover,a.sum:hover{background:var(--hi)}\
+.n{flex:1;min-width:0;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}\
+.s,.t{white-space:nowrap;color:var(--dim);font-variant-numeric:tabular-nums;text-align:right}\
+.s{width:5.5rem}.t{width:6rem}\
+.sum{display:flex;align-items:center;justify-content:center;width:44px;min-height:44px;color:var(--dim);font-size:.8rem}\
+.head{display:flex;gap:.75rem;padding:0 .25rem;font-size:.9rem}\
+.head a{min-height:44px;display:flex;align-items:center}\
+.head .n{flex:1}.head .s,.head .t{justify-content:flex-end}.head .pad{width:calc(44px - .75rem)}\
+.special .n{color:var(--dim)}\
+form{margin-top:1.5rem;padding:1rem;border:2px dashed var(--line);border-radius:.5rem}\
+form.over{border-color:var(--link)}\
+input,button{font:inherit;min-height:44px}\
+@media (max-width:30rem){.row,.head{gap:.5rem}.head .pad{width:calc(44px - .5rem)}.s,.t{width:4.6rem;font-size:.85rem}}";
+
+/// Shows times short and in the reader's own zone (the time today, the day this year,
+/// else the month; all of it on hover), and sends files dropped on the page through the
+/// upload form. Without it the page shows UTC dates.
+const SCRIPT: &str = "\
+const now=new Date();for(const t of document.querySelectorAll('time')){const d=new Date(t.dateTime);\
+const o=d.toDateString()==now.toDateString()?{hour:'2-digit',minute:'2-digit',hour12:false}:\
+d.getFullYear()==now.getFullYear()?{month:'short',day:'numeric'}:{year:'numeric',month:'short'};\
+t.textContent=d.toLocaleString([],o);t.title=d.toLocaleString()}\
+const f=document.getElementById('up');if(f){const i=f.querySelector('input');\
+addEventListener('dragover',e=>{e.preventDefault();f.classList.add('over')});\
+addEventListener('dragleave',()=>f.classList.remove('over'));\
+addEventListener('drop',e=>{e.preventDefault();f.classList.remove('over');i.files=e.dataTransfer.files;f.requestSubmit()})}";
+
+/// The HTML listing of `url_path`: breadcrumbs, sortable columns, directories first, a
+/// parent link except at the root, and the upload form when uploads are on.
+pub(crate) fn html(url_path: &str, entries: &[Entry], sort: Sort, upload: bool) -> String {
     use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
     use std::fmt::Write as _;
 
-    let title = format!("Index of {}", text(url_path));
-    let mut out = String::with_capacity(512 + entries.len() * 160);
+    let mut out = String::with_capacity(4096 + entries.len() * 200);
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width\">\n<title>{title}</title>\n\
-         <style>body{{font-family:sans-serif}}td,th{{padding:0 1em 0 0;text-align:left}}\
-         td.n{{text-align:right;font-family:monospace}}</style>\n</head>\n<body>\n\
-         <h1>{title}</h1>\n<table>\n<tr><th>Name</th><th>Size</th><th>Modified (UTC)</th></tr>\n"
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n\
+         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<nav>",
+        text(url_path)
+    );
+    // Breadcrumbs: every directory on the way is a link.
+    out.push_str("<a href=\"/\">/</a>");
+    let mut href = String::from("/");
+    let segments: Vec<&str> = url_path.split('/').filter(|s| !s.is_empty()).collect();
+    for (i, segment) in segments.iter().enumerate() {
+        href.push_str(segment);
+        href.push('/');
+        let name = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+        if i + 1 == segments.len() {
+            let _ = write!(out, "<span>{}</span>/", text(&name));
+        } else {
+            let _ = write!(out, "<a href=\"{}\">{}</a>/", attr(&href), text(&name));
+        }
+    }
+    let _ = write!(
+        out,
+        "</nav>\n<div class=\"head\"><a class=\"n\" href=\"{}\">Name{}</a>\
+         <a class=\"s\" href=\"{}\">Size{}</a><a class=\"t\" href=\"{}\">Modified{}</a>\
+         <span class=\"pad\"></span></div>\n<ul>\n",
+        sort.link(By::Name),
+        sort.arrow(By::Name),
+        sort.link(By::Size),
+        sort.arrow(By::Size),
+        sort.link(By::Time),
+        sort.arrow(By::Time),
     );
     if url_path != "/" {
-        out.push_str("<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");
+        out.push_str("<li><a class=\"row\" href=\"../\"><span class=\"n\">../</span></a></li>\n");
     }
     for e in entries {
-        let slash = if e.kind == Kind::Dir { "/" } else { "" };
-        let href = format!("{}{slash}", utf8_percent_encode(&e.name, LINK));
-        let size = if e.kind == Kind::File {
-            e.size.to_string()
-        } else {
-            String::new()
+        let name = text(&e.name);
+        let link = utf8_percent_encode(&e.name, LINK);
+        let when = e.modified.map(humantime::format_rfc3339_seconds);
+        let time = |out: &mut String| match &when {
+            Some(t) => {
+                let t = t.to_string();
+                // `2026-11-22T18:31:54Z` shown as `2026-11-22` until the script turns it
+                // into the reader's own time.
+                let short = &t[..10];
+                let _ = write!(out, "<time class=\"t\" datetime=\"{t}\">{short}</time>");
+            }
+            None => out.push_str("<span class=\"t\"></span>"),
         };
-        let modified = e
-            .modified
-            .map(|t| humantime::format_rfc3339_seconds(t).to_string())
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "<tr><td><a href=\"{}\">{}{slash}</a></td><td class=\"n\">{size}</td><td>{modified}</td></tr>",
-            attr(&href),
-            text(&e.name),
+        match e.kind {
+            Kind::Dir => {
+                let _ = write!(
+                    out,
+                    "<li><a class=\"row\" href=\"{link}/\"><span class=\"n\">{name}/</span><span class=\"s\"></span>"
+                );
+                time(&mut out);
+                out.push_str("</a><span class=\"sum\"></span></li>\n");
+            }
+            Kind::File => {
+                let _ = write!(
+                    out,
+                    "<li><a class=\"row\" href=\"{link}\"><span class=\"n\">{name}</span>\
+                     <span class=\"s\" title=\"{} bytes\">{}</span>",
+                    e.size,
+                    crate::human::bytes(e.size)
+                );
+                time(&mut out);
+                let _ = writeln!(
+                    out,
+                    "</a><a class=\"sum\" href=\"{link}?sha256\" title=\"SHA-256 of {}\">SHA</a></li>",
+                    attr(&e.name)
+                );
+            }
+            Kind::Broken | Kind::Other => {
+                // Listed so that nobody wonders where it went, but not a link: it cannot
+                // be downloaded.
+                let what = if e.kind == Kind::Broken {
+                    "broken link"
+                } else {
+                    "special"
+                };
+                let _ = write!(
+                    out,
+                    "<li class=\"special\"><span class=\"row\"><span class=\"n\">{name}</span><span class=\"s\">{what}</span>"
+                );
+                time(&mut out);
+                out.push_str("</span><span class=\"sum\"></span></li>\n");
+            }
+        }
+    }
+    out.push_str("</ul>\n");
+    if upload {
+        out.push_str(
+            "<form id=\"up\" method=\"post\" enctype=\"multipart/form-data\">\
+             <label>Upload files here (or drop them on the page): \
+             <input type=\"file\" name=\"file\" multiple required></label> \
+             <button>Upload</button></form>\n",
         );
     }
-    out.push_str("</table>\n</body>\n</html>\n");
+    let _ = write!(out, "<script>{SCRIPT}</script>\n</body>\n</html>\n");
     out
 }

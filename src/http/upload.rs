@@ -111,6 +111,12 @@ pub(crate) async fn post(
     peer: SocketAddr,
 ) -> Response<Body> {
     let dir_path = req.uri().path().to_string();
+    // A browser posting the listing's form gets a page back; curl gets lines.
+    let browser = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
     let boundary = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -166,7 +172,34 @@ pub(crate) async fn post(
     if lines.is_empty() {
         return text_response(StatusCode::BAD_REQUEST, "the form held no file");
     }
+    if browser {
+        return result_page(status, &lines);
+    }
     text_response(status, &lines.join("\n"))
+}
+
+/// What a browser sees after posting the form: each line, and the way back.
+fn result_page(status: StatusCode, lines: &[String]) -> Response<Body> {
+    use html_escape::encode_text as text;
+    let items: String = lines
+        .iter()
+        .map(|l| format!("<li>{}</li>", text(l)))
+        .collect();
+    let page = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <meta name=\"color-scheme\" content=\"light dark\"><title>Upload</title></head>\
+         <body style=\"font:16px/1.5 system-ui,sans-serif;margin:1rem;overflow-wrap:anywhere\">\
+         <ul>{items}</ul><p><a href=\"./\" style=\"display:inline-block;padding:.7rem 0\">\
+         Back to the listing</a></p></body></html>\n"
+    );
+    let mut resp = Response::new(Body::full(page));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    resp
 }
 
 fn with_slash(path: &str) -> String {

@@ -14,6 +14,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::body::Body;
 use super::watch::ConnState;
+use crate::human::bytes as human_bytes;
 
 /// Where each response body is cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,21 +135,6 @@ fn ordinal(n: u64) -> String {
     } else {
         format!("{n}{suffix}")
     }
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
-    for (size, unit) in UNITS {
-        if n >= size {
-            let value = n as f64 / size as f64;
-            return if value.fract() == 0.0 {
-                format!("{value:.0} {unit}")
-            } else {
-                format!("{value:.1} {unit}")
-            };
-        }
-    }
-    format!("{n} bytes")
 }
 
 /// A response body that stops after `left` bytes; the rest is never sent. Over HTTP/1.1

@@ -258,13 +258,13 @@ pub fn command(bin: &str) -> Command {
     cmd
 }
 
-/// A virtualenv with Flask, Bottle, Django and requests, made once (under the target
+/// A virtualenv with Flask, Bottle, Django, requests and selenium, made once (under the target
 /// directory; the Python package index must be reachable).
 pub fn python_venv() -> &'static Path {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
     VENV.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pyenv");
-        let ready = dir.join("labserv-ready-2");
+        let ready = dir.join("labserv-ready-3");
         if !ready.exists() {
             let run = |cmd: &mut Command| {
                 let out = cmd.output().expect("python runs");
@@ -287,6 +287,7 @@ pub fn python_venv() -> &'static Path {
                 "bottle>=0.12,<0.14",
                 "django>=4.2,<6",
                 "requests>=2.28,<3",
+                "selenium>=4.10,<5",
             ]));
             std::fs::write(&ready, "").unwrap();
         }

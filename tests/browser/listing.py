@@ -1,0 +1,132 @@
+"""Drives the listing page of a running `serv --upload` in headless Chromium, as a phone
+(390x844) and as a desktop (1280x800) would show it.
+
+    python listing.py BASE_URL DOWNLOAD_DIR UPLOAD_FILE SCREENSHOT_DIR
+
+The served tree holds fw.img (2 MiB), small.txt, sub/, a FIFO named pipe and a dangling
+symlink named dangling. Prints one line per check; any failure raises.
+"""
+
+import os
+import sys
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+base, downloads, upload_file, shots = sys.argv[1:5]
+
+
+def browser(width, height):
+    opts = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                f"--window-size={width},{height}"):
+        opts.add_argument(arg)
+    opts.add_experimental_option("prefs", {
+        "download.default_directory": downloads,
+        "download.prompt_for_download": False,
+    })
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    # The window size sets the outer window; make the page itself that wide.
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500,
+    })
+    driver.execute_cdp_cmd("Page.setDownloadBehavior", {
+        "behavior": "allow", "downloadPath": downloads,
+    })
+    return driver
+
+
+def check(what, ok, detail=""):
+    if not ok:
+        raise AssertionError(f"{what}: {detail}")
+    print("ok", what)
+
+
+def names(driver):
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, "li .n")]
+
+
+for width, height, label in ((390, 844, "phone"), (1280, 800, "desktop")):
+    driver = browser(width, height)
+    try:
+        driver.get(base + "/")
+        sizes = driver.execute_script(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        check(f"{label}: no sideways scrolling", sizes[0] <= sizes[1], sizes)
+
+        short = driver.execute_script("""
+            const out = [];
+            for (const e of document.querySelectorAll('a.row, a.sum, .head a, nav a, button')) {
+                const r = e.getBoundingClientRect();
+                if (r.height < 44 || (e.classList.contains('sum') && r.width < 44))
+                    out.push(e.textContent + ' ' + r.width + 'x' + r.height);
+            }
+            return out;""")
+        check(f"{label}: tap targets at least 44 px", not short, short)
+
+        wrapped = driver.execute_script("""
+            const out = [];
+            for (const e of document.querySelectorAll('li .n, li .s, li .t')) {
+                if (e.getClientRects().length > 1 || e.getBoundingClientRect().height > 30)
+                    out.push(e.textContent);
+            }
+            return out;""")
+        check(f"{label}: no column wraps", not wrapped, wrapped)
+
+        links = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "a")]
+        check(f"{label}: special files are not links",
+              "pipe" not in links and "dangling" not in links, links)
+        listed = names(driver)
+        check(f"{label}: directories first, then names",
+              listed[:2] == ["../", "sub/"] if "../" in listed else listed[0] == "sub/", listed)
+
+        driver.save_screenshot(os.path.join(shots, f"listing-{label}.png"))
+
+        # Dark when the system is.
+        def background():
+            rgb = driver.execute_script(
+                "return getComputedStyle(document.body).backgroundColor")
+            return sum(int(v) for v in rgb[rgb.index("(") + 1:-1].split(",")[:3])
+        light = background()
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {
+            "features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+        dark = background()
+        check(f"{label}: dark mode follows the system", light > 600 and dark < 150, (light, dark))
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {
+            "features": [{"name": "prefers-color-scheme", "value": "light"}]})
+
+        # Sorting by size: smallest first, then the other way round.
+        driver.find_element(By.LINK_TEXT, "Size").click()
+        order = [n for n in names(driver) if n in ("fw.img", "small.txt")]
+        check(f"{label}: sort by size", order == ["small.txt", "fw.img"], order)
+        driver.find_element(By.PARTIAL_LINK_TEXT, "Size").click()
+        order = [n for n in names(driver) if n in ("fw.img", "small.txt")]
+        check(f"{label}: sort by size, largest first", order == ["fw.img", "small.txt"], order)
+
+        if label == "phone":
+            # A tap on a file downloads it.
+            driver.get(base + "/")
+            driver.find_element(By.CSS_SELECTOR, "a.row[href=\"fw.img\"]").click()
+            target = os.path.join(downloads, "fw.img")
+            deadline = time.time() + 20
+            while time.time() < deadline and (
+                    not os.path.exists(target) or os.path.getsize(target) != 2 * 1024 * 1024):
+                time.sleep(0.1)
+            check("a tap downloads the file",
+                  os.path.exists(target) and os.path.getsize(target) == 2 * 1024 * 1024)
+
+            # The form uploads a file, and the page says what was stored.
+            driver.get(base + "/sub/")
+            driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(upload_file)
+            driver.find_element(By.TAG_NAME, "button").click()
+            deadline = time.time() + 20
+            while time.time() < deadline and "stored" not in driver.page_source:
+                time.sleep(0.1)
+            check("the form uploads", "stored /sub/" in driver.page_source, driver.page_source)
+            driver.find_element(By.LINK_TEXT, "Back to the listing").click()
+            check("the upload is listed",
+                  os.path.basename(upload_file) in names(driver), names(driver))
+    finally:
+        driver.quit()
