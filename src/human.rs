@@ -3,6 +3,14 @@
 /// A byte count in binary units: `512 bytes`, `100 KiB`, `1.5 MiB`, `4 GiB` (one decimal
 /// unless whole).
 pub(crate) fn bytes(n: u64) -> String {
+    let mut out = String::new();
+    write_bytes(&mut out, n);
+    out
+}
+
+/// [`bytes`], written onto the end of `out`.
+pub(crate) fn write_bytes(out: &mut String, n: u64) {
+    use std::fmt::Write as _;
     const UNITS: [(u64, &str); 4] = [
         (1 << 40, "TiB"),
         (1 << 30, "GiB"),
@@ -13,17 +21,18 @@ pub(crate) fn bytes(n: u64) -> String {
         if n >= size {
             let value = n as f64 / size as f64;
             let tenths = (value * 10.0).round() / 10.0;
-            return if tenths.fract() == 0.0 {
-                format!("{tenths:.0} {unit}")
+            let _ = if tenths.fract() == 0.0 {
+                write!(out, "{tenths:.0} {unit}")
             } else {
-                format!("{tenths:.1} {unit}")
+                write!(out, "{tenths:.1} {unit}")
             };
+            return;
         }
     }
     if n == 1 {
-        "1 byte".to_string()
+        out.push_str("1 byte");
     } else {
-        format!("{n} bytes")
+        let _ = write!(out, "{n} bytes");
     }
 }
 

@@ -203,25 +203,28 @@ impl FileServer {
         let owned = dir.to_path_buf();
         let sort = listing::Sort::from_query(req.uri().query());
         let json = wants_json(req);
-        let read = move || {
+        let upload = self.uploads.is_some();
+        let url_path = path.to_string();
+        // Read, sorted and written out in one go off the runtime.
+        let render = move || {
             listing::read(&owned).map(|mut entries| {
                 sort.apply(&mut entries, !json);
-                entries
+                if json {
+                    listing::json(&url_path, &entries)
+                } else {
+                    listing::html(&url_path, &entries, sort, upload)
+                }
             })
         };
-        let entries = match tokio::task::spawn_blocking(read).await {
-            Ok(Ok(entries)) => entries,
+        let text = match tokio::task::spawn_blocking(render).await {
+            Ok(Ok(text)) => text,
             Ok(Err(e)) => return error_page(&e, peer, dir),
             Err(e) => return error_page(&io::Error::other(e), peer, dir),
         };
-        let (text, content_type) = if json {
-            (listing::json(path, &entries), "application/json")
+        let content_type = if json {
+            "application/json"
         } else {
-            let upload = self.uploads.is_some();
-            (
-                listing::html(path, &entries, sort, upload),
-                "text/html; charset=utf-8",
-            )
+            "text/html; charset=utf-8"
         };
         let len = text.len() as u64;
         let mut resp = Response::new(if head { Body::Empty } else { Body::full(text) });

@@ -80,20 +80,43 @@ impl Sort {
     }
 
     /// Orders `entries`: directories first (for a page; a script's JSON keeps them among
-    /// the files), then by the key, names breaking ties.
-    pub(crate) fn apply(self, entries: &mut [Entry], dirs_first: bool) {
-        entries.sort_by(|a, b| {
+    /// the files), then by the key, names (case-insensitive, then exact) breaking ties.
+    pub(crate) fn apply(self, entries: &mut Vec<Entry>, dirs_first: bool) {
+        // Each name is folded once, not at every comparison (and only when it has
+        // something to fold).
+        let mut keyed: Vec<(Option<String>, Entry)> = std::mem::take(entries)
+            .into_iter()
+            .map(|e| {
+                let plain = e
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii() && !b.is_ascii_uppercase());
+                ((!plain).then(|| e.name.to_lowercase()), e)
+            })
+            .collect();
+        if self.by == By::Name && !self.descending {
+            // The usual order, compared as one tuple (a listing's sort is a real share of
+            // its cost).
+            keyed.sort_unstable_by(|(ka, a), (kb, b)| {
+                let fa = ka.as_deref().unwrap_or(&a.name);
+                let fb = kb.as_deref().unwrap_or(&b.name);
+                let da = dirs_first && a.kind == Kind::Dir;
+                let db = dirs_first && b.kind == Kind::Dir;
+                (!da, fa, &a.name).cmp(&(!db, fb, &b.name))
+            });
+            entries.extend(keyed.into_iter().map(|(_, e)| e));
+            return;
+        }
+        keyed.sort_unstable_by(|(ka, a), (kb, b)| {
+            let fa = ka.as_deref().unwrap_or(&a.name);
+            let fb = kb.as_deref().unwrap_or(&b.name);
             let key = match self.by {
                 By::Name => std::cmp::Ordering::Equal,
                 By::Size => a.size.cmp(&b.size),
                 By::Time => a.modified.cmp(&b.modified),
             };
             let key = if self.descending { key.reverse() } else { key };
-            let name = a
-                .name
-                .to_lowercase()
-                .cmp(&b.name.to_lowercase())
-                .then_with(|| a.name.cmp(&b.name));
+            let name = fa.cmp(fb).then_with(|| a.name.cmp(&b.name));
             let name = if self.descending && self.by == By::Name {
                 name.reverse()
             } else {
@@ -106,6 +129,7 @@ impl Sort {
             };
             dirs.then(key).then(name)
         });
+        entries.extend(keyed.into_iter().map(|(_, e)| e));
     }
 
     /// The query a column heading links to: this column, the other way round when it is
@@ -141,7 +165,15 @@ pub(crate) fn read(dir: &Path) -> io::Result<Vec<Entry>> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let (kind, size, modified) = match fs::metadata(entry.path()) {
+        // Only a symlink needs its target looked up by path; anything else is described
+        // relative to the directory, without walking the path again.
+        let symlink = entry.file_type().is_ok_and(|t| t.is_symlink());
+        let meta = if symlink {
+            fs::metadata(entry.path())
+        } else {
+            entry.metadata()
+        };
+        let (kind, size, modified) = match meta {
             Ok(m) if m.is_dir() => (Kind::Dir, 0, m.modified().ok()),
             Ok(m) if m.is_file() => (Kind::File, m.len(), m.modified().ok()),
             Ok(m) => (Kind::Other, 0, m.modified().ok()),
@@ -164,7 +196,7 @@ pub(crate) fn json(url_path: &str, entries: &[Entry]) -> String {
         path: &'a str,
         entries: &'a [Entry],
     }
-    serde_json::to_string_pretty(&Listing {
+    serde_json::to_string(&Listing {
         path: url_path,
         entries,
     })
@@ -183,20 +215,19 @@ nav a{min-height:44px;display:inline-flex;align-items:center;padding:0 .25rem}\
 a{color:var(--link);text-decoration:none}\
 ul{list-style:none;margin:0;padding:0}\
 li{display:flex;align-items:stretch;border-top:1px solid var(--line)}\
-.row{flex:1;display:flex;align-items:center;gap:.75rem;min-height:44px;min-width:0;padding:0 .25rem}\
-a.row:hover,a.sum:hover{background:var(--hi)}\
-.n{flex:1;min-width:0;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}\
-.s,.t{white-space:nowrap;color:var(--dim);font-variant-numeric:tabular-nums;text-align:right}\
-.s{width:5.5rem}.t{width:6rem}\
-.sum{display:flex;align-items:center;justify-content:center;width:44px;min-height:44px;color:var(--dim);font-size:.8rem}\
-.head{display:flex;gap:.75rem;padding:0 .25rem;font-size:.9rem}\
-.head a{min-height:44px;display:flex;align-items:center}\
-.head .n{flex:1}.head .s,.head .t{justify-content:flex-end}.head .pad{width:calc(44px - .75rem)}\
-.special .n{color:var(--dim)}\
+li>:first-child,.head{flex:1;display:flex;align-items:center;gap:.75rem;min-height:44px;min-width:0;padding:0 .25rem}\
+li>a:hover{background:var(--hi)}\
+li>*>:first-child,.head .n{flex:1;min-width:0;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}\
+li>*>*+*{white-space:nowrap;color:var(--dim);font-variant-numeric:tabular-nums;text-align:right}\
+li>*>:nth-child(2),.head .s{width:5.5rem}li>*>:nth-child(3),.head .t{width:6rem}\
+li>:nth-child(2),.head .pad{display:flex;align-items:center;justify-content:center;width:44px;min-height:44px;color:var(--dim);font-size:.8rem}\
+.head{font-size:.9rem;padding-right:calc(44px + .25rem)}.head .pad{display:none}\
+.head a{min-height:44px;display:flex;align-items:center}.head .s,.head .t{justify-content:flex-end}\
+li>span>:first-child{color:var(--dim)}\
 form{margin-top:1.5rem;padding:1rem;border:2px dashed var(--line);border-radius:.5rem}\
 form.over{border-color:var(--link)}\
 input,button{font:inherit;min-height:44px}\
-@media (max-width:30rem){.row,.head{gap:.5rem}.head .pad{width:calc(44px - .5rem)}.s,.t{width:4.6rem;font-size:.85rem}}";
+@media (max-width:30rem){li>:first-child,.head{gap:.5rem}li>*>*+*,.head .s,.head .t{width:4.6rem;font-size:.85rem}}";
 
 /// Shows times short and in the reader's own zone (the time today, the day this year,
 /// else the month; all of it on hover), and sends files dropped on the page through the
@@ -252,45 +283,59 @@ pub(crate) fn html(url_path: &str, entries: &[Entry], sort: Sort, upload: bool) 
         sort.arrow(By::Time),
     );
     if url_path != "/" {
-        out.push_str("<li><a class=\"row\" href=\"../\"><span class=\"n\">../</span></a></li>\n");
+        out.push_str("<li><a href=\"../\"><span>../</span></a></li>\n");
     }
+    let mut link = String::with_capacity(256);
+    let mut stamp = String::with_capacity(32);
     for e in entries {
         let name = text(&e.name);
-        let link = utf8_percent_encode(&e.name, LINK);
-        let when = e.modified.map(humantime::format_rfc3339_seconds);
-        let time = |out: &mut String| match &when {
-            Some(t) => {
-                let t = t.to_string();
-                // `2026-11-22T18:31:54Z` shown as `2026-11-22` until the script turns it
-                // into the reader's own time.
-                let short = &t[..10];
-                let _ = write!(out, "<time class=\"t\" datetime=\"{t}\">{short}</time>");
+        link.clear();
+        if e.name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        {
+            link.push_str(&e.name);
+        } else {
+            let _ = write!(link, "{}", utf8_percent_encode(&e.name, LINK));
+        }
+        stamp.clear();
+        if let Some(t) = e.modified {
+            let _ = write!(stamp, "{}", humantime::format_rfc3339_seconds(t));
+        }
+        let time = |out: &mut String| {
+            if stamp.len() >= 10 {
+                // `2026-11-22T18:31:54Z`, shown as `2026-11-22` until the script turns
+                // it into the reader's own time.
+                out.push_str("<time datetime=\"");
+                out.push_str(&stamp);
+                out.push_str("\">");
+                out.push_str(&stamp[..10]);
+                out.push_str("</time>");
+            } else {
+                out.push_str("<span></span>");
             }
-            None => out.push_str("<span class=\"t\"></span>"),
         };
         match e.kind {
             Kind::Dir => {
                 let _ = write!(
                     out,
-                    "<li><a class=\"row\" href=\"{link}/\"><span class=\"n\">{name}/</span><span class=\"s\"></span>"
+                    "<li><a href=\"{link}/\"><span>{name}/</span><span></span>"
                 );
                 time(&mut out);
-                out.push_str("</a><span class=\"sum\"></span></li>\n");
+                out.push_str("</a><span></span></li>\n");
             }
             Kind::File => {
-                let _ = write!(
-                    out,
-                    "<li><a class=\"row\" href=\"{link}\"><span class=\"n\">{name}</span>\
-                     <span class=\"s\" title=\"{} bytes\">{}</span>",
-                    e.size,
-                    crate::human::bytes(e.size)
-                );
+                out.push_str("<li><a href=\"");
+                out.push_str(&link);
+                out.push_str("\"><span>");
+                out.push_str(&name);
+                let _ = write!(out, "</span><span title=\"{} bytes\">", e.size);
+                crate::human::write_bytes(&mut out, e.size);
+                out.push_str("</span>");
                 time(&mut out);
-                let _ = writeln!(
-                    out,
-                    "</a><a class=\"sum\" href=\"{link}?sha256\" title=\"SHA-256 of {}\">SHA</a></li>",
-                    attr(&e.name)
-                );
+                out.push_str("</a><a href=\"");
+                out.push_str(&link);
+                out.push_str("?sha256\">SHA</a></li>\n");
             }
             Kind::Broken | Kind::Other => {
                 // Listed so that nobody wonders where it went, but not a link: it cannot
@@ -300,12 +345,9 @@ pub(crate) fn html(url_path: &str, entries: &[Entry], sort: Sort, upload: bool) 
                 } else {
                     "special"
                 };
-                let _ = write!(
-                    out,
-                    "<li class=\"special\"><span class=\"row\"><span class=\"n\">{name}</span><span class=\"s\">{what}</span>"
-                );
+                let _ = write!(out, "<li><span><span>{name}</span><span>{what}</span>");
                 time(&mut out);
-                out.push_str("</span><span class=\"sum\"></span></li>\n");
+                out.push_str("</span><span></span></li>\n");
             }
         }
     }

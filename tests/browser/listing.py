@@ -45,7 +45,7 @@ def check(what, ok, detail=""):
 
 
 def names(driver):
-    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, "li .n")]
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, "li > * > :first-child")]
 
 
 for width, height, label in ((390, 844, "phone"), (1280, 800, "desktop")):
@@ -58,9 +58,9 @@ for width, height, label in ((390, 844, "phone"), (1280, 800, "desktop")):
 
         short = driver.execute_script("""
             const out = [];
-            for (const e of document.querySelectorAll('a.row, a.sum, .head a, nav a, button')) {
+            for (const e of document.querySelectorAll('li > a, .head a, nav a, button')) {
                 const r = e.getBoundingClientRect();
-                if (r.height < 44 || (e.classList.contains('sum') && r.width < 44))
+                if (r.height < 44 || (e.matches('li > a + a') && r.width < 44))
                     out.push(e.textContent + ' ' + r.width + 'x' + r.height);
             }
             return out;""")
@@ -68,7 +68,7 @@ for width, height, label in ((390, 844, "phone"), (1280, 800, "desktop")):
 
         wrapped = driver.execute_script("""
             const out = [];
-            for (const e of document.querySelectorAll('li .n, li .s, li .t')) {
+            for (const e of document.querySelectorAll('li > * > *')) {
                 if (e.getClientRects().length > 1 || e.getBoundingClientRect().height > 30)
                     out.push(e.textContent);
             }
@@ -108,7 +108,7 @@ for width, height, label in ((390, 844, "phone"), (1280, 800, "desktop")):
         if label == "phone":
             # A tap on a file downloads it.
             driver.get(base + "/")
-            driver.find_element(By.CSS_SELECTOR, "a.row[href=\"fw.img\"]").click()
+            driver.find_element(By.CSS_SELECTOR, "li > a[href=\"fw.img\"]").click()
             target = os.path.join(downloads, "fw.img")
             deadline = time.time() + 20
             while time.time() < deadline and (
