@@ -234,6 +234,7 @@ impl ServerConfig {
             out += &format!("  upload       {upload}\n");
             let access = c.access.describe().unwrap_or_else(|| "open".to_string());
             out += &format!("  access       {access}\n");
+            out += &format!("  qr           {}\n", if self.qr { "on" } else { "off" });
         }
         let faults = self
             .faults()

@@ -164,7 +164,10 @@ pub(crate) fn read(dir: &Path) -> io::Result<Vec<Entry>> {
     let mut entries = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+        let name = entry
+            .file_name()
+            .into_string()
+            .unwrap_or_else(|raw| raw.to_string_lossy().into_owned());
         // Only a symlink needs its target looked up by path; anything else is described
         // relative to the directory, without walking the path again.
         let symlink = entry.file_type().is_ok_and(|t| t.is_symlink());
