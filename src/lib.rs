@@ -25,11 +25,14 @@
 //!
 //! The servers:
 //! - [`server`]: the HTTP layer both HTTP servers stand on: accept loop, limits, access log,
-//!   bodies, plain-text answers.
-//! - [`http`]: the file server: handler, validators, replies, cache, listings, ranges.
-//! - [`wsgi`]: the WSGI-style app host, its built-in apps, validator and CGI gateway;
-//!   `wsgi::python` hosts Python WSGI apps in worker processes (`worker.py`, the Python
-//!   side, ships inside the binary).
+//!   bodies, plain-text answers; TLS (`server::tls`), faults on purpose (`server::faults`),
+//!   and passwords and CORS (`server::gate`).
+//! - [`http`]: the file server: handler, validators, replies, cache, listings, ranges,
+//!   uploads.
+//! - [`wsgi`]: the WSGI-style app host, its built-in apps, validator and CGI gateway, and
+//!   the CGI variables every app gets (`wsgi::variables`); `wsgi::python` hosts Python
+//!   WSGI apps in worker processes (`worker.py`, the Python side, ships inside the binary;
+//!   `reload.rs` restarts them on changes).
 //! - [`tftp`]: the TFTP server on async-tftp: uploads, transfer log.
 //! - [`confine`]: the one rule that keeps a client's file name inside the served root.
 //!
@@ -38,6 +41,9 @@
 //! - [`shutdown`]: the one shutdown token, and the SIGINT/SIGTERM (and SIGHUP) handlers.
 //! - [`logging`]: stderr or LOG-file logging, batched writes.
 //! - `fsio`: page-cache and positional file reads.
+//! - `landing`: how an upload lands, for TFTP and HTTP: a temporary file, synced, moved
+//!   into place whole.
+//! - `human`: byte counts as people read them.
 //! - `memory`: one malloc arena per core; free memory handed back when idle.
 //! - [`error`]: the library's error type.
 //! - `properties` (tests only): property tests of the parsers and of [`confine`].
