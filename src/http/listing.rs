@@ -332,7 +332,12 @@ pub(crate) fn html(url_path: &str, entries: &[Entry], sort: Sort, upload: bool) 
                 out.push_str(&link);
                 out.push_str("\"><span>");
                 out.push_str(&name);
-                let _ = write!(out, "</span><span title=\"{} bytes\">", e.size);
+                if e.size < 1024 {
+                    // Already exact: `512 bytes`.
+                    out.push_str("</span><span>");
+                } else {
+                    let _ = write!(out, "</span><span title=\"{} bytes\">", e.size);
+                }
                 crate::human::write_bytes(&mut out, e.size);
                 out.push_str("</span>");
                 time(&mut out);
