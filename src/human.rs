@@ -36,6 +36,17 @@ pub(crate) fn write_bytes(out: &mut String, n: u64) {
     }
 }
 
+/// A digest in lower-case hex, as `sha256sum` prints it.
+pub(crate) fn hex(digest: &[u8]) -> String {
+    use std::fmt::Write as _;
+    digest
+        .iter()
+        .fold(String::with_capacity(digest.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -189,7 +189,12 @@ impl ServerConfig {
         let Some(source) = &self.tls else {
             return Ok(());
         };
-        let tls = Tls::new(source, &crate::server::tls::local_names()).map_err(Error::Tls)?;
+        // Only a kept certificate names anything; given files are used as they are.
+        let names = match source {
+            CertSource::Kept(_) => crate::server::tls::local_names(),
+            CertSource::Files { .. } => Vec::new(),
+        };
+        let tls = Tls::new(source, &names).map_err(Error::Tls)?;
         match &mut self.service {
             Service::Files(c) => c.tls = Some(tls),
             Service::App { config, .. } => config.tls = Some(tls),

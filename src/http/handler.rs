@@ -269,12 +269,7 @@ async fn sha256_of(path: PathBuf, name: &[u8], head: bool, peer: SocketAddr) -> 
             }
             hash.update(&buf[..n]);
         }
-        Ok(hash
-            .finish()
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect())
+        Ok(crate::human::hex(hash.finish().as_ref()))
     })
     .await;
     match hashed {

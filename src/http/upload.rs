@@ -328,12 +328,7 @@ where
                 write_failed(&e, peer, shown)
             }
         })?;
-    let sha256: String = hash
-        .finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = crate::human::hex(hash.finish().as_ref());
     info!(target: "labserv::http", "{peer} stored {shown}: {size} bytes, sha256 {sha256}");
     Ok(Stored {
         name: shown.to_string(),

@@ -307,19 +307,14 @@ fn keep_certificate(dir: &Path, names: &[String]) -> Result<Option<String>, Stri
         .map_err(|e| fail("sign the certificate", &e))?;
     let write = |path: &Path, text: &str, mode: u32| -> Result<(), String> {
         let tmp = path.with_extension("tmp");
-        let mut file = std::fs::OpenOptions::new()
+        std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(mode)
             .open(&tmp)
-            .and_then(|mut f| {
-                f.write_all(text.as_bytes())
-                    .and_then(|()| f.sync_all())
-                    .map(|()| f)
-            })
+            .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
             .map_err(|e| fail(&format!("write {}", tmp.display()), &e))?;
-        let _ = file.flush();
         std::fs::rename(&tmp, path).map_err(|e| fail(&format!("write {}", path.display()), &e))
     };
     write(&key_path, &key.serialize_pem(), 0o600)?;
