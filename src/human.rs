@@ -47,8 +47,76 @@ pub(crate) fn hex(digest: &[u8]) -> String {
         })
 }
 
+/// A moment as an RFC 3339 UTC stamp to the second, `2026-11-22T18:31:54Z`; `None` outside
+/// the years 0 to 9999 that the form can write. Times before 1970 are fine (a board without a
+/// clock, an old tarball), unlike `humantime`'s and `httpdate`'s formatters, which panic.
+pub(crate) fn utc_stamp(t: std::time::SystemTime) -> Option<[u8; 20]> {
+    let secs = match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).ok()?,
+        // Rounded down: half a second before 1970 is 1969-12-31T23:59:59Z.
+        Err(e) => {
+            let d = e.duration();
+            0i64.checked_sub_unsigned(d.as_secs())?
+                .checked_sub(i64::from(d.subsec_nanos() > 0))?
+        }
+    };
+    let (day, second) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let date = time::OffsetDateTime::from_unix_timestamp(day.checked_mul(86_400)?).ok()?;
+    let year = u32::try_from(date.year()).ok().filter(|y| *y <= 9999)?;
+    let mut out = *b"0000-00-00T00:00:00Z";
+    let mut put = |at: usize, value: u32, digits: u32| {
+        for i in 0..digits {
+            let digit = value / 10u32.pow(digits - 1 - i) % 10;
+            out[at + i as usize] = b'0' + digit as u8;
+        }
+    };
+    let second = second as u32;
+    put(0, year, 4);
+    put(5, u32::from(u8::from(date.month())), 2);
+    put(8, u32::from(date.day()), 2);
+    put(11, second / 3600, 2);
+    put(14, second / 60 % 60, 2);
+    put(17, second % 60, 2);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn stamp(t: std::time::SystemTime) -> Option<String> {
+        super::utc_stamp(t).map(|s| String::from_utf8_lossy(&s).into_owned())
+    }
+
+    #[test]
+    fn stamps_cover_times_before_1970_and_refuse_what_four_digits_cannot_write() {
+        let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(secs);
+        assert_eq!(stamp(at(0)).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(
+            stamp(at(1_795_386_714)).as_deref(),
+            Some("2026-11-22T22:31:54Z")
+        );
+        assert_eq!(
+            stamp(at(951_782_400)).as_deref(),
+            Some("2000-02-29T00:00:00Z")
+        );
+        let before = |secs: u64| UNIX_EPOCH - Duration::from_secs(secs);
+        assert_eq!(stamp(before(1)).as_deref(), Some("1969-12-31T23:59:59Z"));
+        assert_eq!(
+            stamp(UNIX_EPOCH - Duration::from_millis(500)).as_deref(),
+            Some("1969-12-31T23:59:59Z")
+        );
+        assert_eq!(
+            stamp(before(315_619_200)).as_deref(),
+            Some("1960-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            stamp(at(253_402_300_799)).as_deref(),
+            Some("9999-12-31T23:59:59Z")
+        );
+        assert_eq!(stamp(at(253_402_300_800)), None);
+    }
+
     #[test]
     fn sizes_read_as_people_say_them() {
         assert_eq!(super::bytes(0), "0 bytes");

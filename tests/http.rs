@@ -243,6 +243,50 @@ async fn json_listing_by_accept_header_or_query() {
 }
 
 #[tokio::test]
+async fn files_dated_before_1970_are_served_and_listed() {
+    // A board without a clock, or an old tarball, leaves files dated before 1970.
+    let srv = TestServer::start().await;
+    let path = srv.put("old/ancient.img", b"from the sixties");
+    let sixties = std::time::UNIX_EPOCH - Duration::from_secs(315_619_200); // 1960-01-01
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(sixties)
+        .unwrap();
+    let c = client();
+    let resp = c.get(srv.url("/old/ancient.img")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // No HTTP date can say 1960: the ETag alone tells versions apart.
+    assert!(resp.headers().get(header::LAST_MODIFIED).is_none());
+    let etag = resp.headers()[header::ETAG].clone();
+    assert_eq!(resp.text().await.unwrap(), "from the sixties");
+    let again = get_with(
+        &c,
+        srv.url("/old/ancient.img"),
+        header::IF_NONE_MATCH,
+        etag.to_str().unwrap(),
+    )
+    .await;
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+
+    let html = get_text(&c, srv.url("/old/")).await;
+    assert!(
+        html.contains("<time datetime=\"1960-01-01T00:00:00Z\">1960-01-01</time>"),
+        "{html}"
+    );
+    let json: serde_json::Value = c
+        .get(srv.url("/old/?format=json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(json["entries"][0]["modified"], "1960-01-01T00:00:00Z");
+}
+
+#[tokio::test]
 async fn single_and_suffix_ranges() {
     let srv = TestServer::start().await;
     let data = pattern(10_000);

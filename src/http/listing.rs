@@ -40,8 +40,8 @@ pub(crate) enum Kind {
 }
 
 fn rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.serialize_str(&humantime::format_rfc3339_seconds(*t).to_string()),
+    match t.and_then(crate::human::utc_stamp) {
+        Some(stamp) => s.serialize_str(std::str::from_utf8(&stamp).unwrap_or_default()),
         None => s.serialize_none(),
     }
 }
@@ -302,8 +302,8 @@ pub(crate) fn html(url_path: &str, entries: &[Entry], sort: Sort, upload: bool) 
             let _ = write!(link, "{}", utf8_percent_encode(&e.name, LINK));
         }
         stamp.clear();
-        if let Some(t) = e.modified {
-            let _ = write!(stamp, "{}", humantime::format_rfc3339_seconds(t));
+        if let Some(t) = e.modified.and_then(crate::human::utc_stamp) {
+            stamp.push_str(std::str::from_utf8(&t).unwrap_or_default());
         }
         let time = |out: &mut String| {
             if stamp.len() >= 10 {

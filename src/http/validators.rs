@@ -31,13 +31,19 @@ pub(crate) struct Validators {
 impl Validators {
     pub(crate) fn of(meta: &Metadata) -> Self {
         let modified = meta.modified().ok();
-        let stamp = modified
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        let etag = HeaderValue::from_str(&format!("\"{stamp:x}-{:x}\"", meta.len()))
+        // Nanoseconds from 1970, either way (a file can be older).
+        let stamp = match modified.map(|t| t.duration_since(UNIX_EPOCH)) {
+            Some(Ok(after)) => format!("{:x}", after.as_nanos()),
+            Some(Err(before)) => format!("-{:x}", before.duration().as_nanos()),
+            None => "0".to_string(),
+        };
+        let etag = HeaderValue::from_str(&format!("\"{stamp}-{:x}\"", meta.len()))
             .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
-        let last_modified =
-            modified.and_then(|m| HeaderValue::from_str(&httpdate::fmt_http_date(m)).ok());
+        // An HTTP date cannot be before 1970 (and the formatter panics on one): a file
+        // that old is sent without Last-Modified, its ETag still telling versions apart.
+        let last_modified = modified
+            .filter(|m| *m >= UNIX_EPOCH)
+            .and_then(|m| HeaderValue::from_str(&httpdate::fmt_http_date(m)).ok());
         Self {
             len: meta.len(),
             etag,
