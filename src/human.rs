@@ -61,23 +61,46 @@ pub(crate) fn utc_stamp(t: std::time::SystemTime) -> Option<[u8; 20]> {
         }
     };
     let (day, second) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let date = time::OffsetDateTime::from_unix_timestamp(day.checked_mul(86_400)?).ok()?;
-    let year = u32::try_from(date.year()).ok().filter(|y| *y <= 9999)?;
     let mut out = *b"0000-00-00T00:00:00Z";
-    let mut put = |at: usize, value: u32, digits: u32| {
-        for i in 0..digits {
-            let digit = value / 10u32.pow(digits - 1 - i) % 10;
-            out[at + i as usize] = b'0' + digit as u8;
-        }
-    };
-    let second = second as u32;
-    put(0, year, 4);
-    put(5, u32::from(u8::from(date.month())), 2);
-    put(8, u32::from(date.day()), 2);
-    put(11, second / 3600, 2);
-    put(14, second / 60 % 60, 2);
-    put(17, second % 60, 2);
+    out[..10].copy_from_slice(&date_of(day)?);
+    let two = |value: i64| [b'0' + (value / 10) as u8, b'0' + (value % 10) as u8];
+    out[11..13].copy_from_slice(&two(second / 3600));
+    out[14..16].copy_from_slice(&two(second / 60 % 60));
+    out[17..19].copy_from_slice(&two(second % 60));
     Some(out)
+}
+
+/// `YYYY-MM-DD` of a day counted from 1970-01-01. The files of one directory share few
+/// days, so the last day asked for is remembered (per thread) and a listing works out the
+/// calendar once per day rather than once per file.
+fn date_of(day: i64) -> Option<[u8; 10]> {
+    use std::cell::Cell;
+    thread_local! {
+        static LAST: Cell<Option<(i64, [u8; 10])>> = const { Cell::new(None) };
+    }
+    if let Some((last, date)) = LAST.get()
+        && last == day
+    {
+        return Some(date);
+    }
+    let at = time::OffsetDateTime::from_unix_timestamp(day.checked_mul(86_400)?).ok()?;
+    let year = u32::try_from(at.year()).ok().filter(|y| *y <= 9999)?;
+    let mut date = *b"0000-00-00";
+    let digits = [
+        (0, year / 1000),
+        (1, year / 100 % 10),
+        (2, year / 10 % 10),
+        (3, year % 10),
+        (5, u32::from(u8::from(at.month())) / 10),
+        (6, u32::from(u8::from(at.month())) % 10),
+        (8, u32::from(at.day()) / 10),
+        (9, u32::from(at.day()) % 10),
+    ];
+    for (at, digit) in digits {
+        date[at] = b'0' + digit as u8;
+    }
+    LAST.set(Some((day, date)));
+    Some(date)
 }
 
 #[cfg(test)]
