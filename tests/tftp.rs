@@ -67,6 +67,31 @@ async fn windowed_reads_at_ethernet_block_size() {
     }
 }
 
+#[tokio::test]
+async fn big_blocks_get_a_window_that_fits_a_clients_receive_buffer() {
+    // A window of big blocks overflows a client's default 208 KiB receive buffer, and the
+    // transfer crawls through timeouts: the OACK grants what fits (RFC 7440 allows less).
+    let srv = TftpServer::start_with(|_| {}).await;
+    let data = pattern(3_000_000);
+    srv.put("kernel.itb", &data);
+    for (blksize, asked, granted) in [
+        ("1468", "64", "64"),
+        ("8192", "16", "13"),
+        ("8192", "4", "4"),
+        ("65464", "64", "1"),
+    ] {
+        let t = read(
+            srv.addr,
+            "kernel.itb",
+            &[("blksize", blksize), ("windowsize", asked)],
+        )
+        .await
+        .unwrap();
+        assert_eq!(t.option("windowsize"), Some(granted), "blksize {blksize}");
+        assert!(t.data == data, "blksize {blksize} windowsize {granted}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn block_numbers_roll_over_on_large_files() {
     let srv = TftpServer::start_with(|_| {}).await;

@@ -382,6 +382,9 @@ fn build_oack_opts(
                 (Some(wsize), None) => Some(wsize),
                 _ => None,
             };
+        // labserv patch: only as many blocks in flight as a client's receive buffer holds.
+        let block = opts.block_size.unwrap_or(512);
+        opts.window_size = opts.window_size.map(|w| cmp::min(w, window_fit(block)));
     }
 
     if opts == Opts::default() {
@@ -389,6 +392,24 @@ fn build_oack_opts(
     } else {
         Some(opts)
     }
+}
+
+/// labserv patch: the receive buffer a client has unless it asks for more: Linux's default
+/// `net.core.rmem_default`, 208 KiB.
+const CLIENT_RECEIVE_BUFFER: usize = 212_992;
+
+/// labserv patch: the largest window of `block`-byte blocks that fits in a client's
+/// default receive buffer ([`CLIENT_RECEIVE_BUFFER`]), at least 1.
+///
+/// The kernel charges each datagram waiting in a socket its whole allocation, not its
+/// length: the payload, 32 bytes of TFTP, UDP and IP headers and about 320 bytes of
+/// socket-buffer bookkeeping, rounded up to a power of two. A window that does not fit
+/// loses its tail to the client's kernel on every round and a transfer crawls through
+/// timeouts: blocks of 1468 bytes (2 KiB each) fit 104 to a window, blocks of 8192 (16 KiB)
+/// 13, and blocks of 65464 (128 KiB) only one, which is lock-step.
+pub(crate) fn window_fit(block: u16) -> u16 {
+    let charge = (usize::from(block) + 32 + 320).next_power_of_two();
+    u16::try_from(CLIENT_RECEIVE_BUFFER / charge).unwrap_or(u16::MAX).max(1)
 }
 
 /// labserv patch: read transfers running in this process.
