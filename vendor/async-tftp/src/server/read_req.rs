@@ -30,10 +30,8 @@ where
     max_send_retries: u32,
     oack_opts: Option<Opts>,
     window_size: usize,
-    /// labserv patch: ACK waits in a row that polling did not catch (see `spin_recv`).
-    spin_misses: u8,
-    /// labserv patch: ACK waits left before polling is tried again after a miss streak.
-    spin_backoff: u8,
+    /// labserv patch: polling for the next ACK (see [`Spin`]).
+    spin: Spin,
     /// labserv patch: set when the server stops (see `StopHandle`).
     stopping: Arc<AtomicBool>,
     /// labserv patch: data bytes the client acknowledged.
@@ -87,8 +85,7 @@ where
             max_send_retries: config.max_send_retries,
             oack_opts,
             window_size: negotiated_window_size,
-            spin_misses: 0,
-            spin_backoff: 0,
+            spin: Spin::default(),
             stopping: Arc::clone(&config.stopping),
             bytes: 0,
             retransmits: 0,
@@ -257,38 +254,13 @@ where
         // struct members implement `Sync`. So we borrow only what we need.
         let socket = &mut self.socket;
         let peer = self.peer;
-        let spin_misses = &mut self.spin_misses;
-        let spin_backoff = &mut self.spin_backoff;
+        let spin = &mut self.spin;
 
         io_timeout(self.timeout, async {
             let mut buf = [0u8; 1024];
 
             loop {
-                // labserv patch: on a LAN the ACK is usually back within tens of
-                // microseconds; polling for it briefly saves parking in the event
-                // loop and being woken again for every block of a lock-step
-                // transfer. Only while this is the one read running (every transfer
-                // shares this thread); after three misses in a row (a slow link,
-                // where polling only burns CPU) it rests for 64 waits.
-                let polled = if *spin_backoff > 0 {
-                    *spin_backoff -= 1;
-                    None
-                } else if RUNNING.load(Ordering::Relaxed) == 1 {
-                    let got = spin_recv(socket.get_ref(), &mut buf[..]);
-                    if got.is_some() {
-                        *spin_misses = 0;
-                    } else {
-                        *spin_misses += 1;
-                        if *spin_misses >= 3 {
-                            *spin_misses = 0;
-                            *spin_backoff = 64;
-                        }
-                    }
-                    got
-                } else {
-                    None
-                };
-                let (len, recved_peer) = match polled {
+                let (len, recved_peer) = match spin.poll(socket.get_ref(), &mut buf[..]) {
                     Some(got) => got,
                     None => socket.recv_from(&mut buf[..]).await?,
                 };
@@ -412,14 +384,14 @@ pub(crate) fn window_fit(block: u16) -> u16 {
     u16::try_from(CLIENT_RECEIVE_BUFFER / charge).unwrap_or(u16::MAX).max(1)
 }
 
-/// labserv patch: read transfers running in this process.
+/// labserv patch: transfers (reads and uploads) running in this process.
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 
-/// labserv patch: counts one running read transfer while alive.
-struct Running;
+/// labserv patch: counts one running transfer while alive.
+pub(crate) struct Running;
 
 impl Running {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         RUNNING.fetch_add(1, Ordering::Relaxed);
         Running
     }
@@ -428,6 +400,49 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         RUNNING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// labserv patch: polling for the next packet of a lock-step transfer before parking.
+///
+/// On a LAN the client's answer (an ACK to a read, the next DATA of an upload) is usually
+/// back within tens of microseconds; polling for it briefly saves parking in the event
+/// loop and being woken again for every block. Only while this is the one transfer
+/// running (every transfer shares this thread); after three misses in a row (a slow link,
+/// where polling only burns CPU) it rests for 64 waits.
+#[derive(Default)]
+pub(crate) struct Spin {
+    /// Waits in a row that polling did not catch.
+    misses: u8,
+    /// Waits left before polling is tried again after a miss streak.
+    backoff: u8,
+}
+
+impl Spin {
+    /// A packet that came while polling, or `None`: wait in the event loop.
+    pub(crate) fn poll(
+        &mut self,
+        socket: &UdpSocket,
+        buf: &mut [u8],
+    ) -> Option<(usize, SocketAddr)> {
+        if self.backoff > 0 {
+            self.backoff -= 1;
+            return None;
+        }
+        if RUNNING.load(Ordering::Relaxed) != 1 {
+            return None;
+        }
+        let got = spin_recv(socket, buf);
+        if got.is_some() {
+            self.misses = 0;
+        } else {
+            self.misses += 1;
+            if self.misses >= 3 {
+                self.misses = 0;
+                self.backoff = 64;
+            }
+        }
+        got
     }
 }
 

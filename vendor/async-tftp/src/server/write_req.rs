@@ -14,6 +14,7 @@ use crate::packet::{Opts, Packet, RwReq, PACKET_DATA_HEADER_LEN};
 use crate::server::{
     stopping_error, FaultyLink, Outcome, ServerConfig, DEFAULT_BLOCK_SIZE,
 };
+use crate::server::read_req::{Running, Spin};
 use crate::utils::io_timeout;
 
 pub(crate) struct WriteRequest<'w, W>
@@ -41,6 +42,8 @@ where
     pub(crate) retransmits: u32,
     /// labserv patch: packets lost or held back on purpose.
     link: Option<FaultyLink>,
+    /// labserv patch: polling for the next DATA (see [`Spin`]).
+    spin: Spin,
 }
 
 impl<'w, W> WriteRequest<'w, W>
@@ -85,6 +88,7 @@ where
             bytes: 0,
             retransmits: 0,
             link: FaultyLink::new(config.faults),
+            spin: Spin::default(),
         })
     }
 
@@ -94,6 +98,7 @@ where
     }
 
     pub(crate) async fn handle(&mut self) -> Outcome {
+        let _counted = Running::start();
         let result = self.try_handle().await;
         let outcome = Outcome::of(&result);
         // labserv patch: a client that sent an ERROR gets nothing back (RFC 1350:
@@ -178,13 +183,17 @@ where
     async fn recv_data_block(&mut self, block_id: u16) -> io::Result<Bytes> {
         let socket = &mut self.socket;
         let peer = self.peer;
+        let spin = &mut self.spin;
 
         self.buffer.resize(PACKET_DATA_HEADER_LEN + self.block_size, 0);
         let mut buf = self.buffer.split();
 
         io_timeout(self.timeout, async move {
             loop {
-                let (len, recved_peer) = socket.recv_from(&mut buf[..]).await?;
+                let (len, recved_peer) = match spin.poll(socket.get_ref(), &mut buf[..]) {
+                    Some(got) => got,
+                    None => socket.recv_from(&mut buf[..]).await?,
+                };
 
                 if recved_peer != peer {
                     continue;
