@@ -146,23 +146,8 @@ pub async fn serve(socket: UdpSocket, config: TftpConfig, shutdown: Shutdown) ->
     // lets this thread drive that reactor itself, instead of being woken from the
     // reactor's own thread for every packet.
     let stop = server.stop_handle();
-    // Transfers run on every core: the thread that serves requests and one helper per
-    // other core, all taking turns at the same executor, so that a boot storm of
-    // lock-step transfers is not held to one core. The helpers end with the server.
-    let (done, ended) = tokio::sync::watch::channel(());
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let helpers: Vec<_> = (1..cores)
-        .filter_map(|i| {
-            let (helper, mut ended) = (server.helper(), ended.clone());
-            std::thread::Builder::new()
-                .name(format!("labserv-tftp-{i}"))
-                .spawn(move || async_io::block_on(helper.run(ended.changed())))
-                .ok()
-        })
-        .collect();
-    drop(ended);
     let served = tokio::task::spawn_blocking(move || {
-        let served = async_io::block_on(futures_lite::future::or(
+        async_io::block_on(futures_lite::future::or(
             async { server.serve().await.map_err(|e| e.to_string()) },
             async {
                 shutdown.triggered().await;
@@ -176,12 +161,7 @@ pub async fn serve(socket: UdpSocket, config: TftpConfig, shutdown: Shutdown) ->
                 }
                 Ok(())
             },
-        ));
-        drop(done);
-        for helper in helpers {
-            let _ = helper.join();
-        }
-        served
+        ))
     })
     .await
     .map_err(|e| Error::io("TFTP server thread", std::io::Error::other(e)))?;

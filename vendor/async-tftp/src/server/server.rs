@@ -24,8 +24,7 @@ where
     pub(crate) socket: Async<UdpSocket>,
     pub(crate) handler: Arc<Mutex<H>>,
     pub(crate) reqs_in_progress: Arc<Mutex<HashSet<SocketAddr>>>,
-    /// labserv patch: shared with [`Helper`]s, which run transfers on other threads.
-    pub(crate) ex: Arc<Executor<'static>>,
+    pub(crate) ex: Executor<'static>,
     pub(crate) config: ServerConfig,
     pub(crate) local_ip: IpAddr,
 }
@@ -98,20 +97,6 @@ pub(crate) const DEFAULT_BLOCK_SIZE: usize = 512;
 #[derive(Debug, Clone)]
 pub struct StopHandle(Arc<AtomicBool>);
 
-/// labserv patch: runs a server's transfers on another thread too (from
-/// [`TftpServer::helper`]). Upstream runs every transfer on the thread that called
-/// `serve`; a boot storm of lock-step transfers then has one core however many the machine
-/// has.
-#[derive(Clone)]
-pub struct Helper(Arc<Executor<'static>>);
-
-impl Helper {
-    /// Runs transfers on the calling thread until `until` completes.
-    pub async fn run<T>(&self, until: impl Future<Output = T>) -> T {
-        self.0.run(until).await
-    }
-}
-
 impl StopHandle {
     /// Asks every transfer of the server to end.
     pub fn stop(&self) {
@@ -130,11 +115,6 @@ where
 {
     /// Returns the listenning socket address.
     /// labserv patch: a handle that stops this server's transfers.
-    /// labserv patch: a [`Helper`] to run this server's transfers on another thread.
-    pub fn helper(&self) -> Helper {
-        Helper(Arc::clone(&self.ex))
-    }
-
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle(Arc::clone(&self.config.stopping))
     }
