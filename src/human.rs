@@ -63,11 +63,18 @@ pub(crate) fn utc_stamp(t: std::time::SystemTime) -> Option<[u8; 20]> {
     let (day, second) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let mut out = *b"0000-00-00T00:00:00Z";
     out[..10].copy_from_slice(&date_of(day)?);
-    let two = |value: i64| [b'0' + (value / 10) as u8, b'0' + (value % 10) as u8];
-    out[11..13].copy_from_slice(&two(second / 3600));
-    out[14..16].copy_from_slice(&two(second / 60 % 60));
-    out[17..19].copy_from_slice(&two(second % 60));
+    digits(&mut out[11..13], second / 3600);
+    digits(&mut out[14..16], second / 60 % 60);
+    digits(&mut out[17..19], second % 60);
     Some(out)
+}
+
+/// Writes `value` in decimal into `out`, zero-padded to its width.
+fn digits(out: &mut [u8], mut value: i64) {
+    for digit in out.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
 }
 
 /// `YYYY-MM-DD` of a day counted from 1970-01-01. The files of one directory share few
@@ -86,19 +93,9 @@ fn date_of(day: i64) -> Option<[u8; 10]> {
     let at = time::OffsetDateTime::from_unix_timestamp(day.checked_mul(86_400)?).ok()?;
     let year = u32::try_from(at.year()).ok().filter(|y| *y <= 9999)?;
     let mut date = *b"0000-00-00";
-    let digits = [
-        (0, year / 1000),
-        (1, year / 100 % 10),
-        (2, year / 10 % 10),
-        (3, year % 10),
-        (5, u32::from(u8::from(at.month())) / 10),
-        (6, u32::from(u8::from(at.month())) % 10),
-        (8, u32::from(at.day()) / 10),
-        (9, u32::from(at.day()) % 10),
-    ];
-    for (at, digit) in digits {
-        date[at] = b'0' + digit as u8;
-    }
+    digits(&mut date[..4], i64::from(year));
+    digits(&mut date[5..7], i64::from(u8::from(at.month())));
+    digits(&mut date[8..], i64::from(at.day()));
     LAST.set(Some((day, date)));
     Some(date)
 }

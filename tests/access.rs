@@ -2,44 +2,12 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{Running, command};
+use common::{command, curl_head as head, serv_binary as serv};
 
 const SERV: &str = env!("CARGO_BIN_EXE_serv");
+
 /// `openssl passwd -6 -salt labsalt secret`
 const HASH: &str = "$6$labsalt$leYP1O/SwaG7fbW7P8PsNALxP8zLSliGjNZI80V.j4yytxGrI2SXlPBJnogfPEG3BvTABDgzPtKzGJoNlMA.S0";
-
-fn serv(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Running, u16) {
-    let mut cmd = command(SERV);
-    cmd.args(["0", "127.0.0.1", "-d"]).arg(dir).args(args);
-    cmd.envs(env.iter().copied());
-    let mut srv = Running::spawn(cmd);
-    let port = srv.wait_port();
-    (srv, port)
-}
-
-/// curl with `args`; the response head and the status code.
-fn head(args: &[&str]) -> (String, u16) {
-    let out = command("curl")
-        .args([
-            "-s",
-            "--noproxy",
-            "*",
-            "-D",
-            "-",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-        ])
-        .args(args)
-        .output()
-        .expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let code = text[text.len() - 3..].parse().unwrap();
-    (text.to_ascii_lowercase(), code)
-}
 
 fn www() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

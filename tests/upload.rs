@@ -7,16 +7,10 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
 
-use common::{Running, SmallFs, command, names, pattern};
-
-const SERV: &str = env!("CARGO_BIN_EXE_serv");
+use common::{Running, SmallFs, command, curl_head, names, pattern};
 
 fn serv(dir: &Path, args: &[&str]) -> (Running, u16) {
-    let mut cmd = command(SERV);
-    cmd.args(["0", "127.0.0.1", "-d"]).arg(dir).args(args);
-    let mut srv = Running::spawn(cmd);
-    let port = srv.wait_port();
-    (srv, port)
+    common::serv_binary(dir, args, &[])
 }
 
 /// Runs curl; returns the body and the status code.
@@ -97,27 +91,9 @@ fn without_upload_serv_stays_read_only() {
     let src = tempfile::tempdir().unwrap();
     let upload = file(src.path(), "fw.img", b"image");
     let (_srv, port) = serv(www.path(), &[]);
-    let out = command("curl")
-        .args([
-            "-s",
-            "--noproxy",
-            "*",
-            "-D",
-            "-",
-            "-o",
-            "/dev/null",
-            "-T",
-            &upload,
-        ])
-        .arg(format!("http://127.0.0.1:{port}/fw.img"))
-        .output()
-        .unwrap();
-    let head = String::from_utf8_lossy(&out.stdout);
-    assert!(head.starts_with("HTTP/1.1 405"), "{head}");
-    assert!(
-        head.to_ascii_lowercase().contains("allow: get, head\r\n"),
-        "{head}"
-    );
+    let (head, code) = curl_head(&["-T", &upload, &format!("http://127.0.0.1:{port}/fw.img")]);
+    assert_eq!(code, 405, "{head}");
+    assert!(head.contains("allow: get, head\r\n"), "{head}");
     assert!(names(www.path()).is_empty());
 }
 

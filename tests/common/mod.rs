@@ -258,6 +258,39 @@ pub fn command(bin: &str) -> Command {
     cmd
 }
 
+/// The built `serv` on an ephemeral loopback port serving `dir`, with `args` and `env`.
+pub fn serv_binary(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Running, u16) {
+    let mut cmd = command(env!("CARGO_BIN_EXE_serv"));
+    cmd.args(["0", "127.0.0.1", "-d"]).arg(dir).args(args);
+    cmd.envs(env.iter().copied());
+    let mut srv = Running::spawn(cmd);
+    let port = srv.wait_port();
+    (srv, port)
+}
+
+/// curl with `args`: the response head (lower-cased) and the status code; the body is
+/// thrown away.
+pub fn curl_head(args: &[&str]) -> (String, u16) {
+    let out = command("curl")
+        .args([
+            "-s",
+            "--noproxy",
+            "*",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let code = text[text.len() - 3..].parse().unwrap();
+    (text.to_ascii_lowercase(), code)
+}
+
 /// A virtualenv with Flask, Bottle, Django, requests and selenium, made once (under the target
 /// directory; the Python package index must be reachable).
 pub fn python_venv() -> &'static Path {
