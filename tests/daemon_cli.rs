@@ -148,11 +148,15 @@ fn pid_and_port(line: &str) -> (u32, u16) {
 fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
     let exists = unsafe { libc::kill(pid as libc::pid_t, 0) == 0 };
+    // A killed multi-threaded daemon shows its main thread as a zombie while its other
+    // threads are still being torn down, and those still hold its files (the pid file's
+    // lock). It is gone when the zombie is alone in its thread group.
     let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
         stat.rsplit_once(") ")
             .is_some_and(|(_, s)| s.starts_with('Z'))
     });
-    exists && !zombie
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count);
+    exists && !(zombie && threads <= 1)
 }
 
 /// Polls until `pid` is gone (at most 10 s).
