@@ -939,3 +939,85 @@ async fn idle_http2_connections_get_the_idle_limit_not_the_header_limit() {
         "closed after {idle:?}: an idle HTTP/2 connection is not a slow request head"
     );
 }
+
+/// Drops `len` bytes of `path` at `offset` from the page cache (where the file system
+/// lets it), so that a download meets both cached and uncached parts.
+fn evict(path: &std::path::Path, offset: i64, len: i64) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap();
+    file.sync_all().unwrap();
+    // SAFETY: advice on an open descriptor; it changes no memory of this process.
+    let rc =
+        unsafe { libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0, "posix_fadvise");
+}
+
+#[tokio::test]
+async fn downloads_on_one_connection_are_byte_identical_cached_or_not() {
+    let srv = TestServer::start().await;
+    let data = pattern(9 * 1024 * 1024 + 4321);
+    let path = srv.put("rootfs.img", &data);
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    for (round, range) in [
+        (0, None),
+        (1, None),
+        (2, Some("bytes=1000-2999999,5000000-")),
+    ] {
+        // The middle of the image leaves the page cache before each round.
+        evict(&path, 2 * 1024 * 1024 + 999, 3 * 1024 * 1024);
+        let extra = range.map_or_else(String::new, |r| format!("Range: {r}\r\n"));
+        let req = format!("GET /rootfs.img HTTP/1.1\r\nHost: x\r\n{extra}\r\n");
+        conn.write_all(req.as_bytes()).await.unwrap();
+        let resp = read_response(&mut conn).await.expect("a response");
+        if range.is_none() {
+            assert_eq!(resp.status, 200, "round {round}");
+            assert!(resp.body == data, "round {round}: the bytes differ");
+        } else {
+            assert_eq!(resp.status, 206, "round {round}");
+            let ct = resp.header("content-type").unwrap();
+            let boundary = ct.split("boundary=").nth(1).unwrap().to_string();
+            let got = parts(&resp.body, &boundary);
+            assert_eq!(got.len(), 2);
+            assert!(got[0].1 == data[1000..3_000_000], "first part differs");
+            assert!(got[1].1 == data[5_000_000..], "second part differs");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_file_that_shrinks_during_a_download_ends_it_short() {
+    let srv = TestServer::start().await;
+    let data = pattern(48 * 1024 * 1024);
+    let path = srv.put("update.img", &data);
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    conn.write_all(b"GET /update.img HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = vec![0u8; 64 * 1024];
+    conn.read_exact(&mut got).await.unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(1024 * 1024)
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), conn.read_to_end(&mut got))
+        .await
+        .expect("the connection ends instead of hanging")
+        .ok();
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&got[..head_end]).to_string();
+    assert!(
+        head.contains(&format!("content-length: {}", data.len())),
+        "{head}"
+    );
+    // The client can tell: fewer bytes than announced, then the end of the connection.
+    // (What the kernel already had in hand reflects the file as it now is, as with
+    // nginx's sendfile: replace images by renaming a new file over them.)
+    let body = &got[head_end..];
+    assert!(
+        body.len() < data.len(),
+        "the whole file cannot have been sent"
+    );
+    assert!(body[..1000] == data[..1000], "the start is the file's");
+}

@@ -5,6 +5,7 @@ use std::fs::File;
 use std::future::Future as _;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::task::JoinHandle;
 
+use super::sendfile::{self, Outbox, STAND_IN_LEN};
 use crate::fsio::read_cached;
 
 /// Read buffers that all streamed responses together may hold. Each stream keeps at most
@@ -69,17 +71,20 @@ impl Body {
 #[derive(Debug)]
 pub struct FileStream {
     /// The file, while no read is running (a read takes it and gives it back).
-    file: Option<File>,
+    file: Option<Arc<File>>,
     /// Where the file's cursor is, to skip a seek for sequential reads.
     position: u64,
     segments: VecDeque<Segment>,
     /// The read that produces the next frame, if one is running.
-    reading: Option<JoinHandle<(File, io::Result<Bytes>)>>,
+    reading: Option<JoinHandle<(Arc<File>, io::Result<Bytes>)>>,
     remaining: u64,
     /// Whether this stream is counted in [`ACTIVE_STREAMS`].
     counted: bool,
     /// Whether reads may first try the page cache without blocking (see [`read_cached`]).
     try_cache: bool,
+    /// Where file bytes go to be sent by the kernel, on a connection that can (see
+    /// [`sendfile`]).
+    outbox: Option<Outbox>,
 }
 
 impl FileStream {
@@ -97,14 +102,50 @@ impl FileStream {
             ACTIVE_STREAMS.fetch_add(1, Ordering::Relaxed);
         }
         Self {
-            file,
+            file: file.map(Arc::new),
             position: 0,
             segments: segments.into(),
             reading: None,
             remaining,
             counted: file_backed,
             try_cache: cfg!(target_os = "linux"),
+            outbox: None,
         }
+    }
+
+    /// Lets the kernel send this stream's file bytes (those in the page cache) through
+    /// the connection's `outbox`.
+    pub(crate) fn send_through(&mut self, outbox: &Outbox) {
+        self.outbox = Some(outbox.clone());
+    }
+
+    /// Queues the next chunk for the kernel to send, if the page cache holds all of it, and
+    /// returns its stand-in. `None` otherwise: the caller reads the chunk instead.
+    fn send_from_cache(&mut self) -> Option<Bytes> {
+        let outbox = self.outbox.as_ref()?;
+        let (file, Some(Segment::File { offset, len })) =
+            (self.file.as_ref()?, self.segments.front_mut())
+        else {
+            return None;
+        };
+        let take = usize::try_from(*len).map_or(STAND_IN_LEN, |l| l.min(STAND_IN_LEN));
+        match sendfile::cached(file, *offset, take) {
+            Some(true) => {}
+            Some(false) => return None,
+            None => {
+                // The kernel cannot tell: read as before.
+                self.outbox = None;
+                return None;
+            }
+        }
+        let chunk = outbox.push(file, *offset, take);
+        *offset += take as u64;
+        *len -= take as u64;
+        if *len == 0 {
+            self.segments.pop_front();
+        }
+        self.remaining -= take as u64;
+        Some(chunk)
     }
 
     /// Bytes still to be sent.
@@ -256,6 +297,9 @@ impl FileStream {
                     return Poll::Ready(Some(Ok(Frame::data(b))));
                 }
                 Some(Segment::File { .. }) => {
+                    if let Some(stand_in) = self.send_from_cache() {
+                        return Poll::Ready(Some(Ok(Frame::data(stand_in))));
+                    }
                     if let Some(chunk) = self.read_from_cache() {
                         return Poll::Ready(Some(chunk.map(Frame::data)));
                     }

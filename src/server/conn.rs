@@ -23,6 +23,7 @@ use super::access::{AccessRecord, Logged};
 use super::body::Body;
 use super::faults::{Cut, Faults};
 use super::gate::{Access, Gate};
+use super::sendfile::Outbox;
 use super::tls::Tls;
 use super::watch::{ConnState, Stream, Tracked, watchdog};
 use crate::shutdown::Shutdown;
@@ -148,12 +149,20 @@ fn connection<H: Handler>(
     let secure = matches!(stream, Stream::Tls(_));
     let Extras { faults, gate } = extras;
     let pace = faults.as_ref().and_then(|f| f.limit_rate);
-    let io = TokioIo::new(Tracked::new(stream, state.clone(), peer, pace));
+    // Files go out by `sendfile` on plain connections with no faults asked for (a fault
+    // may cut or pace what is sent, and works on the bytes themselves; TLS encrypts them).
+    let outbox = (faults.is_none() && !secure).then(Outbox::default);
+    let io =
+        TokioIo::new(Tracked::new(stream, state.clone(), peer, pace).with_outbox(outbox.clone()));
     let state = state.clone();
     let service = service_fn(move |mut req: Request<Incoming>| {
         if secure {
             req.extensions_mut().insert(Secure);
         }
+        // hyper's HTTP/2 copies what it sends: only HTTP/1 responses take stand-ins.
+        let outbox = outbox
+            .clone()
+            .filter(|_| req.version() < http::Version::HTTP_2);
         let record = AccessRecord::begin(&req, peer, state.clone());
         let handler = handler.clone();
         let faults = faults.clone();
@@ -168,6 +177,9 @@ fn connection<H: Handler>(
             };
             if let Some(gate) = &gate {
                 gate.mark(&mut resp);
+            }
+            if let (Some(outbox), Body::File(stream)) = (&outbox, resp.body_mut()) {
+                stream.send_through(outbox);
             }
             let (parts, body) = resp.into_parts();
             let record = record.with_status(parts.status);

@@ -9,6 +9,7 @@ pub mod faults;
 pub mod gate;
 mod line;
 mod plain;
+mod sendfile;
 pub mod tls;
 mod watch;
 

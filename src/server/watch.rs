@@ -17,6 +17,7 @@ use tracing::info;
 use super::Limits;
 use super::faults::Pacer;
 use super::line::{MAX_REQUEST_LINE, RequestLine, URI_TOO_LONG};
+use super::sendfile::{self, Outbox, Plan};
 
 /// Milliseconds since the first call, never 0 (0 means "not set" below).
 fn now_ms() -> u64 {
@@ -269,6 +270,8 @@ pub(crate) struct Tracked {
     carry: Option<u8>,
     /// Paces what is sent (`--limit-rate`).
     pacer: Option<Pacer>,
+    /// File bytes to send with `sendfile` in place of stand-ins (see [`sendfile`]).
+    outbox: Option<Outbox>,
 }
 
 impl Tracked {
@@ -287,7 +290,17 @@ impl Tracked {
             line: RequestLine::default(),
             draining: false,
             carry: None,
+            outbox: None,
         }
+    }
+
+    /// Sends file bytes queued in `outbox` with `sendfile` where their stand-ins are
+    /// written. Only for a plain, unpaced stream: anything that copies or slows the bytes
+    /// would send the stand-ins themselves.
+    pub(crate) fn with_outbox(mut self, outbox: Option<Outbox>) -> Self {
+        let plain = matches!(self.inner, Stream::Plain(_)) && self.pacer.is_none();
+        self.outbox = outbox.filter(|_| plain);
+        self
     }
 
     /// Sends 414 and ends the sending side; the client gets it, then end of file.
@@ -386,6 +399,9 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.outbox.is_some() {
+            return self.poll_write_vectored(cx, &[io::IoSlice::new(buf)]);
+        }
         let this = &mut *self;
         let Some(pacer) = &mut this.pacer else {
             let result = Pin::new(&mut this.inner).poll_write(cx, buf);
@@ -417,6 +433,19 @@ impl AsyncWrite for Tracked {
                 .find(|b| !b.is_empty())
                 .map_or(&[][..], |b| &b[..]);
             return self.poll_write(cx, first);
+        }
+        let mut bufs = bufs;
+        if let (Some(outbox), Stream::Plain(tcp)) = (&self.outbox, &self.inner) {
+            match sendfile::plan(bufs) {
+                Plan::File { at, len } => {
+                    let result = sendfile::poll_send(outbox, tcp, cx, at, len);
+                    if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+                        self.state.on_write();
+                    }
+                    return result;
+                }
+                Plan::Bytes(n) => bufs = &bufs[..n],
+            }
         }
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
