@@ -953,35 +953,51 @@ fn evict(path: &std::path::Path, offset: i64, len: i64) {
 }
 
 #[tokio::test]
-async fn downloads_on_one_connection_are_byte_identical_cached_or_not() {
+async fn concurrent_downloads_are_byte_identical_cached_or_not() {
+    // Six boards at once: past the first two, downloads go out by sendfile, and each
+    // connection asks three times (keep-alive), the last time for two ranges.
     let srv = TestServer::start().await;
     let data = pattern(9 * 1024 * 1024 + 4321);
     let path = srv.put("rootfs.img", &data);
-    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
-    for (round, range) in [
-        (0, None),
-        (1, None),
-        (2, Some("bytes=1000-2999999,5000000-")),
-    ] {
-        // The middle of the image leaves the page cache before each round.
-        evict(&path, 2 * 1024 * 1024 + 999, 3 * 1024 * 1024);
-        let extra = range.map_or_else(String::new, |r| format!("Range: {r}\r\n"));
-        let req = format!("GET /rootfs.img HTTP/1.1\r\nHost: x\r\n{extra}\r\n");
-        conn.write_all(req.as_bytes()).await.unwrap();
-        let resp = read_response(&mut conn).await.expect("a response");
-        if range.is_none() {
-            assert_eq!(resp.status, 200, "round {round}");
-            assert!(resp.body == data, "round {round}: the bytes differ");
-        } else {
-            assert_eq!(resp.status, 206, "round {round}");
-            let ct = resp.header("content-type").unwrap();
-            let boundary = ct.split("boundary=").nth(1).unwrap().to_string();
-            let got = parts(&resp.body, &boundary);
-            assert_eq!(got.len(), 2);
-            assert!(got[0].1 == data[1000..3_000_000], "first part differs");
-            assert!(got[1].1 == data[5_000_000..], "second part differs");
+    let board = |n: usize| {
+        let (data, path) = (&data, &path);
+        async move {
+            let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+            for (round, range) in [
+                (0, None),
+                (1, None),
+                (2, Some("bytes=1000-2999999,5000000-")),
+            ] {
+                // The middle of the image leaves the page cache before each round.
+                evict(path, 2 * 1024 * 1024 + 999, 3 * 1024 * 1024);
+                let extra = range.map_or_else(String::new, |r| format!("Range: {r}\r\n"));
+                let req = format!("GET /rootfs.img HTTP/1.1\r\nHost: x\r\n{extra}\r\n");
+                conn.write_all(req.as_bytes()).await.unwrap();
+                let resp = read_response(&mut conn).await.expect("a response");
+                let what = format!("board {n}, round {round}");
+                if range.is_none() {
+                    assert_eq!(resp.status, 200, "{what}");
+                    assert!(resp.body == *data, "{what}: the bytes differ");
+                } else {
+                    assert_eq!(resp.status, 206, "{what}");
+                    let ct = resp.header("content-type").unwrap();
+                    let boundary = ct.split("boundary=").nth(1).unwrap().to_string();
+                    let got = parts(&resp.body, &boundary);
+                    assert_eq!(got.len(), 2, "{what}");
+                    assert!(got[0].1 == data[1000..3_000_000], "{what}: first part");
+                    assert!(got[1].1 == data[5_000_000..], "{what}: second part");
+                }
+            }
         }
-    }
+    };
+    futures_lite::future::zip(
+        futures_lite::future::zip(board(0), board(1)),
+        futures_lite::future::zip(
+            futures_lite::future::zip(board(2), board(3)),
+            futures_lite::future::zip(board(4), board(5)),
+        ),
+    )
+    .await;
 }
 
 #[tokio::test]
