@@ -18,6 +18,8 @@
 //! only to HTTP/1 responses (hyper's HTTP/2 copies frames into its own buffers), and each
 //! write checks that the stand-in it is given is exactly where the queue says the next
 //! file bytes go; anything else ends the connection with an error instead of sending.
+//! serv never asks hyper for `writev(false)` or `pipeline_flush`, which would have it copy
+//! frames into its own buffer; the tests download files byte for byte on both paths.
 //! Only file bytes already in the page cache go this way, so the event loop never waits
 //! for a disk; the rest is read as before.
 

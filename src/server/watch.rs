@@ -299,6 +299,10 @@ impl Tracked {
     /// would send the stand-ins themselves.
     pub(crate) fn with_outbox(mut self, outbox: Option<Outbox>) -> Self {
         let plain = matches!(self.inner, Stream::Plain(_)) && self.pacer.is_none();
+        debug_assert!(
+            plain || outbox.is_none(),
+            "an outbox for a stream that copies"
+        );
         self.outbox = outbox.filter(|_| plain);
         self
     }
