@@ -249,7 +249,14 @@ impl AsyncWrite for Stream {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        either!(self, s => s.poll_shutdown(cx))
+        match self.get_mut() {
+            // hyper shuts a connection down just before dropping it, and closing the
+            // socket sends the same FIN after what is queued: a `shutdown` first would be
+            // one more system call on every `Connection: close` request.
+            Stream::Plain(_) => Poll::Ready(Ok(())),
+            // TLS has its close_notify to send.
+            Stream::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
+        }
     }
 }
 
