@@ -156,13 +156,21 @@ impl FileStream {
             }
         }
         let chunk = outbox.push(file, *offset, take);
-        *offset += take as u64;
-        *len -= take as u64;
-        if *len == 0 {
-            self.segments.pop_front();
-        }
+        self.advance(take as u64);
         self.remaining -= take as u64;
         Some(chunk)
+    }
+
+    /// Moves the front file segment on by `n` bytes taken from it (read, or queued for
+    /// the kernel), dropping it once it is all taken.
+    fn advance(&mut self, n: u64) {
+        if let Some(Segment::File { offset, len }) = self.segments.front_mut() {
+            *offset += n;
+            *len -= n;
+            if *len == 0 {
+                self.segments.pop_front();
+            }
+        }
     }
 
     /// Bytes still to be sent.
@@ -193,11 +201,7 @@ impl FileStream {
             }
             Ok(chunk) => {
                 let n = chunk.len() as u64;
-                *offset += n;
-                *len -= n;
-                if *len == 0 {
-                    self.segments.pop_front();
-                }
+                self.advance(n);
                 self.remaining -= n;
                 Some(Ok(chunk))
             }
@@ -223,11 +227,7 @@ impl FileStream {
         };
         let start = *offset;
         let take = (*len).min(chunk_size());
-        *offset += take;
-        *len -= take;
-        if *len == 0 {
-            self.segments.pop_front();
-        }
+        self.advance(take);
         let seek = (self.position != start).then_some(start);
         self.position = start + take;
         self.reading = Some(tokio::task::spawn_blocking(move || {
