@@ -88,7 +88,7 @@ where
             bytes: 0,
             retransmits: 0,
             link: FaultyLink::new(config.faults),
-            spin: Spin::default(),
+            spin: Spin::new(block_size),
         })
     }
 
