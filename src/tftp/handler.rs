@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 
 use async_tftp::packet;
@@ -16,6 +15,7 @@ use blocking::{Task, Unblock};
 use futures_lite::{AsyncRead, AsyncWrite, Future};
 use tracing::warn;
 
+use super::crowd::Transfers;
 use crate::confine::{Refused, Symlinks, confine};
 use crate::landing::Landing;
 use crate::logging;
@@ -27,7 +27,7 @@ pub(crate) struct Handler {
     upload: bool,
     overwrite: bool,
     max_transfers: usize,
-    active: Arc<AtomicUsize>,
+    transfers: Arc<Transfers>,
 }
 
 impl Handler {
@@ -37,27 +37,25 @@ impl Handler {
             upload,
             overwrite,
             max_transfers,
-            active: Arc::new(AtomicUsize::new(0)),
+            transfers: Arc::default(),
         }
     }
 
-    /// The count of running transfers.
-    pub(crate) fn running(&self) -> Arc<AtomicUsize> {
-        self.active.clone()
+    /// The running transfers.
+    pub(crate) fn transfers(&self) -> Arc<Transfers> {
+        self.transfers.clone()
     }
 
     /// Takes one of the transfer slots, or refuses with a message the client can show.
     fn slot(&self) -> Result<Slot, packet::Error> {
-        let before = self.active.fetch_add(1, Ordering::AcqRel);
-        if before >= self.max_transfers {
-            self.active.fetch_sub(1, Ordering::AcqRel);
+        if !self.transfers.enter(self.max_transfers) {
             return Err(packet::Error::Msg(format!(
                 "server busy: {} transfers running, try again",
                 self.max_transfers
             )));
         }
         Ok(Slot {
-            count: self.active.clone(),
+            transfers: self.transfers.clone(),
             _busy: crate::memory::Busy::start(),
         })
     }
@@ -66,13 +64,13 @@ impl Handler {
 /// A running transfer's place under the cap; freed when the transfer's reader or
 /// writer is dropped.
 struct Slot {
-    count: Arc<AtomicUsize>,
+    transfers: Arc<Transfers>,
     _busy: crate::memory::Busy,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.count.fetch_sub(1, Ordering::AcqRel);
+        self.transfers.leave();
     }
 }
 

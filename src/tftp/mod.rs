@@ -3,11 +3,11 @@
 //! Boards, boot ROMs and busybox fetch kernels and images from here. The server is
 //! read-only unless uploads are switched on; every path is confined to the root.
 
+mod crowd;
 pub(crate) mod handler;
 
 use std::net::UdpSocket;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use async_tftp::server::{LinkFaults, TftpServerBuilder};
@@ -118,7 +118,7 @@ pub async fn serve(socket: UdpSocket, config: TftpConfig, shutdown: Shutdown) ->
         config.overwrite,
         config.max_transfers.max(1),
     );
-    let running = handler.running();
+    let transfers = handler.transfers();
     // async-tftp counts retries, not time: give a silent peer conn_timeout in all.
     let retries = (config.conn_timeout.as_secs_f64() / config.ack_timeout.as_secs_f64().max(0.001))
         .ceil()
@@ -146,6 +146,7 @@ pub async fn serve(socket: UdpSocket, config: TftpConfig, shutdown: Shutdown) ->
     // lets this thread drive that reactor itself, instead of being woken from the
     // reactor's own thread for every packet.
     let stop = server.stop_handle();
+    let second = crowd::SecondThread::start(transfers.clone(), server.extra_thread());
     let served = tokio::task::spawn_blocking(move || {
         async_io::block_on(futures_lite::future::or(
             async { server.serve().await.map_err(|e| e.to_string()) },
@@ -156,7 +157,7 @@ pub async fn serve(socket: UdpSocket, config: TftpConfig, shutdown: Shutdown) ->
                 // within the one second a stop may take.
                 stop.stop();
                 let deadline = Instant::now() + STOP_GRACE;
-                while running.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+                while transfers.count() > 0 && Instant::now() < deadline {
                     async_io::Timer::after(Duration::from_millis(10)).await;
                 }
                 Ok(())
@@ -165,6 +166,7 @@ pub async fn serve(socket: UdpSocket, config: TftpConfig, shutdown: Shutdown) ->
     })
     .await
     .map_err(|e| Error::io("TFTP server thread", std::io::Error::other(e)))?;
+    drop(second);
     served.map_err(|e| Error::io("serving TFTP", std::io::Error::other(e)))
 }
 

@@ -233,7 +233,7 @@ impl<H: Handler> TftpServerBuilder<H> {
             socket,
             handler: Arc::new(Mutex::new(self.handle)),
             reqs_in_progress: Arc::new(Mutex::new(HashSet::new())),
-            ex: Executor::new(),
+            ex: Arc::new(Executor::new()),
             config,
             local_ip,
         })

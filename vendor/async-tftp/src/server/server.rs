@@ -24,7 +24,7 @@ where
     pub(crate) socket: Async<UdpSocket>,
     pub(crate) handler: Arc<Mutex<H>>,
     pub(crate) reqs_in_progress: Arc<Mutex<HashSet<SocketAddr>>>,
-    pub(crate) ex: Executor<'static>,
+    pub(crate) ex: Arc<Executor<'static>>,
     pub(crate) config: ServerConfig,
     pub(crate) local_ip: IpAddr,
 }
@@ -104,6 +104,20 @@ impl StopHandle {
     }
 }
 
+/// labserv patch: lets another thread run a server's transfers too, for as long as a
+/// future it gives runs. Transfers spawned by the server then go to whichever thread is
+/// free, so many transfers at once can use more than one core.
+#[derive(Clone)]
+pub struct ExtraThread(Arc<Executor<'static>>);
+
+impl ExtraThread {
+    /// Runs the server's transfers on the calling thread (with `async_io::block_on`)
+    /// until `until` completes.
+    pub async fn run<T>(&self, until: impl Future<Output = T>) -> T {
+        self.0.run(until).await
+    }
+}
+
 /// labserv patch: the error a transfer ends with when the server stops.
 pub(crate) fn stopping_error() -> Error {
     Error::Packet(packet::Error::Msg("server is shutting down".to_string()))
@@ -113,12 +127,17 @@ impl<H: 'static> TftpServer<H>
 where
     H: Handler,
 {
-    /// Returns the listenning socket address.
     /// labserv patch: a handle that stops this server's transfers.
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle(Arc::clone(&self.config.stopping))
     }
 
+    /// labserv patch: a handle to run this server's transfers on another thread as well.
+    pub fn extra_thread(&self) -> ExtraThread {
+        ExtraThread(Arc::clone(&self.ex))
+    }
+
+    /// Returns the listenning socket address.
     pub fn listen_addr(&self) -> Result<SocketAddr> {
         Ok(self.socket.get_ref().local_addr()?)
     }
