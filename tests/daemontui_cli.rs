@@ -166,8 +166,8 @@ fn start_fetch_watch_the_log_and_exit_in_a_real_terminal() {
         "the UI uses the alternate screen"
     );
 
-    // From Daemon, six Tabs reach Next.
-    pane.keys(&["Tab", "Tab", "Tab", "Tab", "Tab", "Tab", "Enter"]);
+    // From Daemon, seven Tabs reach Next.
+    pane.keys(&["Tab", "Tab", "Tab", "Tab", "Tab", "Tab", "Tab", "Enter"]);
     pane.wait_text("○ stopped");
     pane.keys(&["Enter"]); // Start has the focus.
     let screen = pane.wait_text("● running");
@@ -217,4 +217,37 @@ fn ctrl_c_leaves_the_terminal_as_it_was() {
         words.contains(&"icanon") && words.contains(&"echo"),
         "{modes}"
     );
+}
+
+#[test]
+fn with_uploads_ticked_the_daemon_it_starts_takes_a_put() {
+    tmux_available();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let log = dir.path().join("board.log");
+    std::fs::write(&log, "boot ok\n").unwrap();
+    let port = free_port();
+    let env = env_line(dir.path(), &root, port);
+    let pane = Pane::start(&format!("{env} {DAEMONTUI} httpdaemon"));
+    pane.wait_text("labserv daemontui · settings");
+
+    // Daemon, Debug, then Uploads: tick it, and five more Tabs reach Next.
+    pane.keys(&["Tab", "Tab", "Space"]);
+    pane.wait_text("[x] accept uploads");
+    pane.keys(&["Tab", "Tab", "Tab", "Tab", "Tab", "Enter"]);
+    pane.wait_text("uploads on");
+    pane.keys(&["Enter"]); // Start
+    pane.wait_text("● running");
+
+    let url = format!("http://127.0.0.1:{port}/logs/board.log");
+    let (_, code) = common::curl_head(&["-T", log.to_str().unwrap(), &url]);
+    assert_eq!(code, 201, "{}", pane.screen());
+    assert_eq!(
+        std::fs::read_to_string(root.join("logs/board.log")).unwrap(),
+        "boot ok\n"
+    );
+
+    pane.keys(&["q"]);
+    pane.wait_exit();
 }

@@ -395,7 +395,7 @@ fn space_toggles_debug_and_the_mouse_does_too() {
 fn tab_and_shift_tab_visit_every_control_in_order() {
     let mut f = fixture();
     let mut seen = vec![f.app.focus];
-    for _ in 1..8 {
+    for _ in 1..9 {
         key(&mut f.app, KeyCode::Tab);
         seen.push(f.app.focus);
     }
@@ -404,6 +404,7 @@ fn tab_and_shift_tab_visit_every_control_in_order() {
         [
             Item::Daemon,
             Item::Debug,
+            Item::Upload,
             Item::Port,
             Item::Device,
             Item::Listen,
@@ -693,4 +694,41 @@ fn tab_on_the_operations_screen_visits_only_the_buttons() {
     assert_eq!(f.app.focus, Item::Stop);
     key(&mut f.app, KeyCode::Left);
     assert_eq!(f.app.focus, Item::Start);
+}
+
+#[test]
+fn the_uploads_box_starts_either_daemon_with_uploads_on() {
+    for kind in [Kind::Http, Kind::Tftp] {
+        let mut f = fixture_with(&[], kind);
+        let screen = render(&mut f.app, 80, 24);
+        assert!(row_with(&screen, "Uploads").contains("[ ] accept uploads"));
+        focus(&mut f.app, Item::Upload);
+        key(&mut f.app, KeyCode::Char(' '));
+        assert!(f.app.form.upload);
+        click(&mut f.app, Item::Upload, None);
+        assert!(!f.app.form.upload, "a click toggles it back");
+        click(&mut f.app, Item::Upload, None);
+        let screen = render(&mut f.app, 80, 24);
+        assert!(row_with(&screen, "Uploads").contains("[x] accept uploads"));
+
+        focus(&mut f.app, Item::Next);
+        key(&mut f.app, KeyCode::Enter);
+        key(&mut f.app, KeyCode::Enter); // Start
+        let requested = f.runner.requested.borrow();
+        let (action, target) = requested.last().expect("an action ran");
+        assert_eq!(*action, Action::Start);
+        let args: Vec<String> = match &target.options {
+            labserv::daemon::DaemonOptions::Http(o) => o.to_args(),
+            labserv::daemon::DaemonOptions::Tftp(o) => o.to_args(),
+        }
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+        assert!(args.contains(&"--upload".to_string()), "{kind:?}: {args:?}");
+        assert!(!args.contains(&"--overwrite".to_string()), "{args:?}");
+        drop(requested);
+        let screen = render(&mut f.app, 80, 24);
+        assert!(row_with(&screen, "Directory").contains("· uploads on"));
+        assert!(f.app.summary().contains("UPLOAD=1\n"));
+    }
 }

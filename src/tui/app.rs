@@ -112,6 +112,7 @@ impl App {
         let form = Form {
             daemon,
             debug: settings.debug,
+            upload: false,
             port: Input::new(port),
             devices,
             device,
@@ -200,6 +201,10 @@ impl App {
         match item {
             Item::Debug => {
                 self.form.debug = !self.form.debug;
+                self.edited();
+            }
+            Item::Upload => {
+                self.form.upload = !self.form.upload;
                 self.edited();
             }
             Item::Next => self.next(),
@@ -383,6 +388,7 @@ impl App {
         out.push_str(&format!("PORT={port}\nIFACE={iface}\n"));
         out.push_str(&format!("DOCROOT={}\n", shown.directory));
         out.push_str(&format!("DEBUG={}\n", u8::from(shown.debug)));
+        out.push_str(&format!("UPLOAD={}\n", u8::from(shown.upload)));
         if let Some(device) = &target.device {
             out.push_str(&format!("IDEV={device}\n"));
         }

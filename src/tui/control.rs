@@ -41,14 +41,16 @@ pub struct Shown {
     pub directory: String,
     /// Debug logging.
     pub debug: bool,
+    /// Uploads accepted.
+    pub upload: bool,
 }
 
 impl Target {
     /// Its settings as text.
     pub fn shown(&self) -> Shown {
-        let (listen, directory, log) = match &self.options {
-            DaemonOptions::Http(o) => (&o.listen, &o.directory, &o.log),
-            DaemonOptions::Tftp(o) => (&o.listen, &o.directory, &o.log),
+        let (listen, directory, log, upload) = match &self.options {
+            DaemonOptions::Http(o) => (&o.listen, &o.directory, &o.log, o.upload),
+            DaemonOptions::Tftp(o) => (&o.listen, &o.directory, &o.log, o.upload),
         };
         Shown {
             port: given(listen.port).map_or_else(String::new, |p| p.to_string()),
@@ -57,6 +59,7 @@ impl Target {
                 .as_ref()
                 .map_or_else(String::new, |d| d.display().to_string()),
             debug: log.verbose,
+            upload,
         }
     }
 }

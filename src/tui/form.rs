@@ -34,6 +34,8 @@ pub enum Item {
     Daemon,
     /// The Debug checkbox.
     Debug,
+    /// The Uploads checkbox.
+    Upload,
     /// The Port field.
     Port,
     /// The Device list.
@@ -61,9 +63,10 @@ pub enum Item {
 }
 
 /// The settings screen's controls, in Tab order.
-pub const SETTINGS_ITEMS: [Item; 8] = [
+pub const SETTINGS_ITEMS: [Item; 9] = [
     Item::Daemon,
     Item::Debug,
+    Item::Upload,
     Item::Port,
     Item::Device,
     Item::Listen,
@@ -128,6 +131,9 @@ pub struct Form {
     pub daemon: usize,
     /// Debug logging.
     pub debug: bool,
+    /// Accept uploads (`--upload`): HTTP PUT and the listing's form, or TFTP write
+    /// requests. Existing files are never replaced from here (no `--overwrite`).
+    pub upload: bool,
     /// Port text.
     pub port: Input,
     /// The interfaces offered.
@@ -167,12 +173,14 @@ impl Form {
                 listen,
                 directory: Some(directory),
                 log,
+                upload: self.upload,
                 ..ServOptions::default()
             }),
             Kind::Tftp | Kind::Atftp => DaemonOptions::Tftp(TftpdOptions {
                 listen,
                 directory: Some(directory),
                 log,
+                upload: self.upload,
                 ..TftpdOptions::default()
             }),
         }

@@ -66,8 +66,9 @@ pub(super) fn directory_width(inner: Rect) -> u16 {
 pub(super) mod row {
     pub const DAEMON: u16 = 1;
     pub const DEBUG: u16 = 2;
-    pub const PORT: u16 = 3;
-    pub const DEVICE: u16 = 4;
+    pub const UPLOAD: u16 = 3;
+    pub const PORT: u16 = 4;
+    pub const DEVICE: u16 = 5;
 }
 
 fn settings_spots(inner: Rect, app: &App) -> Vec<Spot> {
@@ -91,6 +92,7 @@ fn settings_spots(inner: Rect, app: &App) -> Vec<Spot> {
         ox += width + 2;
     }
     push(Item::Debug, None, clip(inner, x, at(row::DEBUG), 24, 1));
+    push(Item::Upload, None, clip(inner, x, at(row::UPLOAD), 24, 1));
     push(Item::Port, None, clip(inner, x, at(row::PORT), 8, 1));
     let rows = device_rows(app);
     push(

@@ -119,6 +119,7 @@ fn render_settings(app: &App, inner: Rect, area: Rect, buf: &mut Buffer) {
     };
     label(buf, inner, inner.y + row::DAEMON, "Daemon");
     label(buf, inner, inner.y + row::DEBUG, "Debug");
+    label(buf, inner, inner.y + row::UPLOAD, "Uploads");
     label(buf, inner, inner.y + row::PORT, "Port");
     label(buf, inner, inner.y + row::DEVICE, "Device");
 
@@ -149,18 +150,8 @@ fn render_settings(app: &App, inner: Rect, area: Rect, buf: &mut Buffer) {
                 };
                 put(buf, inner, spot.rect.x, spot.rect.y, &text, style);
             }
-            (Item::Debug, _) => {
-                let mark = if app.form.debug { "[x]" } else { "[ ]" };
-                let text = format!("{mark} log every request");
-                put(
-                    buf,
-                    inner,
-                    spot.rect.x,
-                    spot.rect.y,
-                    &text,
-                    focus_style(app, Item::Debug),
-                );
-            }
+            (Item::Debug, _) => checkbox(buf, inner, spot.rect, app, Item::Debug),
+            (Item::Upload, _) => checkbox(buf, inner, spot.rect, app, Item::Upload),
             (Item::Port | Item::Listen | Item::Directory, None) => {
                 if let Some(input) = text_of(app, spot.item) {
                     field(buf, inner, spot.rect, input, app.focus == spot.item);
@@ -257,12 +248,18 @@ fn render_operations(app: &App, inner: Rect, area: Rect, buf: &mut Buffer) {
     );
     put(buf, inner, x, inner.y + ops::DAEMON, &line, Style::new());
     label(buf, inner, inner.y + ops::DIRECTORY, "Directory");
+    // Where uploads land is worth seeing beside the directory they land in.
+    let directory = if shown.upload {
+        format!("{} · uploads on", shown.directory)
+    } else {
+        shown.directory
+    };
     put(
         buf,
         inner,
         x,
         inner.y + ops::DIRECTORY,
-        &shown.directory,
+        &directory,
         Style::new(),
     );
 
@@ -379,4 +376,21 @@ fn short_time(line: &str) -> Cow<'_, str> {
         (true, Some(z)) if z >= 19 => Cow::Owned(format!("{}{}", &line[11..19], &line[z + 1..])),
         _ => Cow::Borrowed(line),
     }
+}
+
+/// A checkbox of the settings form: its mark and what it does.
+fn checkbox(buf: &mut Buffer, inner: Rect, rect: Rect, app: &App, item: Item) {
+    let (on, what) = match item {
+        Item::Upload => (app.form.upload, "accept uploads"),
+        _ => (app.form.debug, "log every request"),
+    };
+    let mark = if on { "[x]" } else { "[ ]" };
+    put(
+        buf,
+        inner,
+        rect.x,
+        rect.y,
+        &format!("{mark} {what}"),
+        focus_style(app, item),
+    );
 }
