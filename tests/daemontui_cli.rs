@@ -251,3 +251,48 @@ fn with_uploads_ticked_the_daemon_it_starts_takes_a_put() {
     pane.keys(&["q"]);
     pane.wait_exit();
 }
+
+#[test]
+fn a_terminal_that_goes_away_ends_the_ui_and_its_daemon() {
+    tmux_available();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let env = env_line(dir.path(), dir.path(), port);
+    let ui_pid = dir.path().join("ui.pid");
+    // `exec` keeps the shell's pid for daemontui, so the test can watch it.
+    let pane = Pane::start(&format!(
+        "echo $$ > {}; exec {env} {DAEMONTUI} httpdaemon",
+        ui_pid.display()
+    ));
+    pane.wait_text("labserv daemontui · settings");
+    pane.keys(&["Tab", "Tab", "Tab", "Tab", "Tab", "Tab", "Tab", "Enter"]);
+    pane.wait_text("○ stopped");
+    pane.keys(&["Enter"]); // Start
+    pane.wait_text("● running");
+    let pid = std::fs::read_to_string(&ui_pid).unwrap().trim().to_string();
+    let proc = Path::new("/proc").join(&pid);
+    assert!(proc.exists());
+
+    // The terminal closes under it, as when its window or ssh session goes.
+    assert!(pane.tmux().arg("kill-server").status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proc.exists()
+        && !std::fs::read_to_string(proc.join("stat")).is_ok_and(|s| s.contains(") Z "))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "daemontui {pid} still runs after its terminal went"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = command(HTTPDAEMON)
+        .env("PID", dir.path().join("run/httpd.pid"))
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(
+        status.status.code(),
+        Some(3),
+        "the daemon it drove is stopped"
+    );
+}

@@ -14,7 +14,7 @@ pub mod form;
 mod layout;
 pub mod ui;
 
-use std::io::{self, Stdout};
+use std::io::{self, IsTerminal, Stdout};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,21 +78,92 @@ fn run(app: &mut App) -> io::Result<()> {
         signal_hook::flag::register(signal, stop.clone())?;
     }
     let mut screen = Screen::enter()?;
+    // crossterm's reader spins for ever on a terminal that has hung up (its window
+    // closed, its ssh session or tmux gone): it reads end-of-file again and again. So
+    // the UI waits for input itself and hands crossterm only input that is there. Once
+    // the terminal is gone, nothing is drawn or read, and the UI ends as on Ctrl-C,
+    // stopping a daemon it drives first.
+    let tty = io::stdin().is_terminal();
+    let mut gone = false;
+    // Whether a signal or the hang-up has already asked the UI to end: the SIGHUP that
+    // comes with a hang-up is the same request, not a second Ctrl-C (which quits at once).
+    let mut ending = false;
     while !app.quit {
-        screen.terminal.draw(|frame| {
-            app.area = frame.area();
-            ui::draw(frame, app);
-        })?;
-        if crossterm::event::poll(FRAME)? {
-            let event = crossterm::event::read()?;
-            event::handle(app, &event);
+        if !gone {
+            let drawn = screen.terminal.draw(|frame| {
+                app.area = frame.area();
+                ui::draw(frame, app);
+            });
+            if let Err(e) = drawn {
+                if !matches!(wait_for_input(Duration::ZERO), Input::HungUp) {
+                    return Err(e);
+                }
+                gone = true;
+                if !std::mem::replace(&mut ending, true) {
+                    app.exit();
+                }
+            }
         }
-        if stop.swap(false, Ordering::Relaxed) {
+        if gone {
+            // Nothing to read: keep the pace while a stop under way finishes.
+            std::thread::sleep(FRAME);
+        } else if !tty {
+            // Input is not a terminal; crossterm reads /dev/tty itself.
+            if crossterm::event::poll(FRAME)? {
+                event::handle(app, &crossterm::event::read()?);
+            }
+        } else {
+            match wait_for_input(FRAME) {
+                Input::Ready => {
+                    while crossterm::event::poll(Duration::ZERO)? {
+                        event::handle(app, &crossterm::event::read()?);
+                    }
+                }
+                Input::Quiet => {}
+                Input::HungUp => {
+                    gone = true;
+                    if !std::mem::replace(&mut ending, true) {
+                        app.exit();
+                    }
+                }
+            }
+        }
+        if stop.swap(false, Ordering::Relaxed) && !gone {
+            ending = true;
             app.exit();
         }
         app.tick(Instant::now());
     }
     Ok(())
+}
+
+/// What the terminal on standard input had within a wait.
+enum Input {
+    /// Bytes to read.
+    Ready,
+    /// Nothing (or a signal came).
+    Quiet,
+    /// Its other end has closed.
+    HungUp,
+}
+
+/// Waits up to `wait` for standard input.
+fn wait_for_input(wait: Duration) -> Input {
+    let mut fd = libc::pollfd {
+        fd: libc::STDIN_FILENO,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(wait.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd that outlives the call.
+    let ready = unsafe { libc::poll(&mut fd, 1, ms) };
+    if ready <= 0 {
+        Input::Quiet
+    } else if fd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+        Input::HungUp
+    } else {
+        Input::Ready
+    }
 }
 
 /// The terminal in raw mode on the alternate screen with mouse reporting; put back as it
