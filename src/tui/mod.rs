@@ -89,43 +89,22 @@ fn run(app: &mut App) -> io::Result<()> {
     // comes with a hang-up is the same request, not a second Ctrl-C (which quits at once).
     let mut ending = false;
     while !app.quit {
-        if !gone {
+        if gone {
+            // Nothing to draw or read: keep the pace while a stop under way finishes.
+            std::thread::sleep(FRAME);
+        } else {
             let drawn = screen.terminal.draw(|frame| {
                 app.area = frame.area();
                 ui::draw(frame, app);
             });
-            if let Err(e) = drawn {
-                if !matches!(wait_for_input(Duration::ZERO), Input::HungUp) {
-                    return Err(e);
-                }
-                gone = true;
-                if !std::mem::replace(&mut ending, true) {
-                    app.exit();
-                }
-            }
-        }
-        if gone {
-            // Nothing to read: keep the pace while a stop under way finishes.
-            std::thread::sleep(FRAME);
-        } else if !tty {
-            // Input is not a terminal; crossterm reads /dev/tty itself.
-            if crossterm::event::poll(FRAME)? {
-                event::handle(app, &crossterm::event::read()?);
-            }
-        } else {
-            match wait_for_input(FRAME) {
-                Input::Ready => {
-                    while crossterm::event::poll(Duration::ZERO)? {
-                        event::handle(app, &crossterm::event::read()?);
-                    }
-                }
-                Input::Quiet => {}
-                Input::HungUp => {
-                    gone = true;
-                    if !std::mem::replace(&mut ending, true) {
-                        app.exit();
-                    }
-                }
+            gone = match drawn {
+                Ok(_) => handle_input(app, tty)?,
+                // A terminal that hung up fails to draw; anything else is an error.
+                Err(_) if matches!(wait_for_input(Duration::ZERO), Input::HungUp) => true,
+                Err(e) => return Err(e),
+            };
+            if gone && !std::mem::replace(&mut ending, true) {
+                app.exit();
             }
         }
         if stop.swap(false, Ordering::Relaxed) && !gone {
@@ -135,6 +114,27 @@ fn run(app: &mut App) -> io::Result<()> {
         app.tick(Instant::now());
     }
     Ok(())
+}
+
+/// Waits up to a frame for input and handles what came; true if the terminal hung up.
+fn handle_input(app: &mut App, tty: bool) -> io::Result<bool> {
+    if !tty {
+        // Input is not a terminal; crossterm reads /dev/tty itself.
+        if crossterm::event::poll(FRAME)? {
+            event::handle(app, &crossterm::event::read()?);
+        }
+        return Ok(false);
+    }
+    match wait_for_input(FRAME) {
+        Input::Ready => {
+            while crossterm::event::poll(Duration::ZERO)? {
+                event::handle(app, &crossterm::event::read()?);
+            }
+            Ok(false)
+        }
+        Input::Quiet => Ok(false),
+        Input::HungUp => Ok(true),
+    }
 }
 
 /// What the terminal on standard input had within a wait.

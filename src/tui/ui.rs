@@ -381,8 +381,9 @@ fn short_time(line: &str) -> Cow<'_, str> {
 /// A checkbox of the settings form: its mark and what it does.
 fn checkbox(buf: &mut Buffer, inner: Rect, rect: Rect, app: &App, item: Item) {
     let (on, what) = match item {
+        Item::Debug => (app.form.debug, "log every request"),
         Item::Upload => (app.form.upload, "accept uploads"),
-        _ => (app.form.debug, "log every request"),
+        _ => return,
     };
     let mark = if on { "[x]" } else { "[ ]" };
     put(
