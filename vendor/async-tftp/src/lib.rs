@@ -66,6 +66,5 @@ pub mod packet;
 mod error;
 mod parse;
 
-mod utils;
 
 pub use crate::error::*;

@@ -9,14 +9,16 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::slice;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use async_io::Timer;
+use futures_lite::future;
 
 use crate::error::{Error, Result};
 use crate::packet::{Opts, Packet, RwReq, PACKET_DATA_HEADER_LEN};
 use crate::server::{
     stopping_error, FaultyLink, Outcome, ServerConfig, DEFAULT_BLOCK_SIZE,
 };
-use crate::utils::io_timeout;
 
 pub(crate) struct ReadRequest<'r, R>
 where
@@ -32,6 +34,8 @@ where
     window_size: usize,
     /// labserv patch: polling for the next ACK (see [`Spin`]).
     spin: Spin,
+    /// labserv patch: the ACK timeout (see [`Clock`]).
+    clock: Clock,
     /// labserv patch: set when the server stops (see `StopHandle`).
     stopping: Arc<AtomicBool>,
     /// labserv patch: data bytes the client acknowledged.
@@ -86,6 +90,7 @@ where
             oack_opts,
             window_size: negotiated_window_size,
             spin: Spin::new(block_size),
+            clock: Clock::default(),
             stopping: Arc::clone(&config.stopping),
             bytes: 0,
             retransmits: 0,
@@ -255,8 +260,9 @@ where
         let socket = &mut self.socket;
         let peer = self.peer;
         let spin = &mut self.spin;
+        let deadline = Instant::now() + self.timeout;
 
-        io_timeout(self.timeout, async {
+        let recv = async {
             let mut buf = [0u8; 1024];
 
             loop {
@@ -306,8 +312,8 @@ where
                     }
                 }
             }
-        })
-        .await
+        };
+        future::or(recv, self.clock.expire(deadline)).await
     }
 
     async fn read_block(&mut self, buf: &mut [u8]) -> Result<usize> {
@@ -481,6 +487,49 @@ fn spin_recv(
                 std::hint::spin_loop();
             }
             Err(_) => return None,
+        }
+    }
+}
+
+/// labserv patch: a transfer's timeout for the next ACK (or an upload's next DATA),
+/// without a timer registered for every packet.
+///
+/// Upstream raced each wait against a new `Timer`, and registering a timer wakes the
+/// event loop's poller (a write to its eventfd, and a wake-up to read it) whenever the
+/// race polled the timer first, which it did at random: one system call and a wake-up
+/// per block. Here one timer per transfer stays registered and is moved only when it
+/// fires before the deadline now in force, about once per timeout period.
+#[derive(Debug)]
+pub(crate) struct Clock {
+    timer: Timer,
+    /// When the timer is set to fire, if it is set.
+    at: Option<Instant>,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock {
+            timer: Timer::never(),
+            at: None,
+        }
+    }
+}
+
+impl Clock {
+    /// Completes with a `TimedOut` error once `deadline` has passed.
+    pub(crate) async fn expire<T>(&mut self, deadline: Instant) -> io::Result<T> {
+        loop {
+            // A timer set for earlier than the deadline is kept: it fires, and is then
+            // moved on to the deadline.
+            if self.at.is_none_or(|at| at > deadline) {
+                self.timer.set_at(deadline);
+                self.at = Some(deadline);
+            }
+            (&mut self.timer).await;
+            self.at = None;
+            if Instant::now() >= deadline {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
         }
     }
 }

@@ -7,15 +7,14 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::packet::{Opts, Packet, RwReq, PACKET_DATA_HEADER_LEN};
 use crate::server::{
     stopping_error, FaultyLink, Outcome, ServerConfig, DEFAULT_BLOCK_SIZE,
 };
-use crate::server::read_req::{Running, Spin};
-use crate::utils::io_timeout;
+use crate::server::read_req::{Clock, Running, Spin};
 
 pub(crate) struct WriteRequest<'w, W>
 where
@@ -44,6 +43,8 @@ where
     link: Option<FaultyLink>,
     /// labserv patch: polling for the next DATA (see [`Spin`]).
     spin: Spin,
+    /// labserv patch: the DATA timeout (see [`Clock`]).
+    clock: Clock,
 }
 
 impl<'w, W> WriteRequest<'w, W>
@@ -89,6 +90,7 @@ where
             retransmits: 0,
             link: FaultyLink::new(config.faults),
             spin: Spin::new(block_size),
+            clock: Clock::default(),
         })
     }
 
@@ -187,8 +189,9 @@ where
 
         self.buffer.resize(PACKET_DATA_HEADER_LEN + self.block_size, 0);
         let mut buf = self.buffer.split();
+        let deadline = Instant::now() + self.timeout;
 
-        io_timeout(self.timeout, async move {
+        let recv = async move {
             loop {
                 let (len, recved_peer) = match spin.poll(socket.get_ref(), &mut buf[..]) {
                     Some(got) => got,
@@ -219,8 +222,8 @@ where
             }
 
             Ok(buf.freeze())
-        })
-        .await
+        };
+        futures_lite::future::or(recv, self.clock.expire(deadline)).await
     }
 }
 
