@@ -717,13 +717,12 @@ fn the_uploads_box_starts_either_daemon_with_uploads_on() {
         let requested = f.runner.requested.borrow();
         let (action, target) = requested.last().expect("an action ran");
         assert_eq!(*action, Action::Start);
-        let args: Vec<String> = match &target.options {
-            labserv::daemon::DaemonOptions::Http(o) => o.to_args(),
-            labserv::daemon::DaemonOptions::Tftp(o) => o.to_args(),
-        }
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+        let args: Vec<String> = target
+            .options
+            .to_args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         assert!(args.contains(&"--upload".to_string()), "{kind:?}: {args:?}");
         assert!(!args.contains(&"--overwrite".to_string()), "{args:?}");
         drop(requested);
