@@ -49,14 +49,19 @@ pub struct LogConfig {
 /// Where buffered lines end up.
 enum Target {
     Stderr,
-    File { path: PathBuf, file: File },
+    File {
+        path: PathBuf,
+        file: File,
+    },
+    /// Where another process's stderr goes (a Python worker writes its log there).
+    Stream(File),
 }
 
 impl Target {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         match self {
             Target::Stderr => io::stderr().lock().write_all(bytes),
-            Target::File { file, .. } => file.write_all(bytes),
+            Target::File { file, .. } | Target::Stream(file) => file.write_all(bytes),
         }
     }
 }
@@ -248,8 +253,8 @@ pub(crate) fn open_append(path: &Path) -> io::Result<File> {
 }
 
 /// Whether to colour stderr: only on a terminal, and never when `NO_COLOR` is set.
-fn use_colour() -> bool {
-    io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+fn use_colour(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Installs the global subscriber. Call once, from a binary.
@@ -257,6 +262,20 @@ fn use_colour() -> bool {
 /// # Errors
 /// The LOG file cannot be opened, or a subscriber is already installed.
 pub fn init(config: &LogConfig) -> Result<LogGuard> {
+    install(config, None)
+}
+
+/// As [`init`], but lines that would go to stderr go to `stderr` instead (a Python
+/// worker's own stderr is a pipe the supervisor reads; this is the supervisor's).
+///
+/// # Errors
+/// As [`init`].
+#[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
+pub(crate) fn init_to(config: &LogConfig, stderr: File) -> Result<LogGuard> {
+    install(config, Some(stderr))
+}
+
+fn install(config: &LogConfig, stderr: Option<File>) -> Result<LogGuard> {
     let level = if config.quiet {
         LevelFilter::WARN
     } else if config.debug {
@@ -286,7 +305,13 @@ pub fn init(config: &LogConfig) -> Result<LogGuard> {
             };
             (target, false)
         }
-        None => (Target::Stderr, use_colour()),
+        None => match stderr {
+            Some(file) => {
+                let colour = use_colour(file.is_terminal());
+                (Target::Stream(file), colour)
+            }
+            None => (Target::Stderr, use_colour(io::stderr().is_terminal())),
+        },
     };
     let sink = Arc::new(Sink {
         buf: Mutex::new(Vec::with_capacity(BUFFER)),

@@ -50,7 +50,10 @@ pub(crate) fn prepare(config: &mut ServerConfig) -> Result<Prepared> {
     let bound = socket.local_addr()?;
     config.start_tls()?;
     let workers = match &config.service {
-        Service::Python { config, .. } => Some(Workers::start(config)?),
+        Service::Python { config, .. } => match &socket {
+            Socket::Tcp(listener) => Some(Workers::start(config, listener)?),
+            Socket::Udp(_) => None,
+        },
         _ => None,
     };
     Ok(Prepared {
@@ -99,8 +102,8 @@ fn serve(
     workers: Option<Workers>,
 ) -> Result<()> {
     match (socket, service) {
-        // One thread for HTTP is plenty when the app's work is done by other processes;
-        // the workers are started from it, and die with it.
+        // The workers do the HTTP; this thread follows them (they are started from it,
+        // and die with it).
         (Socket::Tcp(listener), Service::Python { config, .. }) => {
             let workers = workers.ok_or_else(|| {
                 Error::io(
@@ -109,8 +112,6 @@ fn serve(
                 )
             })?;
             block_until_signal(&runtime, signals, |shutdown| async move {
-                let listener = tokio::net::TcpListener::from_std(listener)
-                    .map_err(|e| Error::io("preparing the listener", e))?;
                 crate::wsgi::python::serve(listener, workers, config, shutdown).await
             })
         }

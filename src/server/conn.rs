@@ -36,7 +36,21 @@ pub(crate) trait Handler: Send + Sync + 'static {
         req: Request<Incoming>,
         peer: SocketAddr,
     ) -> impl Future<Output = Response<Body>> + Send;
+
+    /// Told of each connection as it is accepted. What it returns comes with every
+    /// request of the connection (the [`Tag`] extension) and goes to `closed` when the
+    /// connection ends.
+    fn accepted(&self, _stream: &tokio::net::TcpStream) -> Option<u64> {
+        None
+    }
+
+    /// A connection `accepted` tagged has ended.
+    fn closed(&self, _tag: u64) {}
 }
+
+/// What [`Handler::accepted`] said of a request's connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tag(#[cfg_attr(not(feature = "pyext"), allow(dead_code))] pub(crate) u64);
 
 /// Accepts connections (over TLS with `tls`) until shutdown, then drains them for up to `limits.drain`.
 pub(crate) async fn run<H: Handler>(
@@ -81,11 +95,14 @@ pub(crate) async fn run<H: Handler>(
             }
         };
         let _ = stream.set_nodelay(true);
+        let tag = handler.accepted(&stream);
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let state = Arc::new(ConnState::new(&stream, closing.clone()));
         let busy = crate::memory::Busy::start();
         let watcher = graceful.watcher();
         let handler = handler.clone();
+        // Only a handler that tags connections hears of their end.
+        let ended = tag.map(|tag| (tag, handler.clone()));
         match &tls {
             None => {
                 let conn = connection(
@@ -98,10 +115,14 @@ pub(crate) async fn run<H: Handler>(
                     },
                     &state,
                     peer,
+                    tag,
                 );
                 tokio::spawn(async move {
                     let _busy = busy;
                     drive(watcher.watch(conn), &state, limits, peer).await;
+                    if let Some((tag, handler)) = ended {
+                        handler.closed(tag);
+                    }
                 });
             }
             Some(tls) => {
@@ -113,12 +134,14 @@ pub(crate) async fn run<H: Handler>(
                 tokio::spawn(async move {
                     let _busy = busy;
                     // The handshake counts against the header timeout.
-                    let Some(stream) = tls.accept(stream, peer, limits.header_timeout).await else {
-                        return;
-                    };
-                    let stream = Stream::Tls(Box::new(stream));
-                    let conn = connection(&builder, stream, handler, extras, &state, peer);
-                    drive(watcher.watch(conn), &state, limits, peer).await;
+                    if let Some(stream) = tls.accept(stream, peer, limits.header_timeout).await {
+                        let stream = Stream::Tls(Box::new(stream));
+                        let conn = connection(&builder, stream, handler, extras, &state, peer, tag);
+                        drive(watcher.watch(conn), &state, limits, peer).await;
+                    }
+                    if let Some((tag, handler)) = ended {
+                        handler.closed(tag);
+                    }
                 });
             }
         }
@@ -145,6 +168,7 @@ fn connection<H: Handler>(
     extras: Extras,
     state: &Arc<ConnState>,
     peer: SocketAddr,
+    tag: Option<u64>,
 ) -> impl GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>> + Send + 'static {
     let secure = matches!(stream, Stream::Tls(_));
     let Extras { faults, gate } = extras;
@@ -158,6 +182,9 @@ fn connection<H: Handler>(
     let service = service_fn(move |mut req: Request<Incoming>| {
         if secure {
             req.extensions_mut().insert(Secure);
+        }
+        if let Some(tag) = tag {
+            req.extensions_mut().insert(Tag(tag));
         }
         // hyper's HTTP/2 copies what it sends: only HTTP/1 responses take stand-ins.
         let outbox = outbox

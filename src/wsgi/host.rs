@@ -360,7 +360,7 @@ fn with_headers(
 }
 
 /// Gathers an app's body, stopping one byte past `limit` (enough to know it is too long).
-async fn collect(
+pub(crate) async fn collect(
     mut rx: mpsc::Receiver<std::io::Result<Bytes>>,
     limit: u64,
 ) -> std::io::Result<Bytes> {

@@ -7,11 +7,11 @@
 
 mod apps;
 pub(crate) mod cgi;
-mod host;
+pub(crate) mod host;
 pub mod python;
 mod spool;
 pub(crate) mod validate;
-mod variables;
+pub(crate) mod variables;
 
 use std::collections::BTreeMap;
 use std::io::Read;

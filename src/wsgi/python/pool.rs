@@ -1,49 +1,38 @@
-//! The workers: started before the server announces itself, handed out one request at a
-//! time, and replaced when one dies or is killed.
+//! The workers: started before the server announces itself, followed while they run,
+//! replaced when one dies, swapped for new ones on `--reload`, stopped at the end.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use super::worker::{Launch, Worker};
+use super::ctl::TIMED_OUT;
+use super::worker::{Launch, Shared, Worker};
 
 /// How long a worker may take to import its app (Django projects take a few seconds).
 const START_WITHIN: Duration = Duration::from_secs(60);
 
-/// Requests that may wait for a worker at once; past this they get 503 straight away.
-const MAX_WAITING: usize = 1024;
-
 /// The longest pause between attempts to start a worker that keeps failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
-
-/// Why no worker was handed out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Busy {
-    /// Too many requests are waiting already.
-    QueueFull,
-    /// None became free within the queue timeout.
-    TimedOut,
-}
 
 /// The worker processes of one app.
 pub(crate) struct Pool {
     launch: Launch,
-    idle: Mutex<Vec<Worker>>,
-    /// One permit per idle worker; waiting for one is waiting in the queue (first come,
-    /// first served).
-    free: Semaphore,
-    waiting: AtomicUsize,
-    queue_timeout: Duration,
+    shared: Shared,
+    /// Running workers by process id: their generation, and whether they were asked to stop.
+    running: Mutex<HashMap<u32, (u64, bool)>>,
+    /// Told whenever a worker ends.
+    ended: Notify,
     /// Starts that failed in a row, for the back-off.
     failures: AtomicU32,
     started: AtomicUsize,
     closed: AtomicBool,
     /// Workers per generation.
     size: usize,
-    /// The generation whose workers serve; older ones end after their last request.
+    /// The generation that serves; older ones finish their requests and stop.
     generation: AtomicU64,
 }
 
@@ -56,126 +45,71 @@ impl Pool {
     /// not start).
     pub(crate) fn start(
         launch: Launch,
+        shared: Shared,
         workers: usize,
-        queue_timeout: Duration,
-    ) -> Result<Arc<Self>, String> {
+    ) -> Result<(Arc<Self>, Vec<Worker>), String> {
+        let cannot_run = |e: std::io::Error| format!("cannot run {}: {e}", launch.python.display());
+        // All started before any is waited for: they import the app side by side.
         let mut ready = Vec::with_capacity(workers);
         for index in 0..workers.max(1) {
-            let mut worker = Worker::spawn(&launch, index)
-                .map_err(|e| format!("cannot run {}: {e}", launch.python.display()))?;
+            ready.push(Worker::spawn(&launch, &shared, index).map_err(cannot_run)?);
+        }
+        for worker in &mut ready {
             worker.ready_blocking(START_WITHIN)?;
-            ready.push(worker);
         }
         let count = ready.len();
-        Ok(Arc::new(Self {
+        let pool = Arc::new(Self {
             launch,
-            idle: Mutex::new(ready),
-            free: Semaphore::new(count),
-            waiting: AtomicUsize::new(0),
-            queue_timeout,
+            shared,
+            running: Mutex::new(ready.iter().map(|w| (w.pid(), (0, false))).collect()),
+            ended: Notify::new(),
             failures: AtomicU32::new(0),
             started: AtomicUsize::new(count),
             closed: AtomicBool::new(false),
             size: count,
             generation: AtomicU64::new(0),
-        }))
+        });
+        Ok((pool, ready))
     }
 
-    /// The process ids of the idle workers.
-    pub(crate) fn idle_pids(&self) -> Vec<u32> {
-        self.lock().iter().map(Worker::pid).collect()
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (u64, bool)>> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Worker>> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The process ids of the running workers.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self.lock().keys().copied().collect();
+        pids.sort_unstable();
+        pids
     }
 
-    /// Waits for an idle worker, in turn.
-    ///
-    /// # Errors
-    /// [`Busy`] when the queue is full or the wait outlasts the queue timeout.
-    pub(crate) async fn acquire(&self) -> Result<Worker, Busy> {
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(Busy::QueueFull);
-        }
-        let permit = tokio::time::timeout(self.queue_timeout, self.free.acquire()).await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        match permit {
-            Ok(Ok(permit)) => {
-                permit.forget();
-                self.lock().pop().ok_or(Busy::TimedOut)
+    /// Follows a ready worker until it ends; one that dies is replaced.
+    pub(crate) fn follow(self: &Arc<Self>, mut worker: Worker) {
+        let pool = self.clone();
+        tokio::spawn(async move {
+            let status = worker.follow().await;
+            let pid = worker.pid();
+            let asked = pool.lock().remove(&pid).is_some_and(|(_, stop)| stop);
+            let generation = worker.generation;
+            drop(worker);
+            pool.ended.notify_waiters();
+            if asked || pool.closed.load(Ordering::Acquire) {
+                info!(target: "labserv::wsgi", "worker {pid} stopped");
+                return;
             }
-            _ => Err(Busy::TimedOut),
-        }
+            if status == format!("exit code {TIMED_OUT}") {
+                warn!(target: "labserv::wsgi", "worker {pid} ended after a request outlasted --timeout; starting another");
+            } else {
+                warn!(target: "labserv::wsgi", "worker {pid} died ({status}); starting another");
+            }
+            if generation == pool.generation.load(Ordering::Acquire) {
+                pool.replace(generation);
+            }
+        });
     }
 
-    /// Takes a worker back after a request that ended cleanly (one running code older than
-    /// the last reload is stopped instead).
-    pub(crate) fn release(&self, worker: Worker) {
-        if self.closed.load(Ordering::Acquire) {
-            return;
-        }
-        let mut idle = self.lock();
-        if worker.generation != self.generation.load(Ordering::Acquire) {
-            drop(idle);
-            return;
-        }
-        idle.push(worker);
-        drop(idle);
-        self.free.add_permits(1);
-    }
-
-    /// Starts a new generation of workers and, once every one has imported the app,
-    /// swaps them in. Until then the old workers serve, so no request waits or fails;
-    /// busy old workers finish their requests and stop.
-    ///
-    /// # Errors
-    /// Why the new workers did not start (the old ones keep serving).
-    pub(crate) async fn reload(&self) -> Result<usize, String> {
-        let next = self.generation.load(Ordering::Acquire) + 1;
-        let mut fresh = Vec::with_capacity(self.size);
-        // All started before any is waited for: they import the app side by side.
-        for _ in 0..self.size {
-            let index = self.started.fetch_add(1, Ordering::AcqRel);
-            let mut worker = Worker::spawn(&self.launch, index)
-                .map_err(|e| format!("cannot run {}: {e}", self.launch.python.display()))?;
-            worker.generation = next;
-            fresh.push(worker);
-        }
-        for worker in &mut fresh {
-            worker.ready(START_WITHIN).await?;
-        }
-        if self.closed.load(Ordering::Acquire) {
-            return Err("the server is stopping".into());
-        }
-        let added = fresh.len();
-        let mut idle = self.lock();
-        self.generation.store(next, Ordering::Release);
-        let stale = std::mem::replace(&mut *idle, fresh);
-        drop(idle);
-        // A generation never has more workers than `size`, so this only adds.
-        self.free.add_permits(added.saturating_sub(stale.len()));
-        drop(stale);
-        Ok(added)
-    }
-
-    /// Kills a worker that died, hung or broke the protocol, and starts another in its
-    /// place (backing off while starts keep failing).
-    pub(crate) fn replace(self: &Arc<Self>, mut lost: Worker, why: &str) {
-        lost.kill();
-        let status = lost.exit_status();
-        let generation = lost.generation;
-        if generation != self.generation.load(Ordering::Acquire) {
-            // Its generation was reloaded away: the new one is complete without it.
-            warn!(target: "labserv::wsgi", "worker {} {why} ({status})", lost.pid());
-            return;
-        }
-        warn!(
-            target: "labserv::wsgi",
-            "worker {} {why} ({status}); starting another", lost.pid()
-        );
-        drop(lost);
+    /// Starts a worker in place of one that died (backing off while starts keep failing).
+    fn replace(self: &Arc<Self>, generation: u64) {
         let pool = self.clone();
         tokio::spawn(async move {
             // Until it is done, the server stops, or a reload makes a new generation.
@@ -191,7 +125,7 @@ impl Pool {
                 }
                 let index = pool.started.fetch_add(1, Ordering::AcqRel);
                 // Spawned here, on the server's own thread (see `Worker::spawn`).
-                let started = match Worker::spawn(&pool.launch, index) {
+                let started = match Worker::spawn(&pool.launch, &pool.shared, index) {
                     Ok(mut worker) => {
                         worker.generation = generation;
                         worker.ready(START_WITHIN).await.map(|()| worker)
@@ -202,7 +136,8 @@ impl Pool {
                     Ok(worker) => {
                         pool.failures.store(0, Ordering::Release);
                         info!(target: "labserv::wsgi", "worker {} ready", worker.pid());
-                        pool.release(worker);
+                        pool.lock().insert(worker.pid(), (generation, false));
+                        pool.follow(worker);
                         return;
                     }
                     Err(why) => {
@@ -214,11 +149,83 @@ impl Pool {
         });
     }
 
-    /// Stops every idle worker and starts no more; busy ones are killed when their
-    /// requests end or are cut.
-    pub(crate) fn close(&self) {
+    /// Starts a new generation of workers and, once every one has imported the app,
+    /// lets the old ones finish their requests and stop. Until then the old workers
+    /// serve, and both accept while the new ones take over, so no request fails.
+    ///
+    /// # Errors
+    /// Why the new workers did not start (the old ones keep serving).
+    pub(crate) async fn reload(self: &Arc<Self>) -> Result<usize, String> {
+        let next = self.generation.load(Ordering::Acquire) + 1;
+        let mut fresh = Vec::with_capacity(self.size);
+        for _ in 0..self.size {
+            let index = self.started.fetch_add(1, Ordering::AcqRel);
+            let mut worker = Worker::spawn(&self.launch, &self.shared, index)
+                .map_err(|e| format!("cannot run {}: {e}", self.launch.python.display()))?;
+            worker.generation = next;
+            fresh.push(worker);
+        }
+        for worker in &mut fresh {
+            // A failure drops (and so kills) the new workers; the old ones serve on.
+            worker.ready(START_WITHIN).await?;
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err("the server is stopping".into());
+        }
+        self.generation.store(next, Ordering::Release);
+        let added = fresh.len();
+        {
+            let mut running = self.lock();
+            for (pid, (generation, stop)) in running.iter_mut() {
+                if *generation < next {
+                    *stop = true;
+                    signal(*pid, libc::SIGTERM);
+                }
+            }
+            for worker in &fresh {
+                running.insert(worker.pid(), (next, false));
+            }
+        }
+        for worker in fresh {
+            self.follow(worker);
+        }
+        Ok(added)
+    }
+
+    /// Asks every worker to finish its requests and stop, waits up to `drain` (and a
+    /// little more, for them to exit), then kills what is left.
+    pub(crate) async fn close(&self, drain: Duration) {
         self.closed.store(true, Ordering::Release);
-        self.free.close();
-        self.lock().clear();
+        for (pid, (_, stop)) in self.lock().iter_mut() {
+            *stop = true;
+            signal(*pid, libc::SIGTERM);
+        }
+        let all_ended = async {
+            loop {
+                let ended = self.ended.notified();
+                if self.lock().is_empty() {
+                    return;
+                }
+                ended.await;
+            }
+        };
+        if tokio::time::timeout(drain + Duration::from_secs(1), all_ended)
+            .await
+            .is_err()
+        {
+            for pid in self.lock().keys() {
+                signal(*pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Signals a worker's process group.
+fn signal(pid: u32, signal: i32) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: signals the worker's own process group (it made itself leader).
+        unsafe {
+            libc::kill(-pid, signal);
+        }
     }
 }

@@ -1,21 +1,25 @@
-//! One Python worker process: starting it, and the frames it and the front exchange (the
-//! format is described at the top of `worker.py`).
+//! One Python worker process: starting it with what it inherits, and hearing from it
+//! over its control socket (see `ctl.rs`).
 
-use std::io::{self, Read};
-use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixStream as StdStream;
+use std::collections::HashMap;
+use std::io::{self, Read, Write as _};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufStream};
-use tokio::net::UnixStream;
+use tokio::io::unix::AsyncFd;
 use tracing::{info, warn};
+
+use super::ctl::{self, ANSWERABLE, Slot};
 
 /// The Python side, run with `python -c`.
 const WORKER_PY: &str = include_str!("worker.py");
+
+/// The extension module the workers load (built by `build.rs`).
+static EXTENSION: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/labserv_ext.so"));
 
 /// How a worker is started: the interpreter, the app and where it runs.
 #[derive(Debug, Clone)]
@@ -31,38 +35,78 @@ pub struct Launch {
     pub write_bytecode: bool,
 }
 
-/// A frame's kind byte and payload.
-pub(crate) type Frame = (u8, Bytes);
-
-/// A running worker and its end of the socket.
-pub(crate) struct Worker {
-    child: Child,
-    io: Io,
-    /// Which start of the app this worker belongs to (`--reload` starts a new one).
-    pub(crate) generation: u64,
+/// What every worker inherits.
+pub(crate) struct Shared {
+    /// The listening socket (the supervisor never accepts on it).
+    listener: OwnedFd,
+    /// The supervisor's stderr, where a worker's own log lines go.
+    log: OwnedFd,
+    /// The supervisor's arguments (JSON) and directory: the worker resolves the same
+    /// configuration from them.
+    args: String,
+    cwd: PathBuf,
 }
 
-enum Io {
-    /// Before the worker's first request (started outside the runtime).
-    Std(StdStream),
-    Async(BufStream<UnixStream>),
-    Taken,
+impl Shared {
+    pub(crate) fn new(listener: BorrowedFd<'_>) -> io::Result<Self> {
+        let args: Vec<String> = std::env::args_os()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        Ok(Self {
+            listener: listener.try_clone_to_owned()?,
+            log: io::stderr().as_fd().try_clone_to_owned()?,
+            args: serde_json::to_string(&args).map_err(io::Error::other)?,
+            cwd: std::env::current_dir()?,
+        })
+    }
+}
+
+/// The extension module in a memory file, made once and shared by every worker.
+fn extension() -> io::Result<BorrowedFd<'static>> {
+    static FILE: OnceLock<OwnedFd> = OnceLock::new();
+    if let Some(fd) = FILE.get() {
+        return Ok(fd.as_fd());
+    }
+    let fd = rustix::fs::memfd_create("labserv-ext", rustix::fs::MemfdFlags::CLOEXEC)?;
+    std::fs::File::from(fd.try_clone()?).write_all(EXTENSION)?;
+    Ok(FILE.get_or_init(|| fd).as_fd())
+}
+
+/// A running worker and the supervisor's end of its control socket.
+pub(crate) struct Worker {
+    child: Child,
+    ctl: OwnedFd,
+    slot: Slot,
+    /// Which start of the app this worker belongs to (`--reload` starts a new one).
+    pub(crate) generation: u64,
 }
 
 impl Worker {
     /// Starts a worker process; it has not said yet whether its app imported.
     ///
     /// Call on a thread that lives as long as the server: the worker is killed when the
-    /// thread that started it ends (so that it never outlives a front killed with -9).
-    pub(crate) fn spawn(launch: &Launch, index: usize) -> io::Result<Self> {
-        let (front, back) = StdStream::pair()?;
+    /// thread that started it ends (so that it never outlives a supervisor killed with -9).
+    pub(crate) fn spawn(launch: &Launch, shared: &Shared, index: usize) -> io::Result<Self> {
+        let (mine, theirs) = ctl::pair()?;
+        let slot = Slot::create()?;
+        let ext = extension()?;
+        let fds = [
+            shared.listener.as_raw_fd(),
+            theirs.as_raw_fd(),
+            slot.fd().as_raw_fd(),
+            shared.log.as_raw_fd(),
+            ext.as_raw_fd(),
+        ];
         let mut cmd = Command::new(&launch.python);
         cmd.arg("-c")
             .arg(WORKER_PY)
             .arg(&launch.app)
+            .args(fds.iter().map(i32::to_string))
             .current_dir(&launch.dir)
             .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::from(OwnedFd::from(back)))
+            .env(ctl::ARGS_VAR, &shared.args)
+            .env(ctl::CWD_VAR, &shared.cwd)
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         if !launch.write_bytecode {
@@ -70,15 +114,22 @@ impl Worker {
         }
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
-            cmd.pre_exec(|| {
-                // Its own process group: a Ctrl-C at the terminal is the front's to
+            cmd.pre_exec(move || {
+                // Its own process group: a Ctrl-C at the terminal is the supervisor's to
                 // handle, and a worker's subprocesses go with it when it is killed.
                 libc::setpgid(0, 0);
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                for fd in fds {
+                    // Inherited across exec: these, and only these.
+                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
                 Ok(())
             });
         }
         let mut child = cmd.spawn()?;
+        drop(theirs);
         let pid = child.id();
         if let Some(out) = child.stdout.take() {
             forward_lines(out, pid, index, false);
@@ -88,7 +139,8 @@ impl Worker {
         }
         Ok(Self {
             child,
-            io: Io::Std(front),
+            ctl: mine,
+            slot,
             generation: 0,
         })
     }
@@ -103,19 +155,20 @@ impl Worker {
     /// # Errors
     /// What the worker said went wrong (the exception, in one line), or that it died.
     pub(crate) fn ready_blocking(&mut self, within: Duration) -> Result<(), String> {
-        let Io::Std(sock) = &mut self.io else {
-            return Err("the worker is already running".into());
+        let mut poll = [rustix::event::PollFd::new(
+            &self.ctl,
+            rustix::event::PollFlags::IN,
+        )];
+        let timeout = rustix::time::Timespec {
+            tv_sec: i64::try_from(within.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: 0,
         };
-        sock.set_read_timeout(Some(within))
-            .map_err(|e| e.to_string())?;
-        let mut head = [0u8; 5];
-        let frame = sock.read_exact(&mut head).and_then(|()| {
-            let mut payload = vec![0; frame_len(&head)];
-            sock.read_exact(&mut payload)?;
-            Ok((head[0], Bytes::from(payload)))
-        });
-        let _ = sock.set_read_timeout(None);
-        self.answer_to_start(frame)
+        match rustix::event::poll(&mut poll, Some(&timeout)) {
+            Ok(0) => return Err("no word from the worker: timed out".into()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("no word from the worker: {e}")),
+        }
+        self.answer_to_start()
     }
 
     /// Waits for the worker to say its app imported.
@@ -123,69 +176,90 @@ impl Worker {
     /// # Errors
     /// As [`Worker::ready_blocking`].
     pub(crate) async fn ready(&mut self, within: Duration) -> Result<(), String> {
-        let frame = match tokio::time::timeout(within, self.read()).await {
-            Ok(frame) => frame,
-            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")),
-        };
-        self.answer_to_start(frame)
+        let fd = watch(&self.ctl).map_err(|e| e.to_string())?;
+        match tokio::time::timeout(within, fd.readable()).await {
+            Ok(Ok(mut guard)) => guard.clear_ready(),
+            Ok(Err(e)) => return Err(format!("no word from the worker: {e}")),
+            Err(_) => return Err("no word from the worker: timed out".into()),
+        }
+        drop(fd);
+        self.answer_to_start()
     }
 
-    fn answer_to_start(&mut self, frame: io::Result<Frame>) -> Result<(), String> {
-        match frame {
-            Ok((b'O', _)) => Ok(()),
-            Ok((b'X', why)) => Err(String::from_utf8_lossy(&why).into_owned()),
-            Ok((kind, _)) => Err(format!("the worker said {:?} first", char::from(kind))),
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(format!(
+    fn answer_to_start(&mut self) -> Result<(), String> {
+        let mut buf = vec![0u8; 64 * 1024];
+        match ctl::recv(self.ctl.as_fd(), &mut buf) {
+            Ok((0, _)) => Err(format!(
                 "the worker exited at start ({})",
                 self.exit_status()
             )),
+            Ok((n, _)) => match buf[0] {
+                ctl::READY => Ok(()),
+                ctl::FAILED => Err(String::from_utf8_lossy(&buf[1..n]).into_owned()),
+                kind => Err(format!("the worker said {:?} first", char::from(kind))),
+            },
             Err(e) => Err(format!("no word from the worker: {e}")),
         }
     }
 
-    fn stream(&mut self) -> io::Result<&mut BufStream<UnixStream>> {
-        if let Io::Std(_) = self.io
-            && let Io::Std(sock) = std::mem::replace(&mut self.io, Io::Taken)
+    /// Follows the worker until it ends, keeping a duplicate of each connection it has
+    /// open; if it dies with a request in the app, that request's client gets a 502.
+    /// Returns how it ended.
+    pub(crate) async fn follow(&mut self) -> String {
+        let mut conns: HashMap<u64, OwnedFd> = HashMap::new();
+        if let Ok(fd) = watch(&self.ctl) {
+            let mut buf = [0u8; 64];
+            'outer: loop {
+                let Ok(mut guard) = fd.readable().await else {
+                    break;
+                };
+                loop {
+                    match ctl::recv(self.ctl.as_fd(), &mut buf) {
+                        Ok((0, _)) => break 'outer,
+                        Ok((9, conn)) => {
+                            let tag = u64::from_be_bytes(buf[1..9].try_into().unwrap_or_default());
+                            match (buf[0], conn) {
+                                (ctl::OPENED, Some(conn)) => {
+                                    conns.insert(tag, conn);
+                                }
+                                (ctl::CLOSED, _) => {
+                                    conns.remove(&tag);
+                                }
+                                _ => {}
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            guard.clear_ready();
+                            break;
+                        }
+                        Err(_) => break 'outer,
+                    }
+                }
+            }
+        }
+        let in_app = self.slot.get();
+        if in_app & ANSWERABLE != 0
+            && let Some(conn) = conns.remove(&(in_app & !ANSWERABLE))
         {
-            sock.set_nonblocking(true)?;
-            self.io = Io::Async(BufStream::with_capacity(
-                64 * 1024,
-                64 * 1024,
-                UnixStream::from_std(sock)?,
-            ));
+            answer_bad_gateway(conn);
         }
-        match &mut self.io {
-            Io::Async(stream) => Ok(stream),
-            _ => Err(io::Error::other("the worker's socket is gone")),
-        }
+        drop(conns);
+        self.exit_status()
     }
 
-    /// Reads one frame.
-    pub(crate) async fn read(&mut self) -> io::Result<Frame> {
-        let stream = self.stream()?;
-        let mut head = [0u8; 5];
-        stream.read_exact(&mut head).await?;
-        let len = frame_len(&head);
-        let mut payload = BytesMut::zeroed(len);
-        stream.read_exact(&mut payload).await?;
-        Ok((head[0], payload.freeze()))
-    }
-
-    /// Sends one frame.
-    pub(crate) async fn send(&mut self, kind: u8, payload: &[u8]) -> io::Result<()> {
-        let mut framed = Vec::with_capacity(payload.len() + 5);
-        put_frame(&mut framed, kind, payload);
-        send_raw(self, &framed).await
+    fn signal(&self, signal: i32) {
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: signals the worker's own process group (it made itself leader).
+            unsafe {
+                libc::kill(-pid, signal);
+            }
+        }
     }
 
     /// Kills the worker and its process group at once.
     pub(crate) fn kill(&mut self) {
-        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: signals the worker's own process group (it made itself leader).
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
-            }
-        }
+        self.signal(libc::SIGKILL);
         let _ = self.child.kill();
     }
 
@@ -217,8 +291,25 @@ impl Drop for Worker {
     }
 }
 
-fn frame_len(head: &[u8; 5]) -> usize {
-    u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize
+/// Readiness of a control socket (through a duplicate the watch owns).
+fn watch(ctl: &OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+    let dup = ctl.try_clone()?;
+    // SAFETY: the AsyncFd owns the descriptor it watches, so it stays open while
+    // registered.
+    unsafe { AsyncFd::register(dup) }.map_err(io::Error::from)
+}
+
+/// Writes a 502 on a connection whose request died with its worker.
+fn answer_bad_gateway(conn: OwnedFd) {
+    const BODY: &str = "the app's worker failed\n";
+    let answer = format!(
+        "HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let mut stream = std::net::TcpStream::from(conn);
+    // The socket is non-blocking (the worker made it so); an answer this small fits.
+    let _ = stream.write_all(answer.as_bytes());
+    let _ = stream.shutdown(std::net::Shutdown::Both);
 }
 
 /// Sends what a worker prints to the log, line by line: standard error (tracebacks,
@@ -248,22 +339,4 @@ fn forward_lines(pipe: impl Read + Send + 'static, pid: u32, index: usize, error
     if let Err(e) = spawned {
         warn!(target: "labserv::wsgi", "worker {pid}: its output is lost: {e}");
     }
-}
-
-/// Writes a frame into `out` (for building a request in one piece).
-pub(crate) fn put_frame(out: &mut Vec<u8>, kind: u8, payload: &[u8]) {
-    out.push(kind);
-    out.extend_from_slice(
-        &u32::try_from(payload.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
-    out.extend_from_slice(payload);
-}
-
-/// Sends bytes already framed with [`put_frame`].
-pub(crate) async fn send_raw(worker: &mut Worker, bytes: &[u8]) -> io::Result<()> {
-    let stream = worker.stream()?;
-    stream.write_all(bytes).await?;
-    stream.flush().await
 }

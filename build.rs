@@ -1,0 +1,68 @@
+//! Builds the Python extension module that `wsgi APP`'s workers load (`_labserv`): this
+//! same library compiled as a cdylib with the `pyext` feature, into its own target
+//! directory, then embedded in the binaries (see `src/wsgi/python/worker.rs`).
+//!
+//! PyO3's abi3 build needs neither Python headers nor a libpython to link, so this works
+//! on a machine without Python; Python is needed only to run the workers.
+
+use std::env;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn main() {
+    println!("cargo:rerun-if-changed=src");
+    println!("cargo:rerun-if-changed=Cargo.toml");
+    println!("cargo:rerun-if-changed=Cargo.lock");
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    if env::var_os("CARGO_FEATURE_PYEXT").is_some() {
+        // This is the extension's own build: it embeds no extension.
+        std::fs::write(out.join("labserv_ext.so"), b"").expect("writing OUT_DIR");
+        return;
+    }
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let release = env::var("PROFILE").is_ok_and(|p| p == "release");
+    // OUT_DIR is <target>/<profile>/build/labserv-<hash>/out: the extension gets
+    // <target>/pyext, kept between builds so that only what changed is rebuilt.
+    let target = out
+        .ancestors()
+        .nth(4)
+        .map_or_else(|| out.join("pyext"), |t| t.join("pyext"));
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "rustc",
+        "--lib",
+        "--crate-type",
+        "cdylib",
+        "--features",
+        "pyext",
+    ])
+    .arg("--manifest-path")
+    .arg(manifest.join("Cargo.toml"))
+    .arg("--target-dir")
+    .arg(&target);
+    if release {
+        cmd.arg("--release");
+    }
+    if env::var_os("CARGO_NET_OFFLINE").is_some() {
+        cmd.arg("--offline");
+    }
+    // No debug info (the module is loaded, not debugged) and no lint wrapper from an
+    // outer `cargo clippy`: the outer build lints this code already.
+    for profile in ["DEV", "RELEASE"] {
+        cmd.env(format!("CARGO_PROFILE_{profile}_DEBUG"), "false")
+            .env(format!("CARGO_PROFILE_{profile}_STRIP"), "true");
+    }
+    cmd.env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
+        .stdout(Stdio::null());
+    let status = cmd
+        .status()
+        .expect("running cargo for the Python extension");
+    assert!(status.success(), "building the Python extension failed");
+    let built = target
+        .join(if release { "release" } else { "debug" })
+        .join("liblabserv.so");
+    std::fs::copy(&built, out.join("labserv_ext.so")).expect("copying the Python extension");
+}

@@ -1,0 +1,168 @@
+//! What a worker and the supervisor tell each other, over the worker's control socket (a
+//! `SOCK_SEQPACKET` pair: every send is one message) and through its slot (a page of
+//! memory both map).
+//!
+//! Messages from the worker: [`READY`] once the app imported, or [`FAILED`] and the
+//! exception in one line; then [`OPENED`] with each connection it accepts (a duplicate
+//! of the socket rides along) and [`CLOSED`] when one ends. The supervisor keeps the
+//! duplicates so that when a worker dies in the middle of a request, the client still
+//! gets a 502 instead of a reset; the slot says which request that was.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
+
+/// The app imported; the worker serves.
+pub(crate) const READY: u8 = b'O';
+/// The app did not import: the rest of the message says why.
+pub(crate) const FAILED: u8 = b'X';
+/// A connection was accepted: its tag (8 bytes) and a duplicate of its socket.
+pub(crate) const OPENED: u8 = b'A';
+/// A connection ended: its tag.
+pub(crate) const CLOSED: u8 = b'Z';
+
+/// In a slot: the request's connection can take a plain HTTP/1.1 answer (not TLS, not
+/// HTTP/2), so the supervisor may write a 502 on it.
+pub(crate) const ANSWERABLE: u64 = 1 << 63;
+
+/// A connected pair of control sockets, closed on exec (the worker's end is handed over
+/// explicitly).
+pub(crate) fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
+/// Sends one message, with a descriptor when given.
+#[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
+pub(crate) fn send(
+    ctl: BorrowedFd<'_>,
+    kind: u8,
+    payload: &[u8],
+    fd: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
+    let head = [kind];
+    let parts = [IoSlice::new(&head), IoSlice::new(payload)];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut ancillary = SendAncillaryBuffer::new(&mut space);
+    let fds;
+    if let Some(fd) = fd {
+        fds = [fd];
+        ancillary.push(SendAncillaryMessage::ScmRights(&fds));
+    }
+    rustix::net::sendmsg(ctl, &parts, &mut ancillary, SendFlags::NOSIGNAL)?;
+    Ok(())
+}
+
+/// Receives one message into `buf`: its length (0 when the worker's end is closed) and
+/// the descriptor that came with it.
+pub(crate) fn recv(ctl: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut ancillary = RecvAncillaryBuffer::new(&mut space);
+    let got = rustix::net::recvmsg(
+        ctl,
+        &mut [IoSliceMut::new(buf)],
+        &mut ancillary,
+        RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
+    )?;
+    let mut fd = None;
+    for message in ancillary.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = message {
+            for received in fds {
+                fd.get_or_insert(received);
+            }
+        }
+    }
+    Ok((got.bytes, fd))
+}
+
+/// A worker's slot: the tag of the connection whose request is in the app (0: none),
+/// with [`ANSWERABLE`] when a 502 may be written on it.
+pub(crate) struct Slot {
+    page: NonNull<AtomicU64>,
+    fd: OwnedFd,
+}
+
+// SAFETY: the page holds only atomics and lives as long as the Slot.
+unsafe impl Send for Slot {}
+// SAFETY: as above; every access is atomic.
+unsafe impl Sync for Slot {}
+
+const PAGE: usize = 4096;
+
+impl Slot {
+    /// A new slot, in a memory file the worker maps too.
+    pub(crate) fn create() -> io::Result<Self> {
+        let fd = rustix::fs::memfd_create("labserv-slot", rustix::fs::MemfdFlags::CLOEXEC)?;
+        rustix::fs::ftruncate(&fd, PAGE as u64)?;
+        Self::map(fd)
+    }
+
+    /// Maps the slot the supervisor made.
+    pub(crate) fn map(fd: OwnedFd) -> io::Result<Self> {
+        // SAFETY: a fresh shared mapping of a file of PAGE bytes; nothing else aliases it
+        // in this process, and it is only used through atomics.
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                PAGE,
+                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                rustix::mm::MapFlags::SHARED,
+                &fd,
+                0,
+            )?
+        };
+        let page = NonNull::new(ptr.cast::<AtomicU64>())
+            .ok_or_else(|| io::Error::other("mmap gave a null page"))?;
+        Ok(Self { page, fd })
+    }
+
+    fn cell(&self) -> &AtomicU64 {
+        // SAFETY: the mapping is PAGE bytes, page-aligned, and outlives &self.
+        unsafe { self.page.as_ref() }
+    }
+
+    /// Marks a request as in the app (`tag` with [`ANSWERABLE`] or not).
+    #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
+    pub(crate) fn set(&self, tag: u64) {
+        self.cell().store(tag, Ordering::Release);
+    }
+
+    /// What is in the slot now.
+    pub(crate) fn get(&self) -> u64 {
+        self.cell().load(Ordering::Acquire)
+    }
+
+    /// The memory file, to hand to the worker.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `map` mapped; no reference outlives self.
+        unsafe {
+            let _ = rustix::mm::munmap(self.page.as_ptr().cast(), PAGE);
+        }
+    }
+}
+
+/// What the supervisor puts in a worker's environment: its own arguments (JSON) and the
+/// directory it ran in, so that the worker resolves the very same configuration.
+pub(crate) const ARGS_VAR: &str = "LABSERV_WSGI_ARGS";
+/// See [`ARGS_VAR`].
+pub(crate) const CWD_VAR: &str = "LABSERV_WSGI_CWD";
+
+/// How a worker ends when a request outlasted `--timeout` (after answering it 504).
+pub(crate) const TIMED_OUT: i32 = 3;

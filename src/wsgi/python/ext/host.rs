@@ -1,0 +1,385 @@
+//! The worker's HTTP side: labserv's connection handling with a handler that queues
+//! each request for the app's thread and turns what the app answers into the response.
+
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::{debug, warn};
+
+use super::pep3333::{Head, Job, Piece, Progress};
+use crate::server::Body;
+use crate::server::body::{FileStream, Segment};
+use crate::server::conn::{Handler, Secure, Tag};
+use crate::server::text_response as plain;
+use crate::shutdown::Shutdown;
+use crate::wsgi::python::PythonConfig;
+use crate::wsgi::python::ctl::{self, ANSWERABLE, Slot, TIMED_OUT};
+use crate::wsgi::variables::cgi_variables;
+
+/// Requests that may wait for the app at once; past this they get 503 straight away.
+const MAX_WAITING: usize = 1024;
+
+/// Bodies declaring at most this many bytes are held back and checked against their
+/// Content-Length before anything is sent, so a mismatch can still become a 500.
+const CHECKED_BODY: u64 = 16 * 1024 * 1024;
+
+pub(super) struct PyHost {
+    jobs: std::sync::mpsc::Sender<Job>,
+    /// The app serves one request at a time: its permit.
+    app: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    root_path: String,
+    max_body: u64,
+    validate: bool,
+    timeout: Duration,
+    queue_timeout: Duration,
+    local: SocketAddr,
+    ctl: OwnedFd,
+    slot: Slot,
+    tags: AtomicU64,
+    shutdown: Shutdown,
+    exit: AtomicI32,
+    progress: Arc<Progress>,
+}
+
+impl PyHost {
+    pub(super) fn new(
+        jobs: std::sync::mpsc::Sender<Job>,
+        progress: Arc<Progress>,
+        config: &PythonConfig,
+        local: SocketAddr,
+        ctl: OwnedFd,
+        slot: Slot,
+        shutdown: Shutdown,
+    ) -> Self {
+        Self {
+            jobs,
+            app: Arc::new(Semaphore::new(1)),
+            waiting: AtomicUsize::new(0),
+            root_path: config.root_path.clone(),
+            max_body: config.max_body,
+            validate: config.validate,
+            timeout: config.timeout,
+            queue_timeout: config.queue_timeout,
+            local,
+            ctl,
+            slot,
+            tags: AtomicU64::new(1),
+            shutdown,
+            exit: AtomicI32::new(0),
+            progress,
+        }
+    }
+
+    /// How the worker ends: 0, or [`TIMED_OUT`].
+    pub(super) fn exit_code(&self) -> i32 {
+        self.exit.load(Ordering::Acquire)
+    }
+
+    /// Ends the worker: the app's thread is stuck in a request, so the supervisor starts
+    /// another in its place; the connections here drain first.
+    fn give_up(&self) {
+        self.exit.store(TIMED_OUT, Ordering::Release);
+        self.shutdown.trigger();
+    }
+
+    /// Watches a request whose body is streaming: if the app stays silent past
+    /// `--timeout`, the worker ends (the head is out already; the response is cut).
+    pub(super) async fn watch(self: Arc<Self>) {
+        let every = (self.timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            if let Some(silent) = self.progress.silent_for()
+                && silent > self.timeout
+                && self.exit_code() == 0
+            {
+                warn!(target: "labserv::wsgi", "the app was silent for {silent:?} in a request; this worker ends");
+                self.give_up();
+            }
+        }
+    }
+}
+
+/// Feeds the request body to the app as it arrives, never past `max`.
+fn pump(mut body: Incoming, max: u64) -> mpsc::Receiver<Piece> {
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        let mut total = 0u64;
+        while let Some(frame) = body.frame().await {
+            let piece = match frame {
+                Err(_) => Piece::Broken,
+                Ok(frame) => match frame.into_data() {
+                    Ok(data) => {
+                        total += data.len() as u64;
+                        if total > max {
+                            Piece::TooLarge
+                        } else {
+                            Piece::Data(data)
+                        }
+                    }
+                    Err(_) => continue,
+                },
+            };
+            let last = !matches!(piece, Piece::Data(_));
+            if tx.send(piece).await.is_err() || last {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+impl Handler for PyHost {
+    fn accepted(&self, stream: &tokio::net::TcpStream) -> Option<u64> {
+        let tag = self.tags.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = ctl::send(
+            self.ctl.as_fd(),
+            ctl::OPENED,
+            &tag.to_be_bytes(),
+            Some(stream.as_fd()),
+        ) {
+            debug!(target: "labserv::wsgi", "the supervisor was not told of a connection: {e}");
+        }
+        Some(tag)
+    }
+
+    fn closed(&self, tag: u64) {
+        let _ = ctl::send(self.ctl.as_fd(), ctl::CLOSED, &tag.to_be_bytes(), None);
+    }
+
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let secure = req.extensions().get::<Secure>().is_some();
+        let tag = req.extensions().get::<Tag>().map(|t| t.0);
+        let answerable = !secure && req.version() <= http::Version::HTTP_11;
+        let (parts, body) = req.into_parts();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body) {
+            return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+        }
+        let mut environ = Vec::with_capacity(1024);
+        let made = cgi_variables(&parts, peer, self.local, &self.root_path, |name, value| {
+            environ.extend_from_slice(name);
+            environ.push(0);
+            environ.extend_from_slice(value);
+            environ.push(0);
+        });
+        if made.is_err() {
+            return plain(StatusCode::BAD_REQUEST, "bad request path");
+        }
+        let what = format!("{peer} {} {}", parts.method, parts.uri);
+        let busy = |why: &str| {
+            warn!(target: "labserv::wsgi", "{what}: the app is busy ({why})");
+            plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "every worker is busy; try again",
+            )
+        };
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return busy("queue full");
+        }
+        let permit =
+            tokio::time::timeout(self.queue_timeout, self.app.clone().acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        let Ok(Ok(permit)) = permit else {
+            return busy("waited too long");
+        };
+        let input = (!http_body::Body::is_end_stream(&body)).then(|| pump(body, self.max_body));
+        let (head_tx, head_rx) = oneshot::channel();
+        let (body_tx, body_rx) = mpsc::channel(4);
+        if let Some(tag) = tag {
+            self.slot.set(tag | if answerable { ANSWERABLE } else { 0 });
+        }
+        let job = Job {
+            environ,
+            secure,
+            input,
+            head: head_tx,
+            body: body_tx,
+            permit,
+            what: what.clone(),
+        };
+        if self.jobs.send(job).is_err() {
+            self.slot.set(0);
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+        }
+        let head = tokio::time::timeout(self.timeout, head_rx).await;
+        // From here a worker that dies cuts the response instead.
+        self.slot.set(0);
+        let head = match head {
+            Err(_) => {
+                warn!(
+                    target: "labserv::wsgi",
+                    "{what}: the app took longer than {:?}; this worker ends", self.timeout
+                );
+                self.give_up();
+                return plain(StatusCode::GATEWAY_TIMEOUT, "the app took too long");
+            }
+            Ok(Err(_)) => return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
+            Ok(Ok(head)) => head,
+        };
+        let mut resp = match head {
+            Head::Failed(line) => {
+                warn!(target: "labserv::wsgi", "{what}: the app failed: {line}");
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+            }
+            Head::TooLarge => {
+                return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+            }
+            Head::Whole {
+                status,
+                headers,
+                body,
+            } => {
+                let Some((code, headers)) = self.head(&what, &status, &headers) else {
+                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+                };
+                if !self.length_fits(&what, &headers, body.len() as u64, false) {
+                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+                }
+                response(code, headers, Body::full(body))
+            }
+            Head::Streamed { status, headers } => {
+                let Some((code, headers)) = self.head(&what, &status, &headers) else {
+                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+                };
+                let limit =
+                    content_length(&headers).filter(|&n| self.validate && n <= CHECKED_BODY);
+                let body = match limit {
+                    Some(limit) => match crate::wsgi::host::collect(body_rx, limit).await {
+                        Ok(bytes) => {
+                            if !self.length_fits(&what, &headers, bytes.len() as u64, true) {
+                                return plain(
+                                    StatusCode::INTERNAL_SERVER_ERROR,
+                                    "internal server error",
+                                );
+                            }
+                            Body::full(bytes)
+                        }
+                        Err(e) => {
+                            warn!(target: "labserv::wsgi", "{what}: the app failed: {e}");
+                            return plain(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "internal server error",
+                            );
+                        }
+                    },
+                    None => Body::Channel(body_rx),
+                };
+                response(code, headers, body)
+            }
+            Head::File {
+                status,
+                headers,
+                file,
+                offset,
+            } => {
+                let Some((code, headers)) = self.head(&what, &status, &headers) else {
+                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+                };
+                let size = file.metadata().map_or(0, |m| m.len());
+                let len = size.saturating_sub(offset);
+                let body = Body::File(FileStream::new(
+                    Some(file),
+                    vec![Segment::File { offset, len }],
+                ));
+                response(code, headers, body)
+            }
+        };
+        if parts.method == Method::HEAD {
+            // hyper sends no body for HEAD; the app's is dropped (it sees the client gone).
+            *resp.body_mut() = Body::Empty;
+        }
+        resp
+    }
+}
+
+fn response(code: StatusCode, headers: http::HeaderMap, body: Body) -> Response<Body> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = code;
+    *resp.headers_mut() = headers;
+    resp
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+impl PyHost {
+    /// Checks the app's status and headers (latin-1 text) and makes them HTTP's.
+    fn head(
+        &self,
+        what: &str,
+        status: &str,
+        pairs: &[(String, String)],
+    ) -> Option<(StatusCode, http::HeaderMap)> {
+        let app_error = |why: String| warn!(target: "labserv::wsgi", "{what}: app error: {why}");
+        if self.validate
+            && let Err(violation) = crate::wsgi::validate::head(status, pairs)
+        {
+            app_error(violation);
+            return None;
+        }
+        let code = status
+            .split_whitespace()
+            .next()
+            .and_then(|c| c.parse::<u16>().ok())
+            .and_then(|c| StatusCode::from_u16(c).ok());
+        let Some(code) = code else {
+            app_error(format!("bad status line {status:?}"));
+            return None;
+        };
+        let mut headers = http::HeaderMap::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            let latin1: Option<Vec<u8>> = value
+                .chars()
+                .map(|c| u8::try_from(u32::from(c)).ok())
+                .collect();
+            match (
+                HeaderName::from_bytes(name.as_bytes()),
+                latin1.as_deref().map(HeaderValue::from_bytes),
+            ) {
+                (Ok(n), Some(Ok(v))) => {
+                    headers.append(n, v);
+                }
+                _ => {
+                    app_error(format!("bad header {name:?}: {value:?}"));
+                    return None;
+                }
+            }
+        }
+        Some((code, headers))
+    }
+
+    /// Whether a body of `len` bytes agrees with the Content-Length the app set (`more`:
+    /// the body was cut one byte past it).
+    fn length_fits(&self, what: &str, headers: &http::HeaderMap, len: u64, more: bool) -> bool {
+        match content_length(headers) {
+            Some(declared) if self.validate && declared != len => {
+                warn!(
+                    target: "labserv::wsgi",
+                    "{what}: app error: body of {len}{} bytes, Content-Length says {declared}",
+                    if more && len > declared { " or more" } else { "" },
+                );
+                false
+            }
+            _ => true,
+        }
+    }
+}

@@ -1,0 +1,568 @@
+//! The app's side of a worker: one thread that holds the interpreter, takes requests
+//! one at a time, calls the app (PEP 3333) and hands back its head and body.
+//!
+//! What is easier said in Python stays in `worker.py` and comes here as helpers:
+//! `wsgi.input` (pulling the body through [`Pull`]), `wsgi.file_wrapper`, and the
+//! traceback report.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use pyo3::exceptions::{PyAssertionError, PyIOError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+
+/// A piece of the request body, as the app pulls it.
+pub(super) enum Piece {
+    Data(Bytes),
+    /// The body is larger than `--max-body`.
+    TooLarge,
+    /// The client stopped sending it.
+    Broken,
+}
+
+/// What the app answered, up to its head.
+pub(super) enum Head {
+    /// The whole response (the app returned a list of bytes).
+    Whole {
+        status: String,
+        headers: Vec<(String, String)>,
+        body: Bytes,
+    },
+    /// The head; the body follows through the job's channel.
+    Streamed {
+        status: String,
+        headers: Vec<(String, String)>,
+    },
+    /// A `wsgi.file_wrapper` of a real file: labserv sends it.
+    File {
+        status: String,
+        headers: Vec<(String, String)>,
+        file: std::fs::File,
+        offset: u64,
+    },
+    /// The app failed before its head: a 500 (the traceback is in the log).
+    Failed(String),
+    /// The app read past `--max-body`: a 413.
+    TooLarge,
+}
+
+/// One request for the app.
+pub(super) struct Job {
+    /// `name NUL value NUL ...` (latin-1 bytes as they came).
+    pub(super) environ: Vec<u8>,
+    pub(super) secure: bool,
+    /// The body, when the request has one.
+    pub(super) input: Option<mpsc::Receiver<Piece>>,
+    pub(super) head: oneshot::Sender<Head>,
+    pub(super) body: mpsc::Sender<io::Result<Bytes>>,
+    /// The app is this request's until the permit goes (after `close()`).
+    pub(super) permit: OwnedSemaphorePermit,
+    /// For the log: `peer METHOD target`.
+    pub(super) what: String,
+}
+
+/// When the app last showed life in the current request (milliseconds since the worker
+/// started), or 0 when it has no request.
+#[derive(Default)]
+pub(super) struct Progress {
+    since: AtomicU64,
+    epoch: std::sync::OnceLock<Instant>,
+}
+
+impl Progress {
+    fn now(&self) -> u64 {
+        let epoch = self.epoch.get_or_init(Instant::now);
+        u64::try_from(epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    fn mark(&self) {
+        self.since.store(self.now(), Ordering::Release);
+    }
+
+    fn idle(&self) {
+        self.since.store(0, Ordering::Release);
+    }
+
+    /// How long the app has been silent in a request, if it has one.
+    pub(super) fn silent_for(&self) -> Option<std::time::Duration> {
+        let since = self.since.load(Ordering::Acquire);
+        (since != 0).then(|| std::time::Duration::from_millis(self.now().saturating_sub(since)))
+    }
+}
+
+/// The app and the Python helpers from `worker.py`.
+pub(super) struct Caller {
+    app: Py<PyAny>,
+    /// The environ keys every request shares (`wsgi.version` and the like).
+    base: Py<PyDict>,
+    /// `wsgi.input` of a request without a body.
+    empty: Py<PyAny>,
+    /// `Input(pull)`: `wsgi.input` of a request with one.
+    input: Py<PyAny>,
+    file_wrapper: Py<PyAny>,
+    /// `file_fd(result)`: `(fd, offset)` when the result is a file_wrapper of a real file.
+    file_fd: Py<PyAny>,
+    /// `report(environ, error)`: prints the traceback to wsgi.errors, returns one line.
+    report: Py<PyAny>,
+    pub(super) progress: Arc<Progress>,
+}
+
+impl Caller {
+    pub(super) fn new(app: Py<PyAny>, helpers: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let get = |name: &str| -> PyResult<Py<PyAny>> {
+            helpers
+                .get_item(name)?
+                .map(Bound::unbind)
+                .ok_or_else(|| PyTypeError::new_err(format!("no helper {name}")))
+        };
+        Ok(Self {
+            app,
+            base: get("base")?
+                .bind(helpers.py())
+                .cast::<PyDict>()?
+                .clone()
+                .unbind(),
+            empty: get("empty")?,
+            input: get("Input")?,
+            file_wrapper: get("FileWrapper")?,
+            file_fd: get("file_fd")?,
+            report: get("report")?,
+            progress: Arc::default(),
+        })
+    }
+}
+
+/// Starts the app's thread; requests go to it through the returned sender.
+pub(super) fn start(caller: Caller) -> io::Result<std::sync::mpsc::Sender<Job>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("labserv-app".into())
+        .spawn(move || {
+            Python::attach(|py| {
+                let mut jobs = rx;
+                loop {
+                    // The interpreter is free for others while no request waits.
+                    let (next, back) = py.detach(move || (jobs.recv(), jobs));
+                    jobs = back;
+                    let Ok(job) = next else { break };
+                    caller.progress.mark();
+                    caller.run(py, job);
+                    caller.progress.idle();
+                }
+            });
+        })?;
+    Ok(tx)
+}
+
+/// `start_response`, and the state of the response it starts.
+#[pyclass]
+struct StartResponse {
+    status: Option<String>,
+    headers: Vec<(String, String)>,
+    /// Until the head is sent.
+    head: Option<oneshot::Sender<Head>>,
+    /// Until the app is done: the body ends when this goes (a reference cycle in the app
+    /// may keep this object alive much longer).
+    body: Option<mpsc::Sender<io::Result<Bytes>>>,
+    /// The client has gone (or the response was refused): stop producing.
+    gone: bool,
+    too_large: Arc<AtomicBool>,
+    progress: Arc<Progress>,
+}
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn __call__(
+        slf: &Bound<'_, Self>,
+        status: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+        exc_info: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Write>> {
+        let mut this = slf.borrow_mut();
+        match exc_info.filter(|e| !e.is_none()) {
+            Some(exc_info) => {
+                if this.head.is_none() {
+                    // Too late to change the head: the error goes on up.
+                    let value = exc_info.get_item(1)?;
+                    return Err(PyErr::from_value(value));
+                }
+            }
+            None if this.status.is_some() => {
+                return Err(PyAssertionError::new_err(
+                    "start_response called a second time without exc_info",
+                ));
+            }
+            None => {}
+        }
+        let status = status.cast::<PyString>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "status must be a str, not {}",
+                status
+                    .get_type()
+                    .name()
+                    .map_or_else(|_| "?".into(), |n| n.to_string())
+            ))
+        })?;
+        let mut pairs = Vec::new();
+        for pair in headers.try_iter()? {
+            let pair = pair?;
+            let bad = || {
+                PyTypeError::new_err(format!(
+                    "each header must be a (name, value) tuple of str: {pair}"
+                ))
+            };
+            let tuple = pair.cast::<PyTuple>().map_err(|_| bad())?;
+            if tuple.len() != 2 {
+                return Err(bad());
+            }
+            let name = tuple.get_item(0)?;
+            let value = tuple.get_item(1)?;
+            let (Ok(name), Ok(value)) = (name.cast::<PyString>(), value.cast::<PyString>()) else {
+                return Err(bad());
+            };
+            pairs.push((name.extract::<String>()?, value.extract::<String>()?));
+        }
+        this.status = Some(status.extract::<String>()?);
+        this.headers = pairs;
+        drop(this);
+        Py::new(
+            slf.py(),
+            Write {
+                start: slf.clone().unbind(),
+            },
+        )
+    }
+}
+
+impl StartResponse {
+    fn head_sent(&self) -> bool {
+        self.head.is_none()
+    }
+
+    /// Sends the head now (the first chunk of the body is ready, or there is none).
+    fn send_head(
+        &mut self,
+        make: impl FnOnce(String, Vec<(String, String)>) -> Head,
+    ) -> PyResult<()> {
+        let Some(tx) = self.head.take() else {
+            return Ok(());
+        };
+        let Some(status) = self.status.take() else {
+            self.head = Some(tx);
+            return Err(PyAssertionError::new_err(
+                "the app returned without calling start_response",
+            ));
+        };
+        let head = if self.too_large.load(Ordering::Acquire) {
+            Head::TooLarge
+        } else {
+            make(status, std::mem::take(&mut self.headers))
+        };
+        if tx.send(head).is_err() {
+            self.gone = true;
+        }
+        Ok(())
+    }
+
+    /// Sends a chunk of the body (after the head); false once the client has gone.
+    fn send_chunk(slf: &Bound<'_, Self>, data: Bytes) -> PyResult<bool> {
+        let mut this = slf.borrow_mut();
+        this.send_head(|status, headers| Head::Streamed { status, headers })?;
+        if this.gone {
+            return Ok(false);
+        }
+        if data.is_empty() {
+            return Ok(true);
+        }
+        let Some(tx) = this.body.clone() else {
+            return Ok(false);
+        };
+        drop(this);
+        let sent = slf.py().detach(move || tx.blocking_send(Ok(data)).is_ok());
+        let mut this = slf.borrow_mut();
+        this.progress.mark();
+        if !sent {
+            this.gone = true;
+        }
+        Ok(sent)
+    }
+}
+
+/// The `write` callable `start_response` returns.
+#[pyclass]
+struct Write {
+    start: Py<StartResponse>,
+}
+
+#[pymethods]
+impl Write {
+    fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let data = bytes_of(data)?;
+        let start = self.start.bind(py);
+        if start.borrow().status.is_none() && !start.borrow().head_sent() {
+            return Err(PyAssertionError::new_err("write() before start_response"));
+        }
+        StartResponse::send_chunk(start, data)?;
+        Ok(())
+    }
+}
+
+/// What `wsgi.input` pulls the body through.
+#[pyclass]
+pub(super) struct Pull {
+    rx: Option<mpsc::Receiver<Piece>>,
+    too_large: Arc<AtomicBool>,
+}
+
+#[pymethods]
+impl Pull {
+    /// The next piece of the body; empty at its end.
+    fn __call__(&mut self, py: Python<'_>) -> PyResult<Py<PyBytes>> {
+        let Some(mut rx) = self.rx.take() else {
+            return Ok(PyBytes::new(py, b"").unbind());
+        };
+        let (piece, rx) = py.detach(move || (rx.blocking_recv(), rx));
+        match piece {
+            Some(Piece::Data(data)) => {
+                self.rx = Some(rx);
+                Ok(PyBytes::new(py, &data).unbind())
+            }
+            None => Ok(PyBytes::new(py, b"").unbind()),
+            Some(Piece::TooLarge) => {
+                self.too_large.store(true, Ordering::Release);
+                Err(PyIOError::new_err(
+                    "the request body is larger than --max-body",
+                ))
+            }
+            Some(Piece::Broken) => Err(PyIOError::new_err("the client stopped sending the body")),
+        }
+    }
+}
+
+/// A body chunk as bytes: `bytes` only, as PEP 3333 says.
+fn bytes_of(item: &Bound<'_, PyAny>) -> PyResult<Bytes> {
+    let bytes = item.cast::<PyBytes>().map_err(|_| not_bytes(item))?;
+    Ok(Bytes::copy_from_slice(bytes.as_bytes()))
+}
+
+fn not_bytes(item: &Bound<'_, PyAny>) -> PyErr {
+    PyTypeError::new_err(format!(
+        "the app's body must be bytes, not {}",
+        item.get_type()
+            .name()
+            .map_or_else(|_| "?".into(), |n| n.to_string())
+    ))
+}
+
+/// A latin-1 string from bytes (ASCII, the usual case, without a copy through chars).
+fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if bytes.is_ascii() => PyString::new(py, text),
+        _ => PyString::new(
+            py,
+            &bytes.iter().map(|&b| char::from(b)).collect::<String>(),
+        ),
+    }
+}
+
+impl Caller {
+    /// Answers one request.
+    fn run(&self, py: Python<'_>, job: Job) {
+        let Job {
+            environ,
+            secure,
+            input,
+            head,
+            body,
+            permit,
+            what,
+        } = job;
+        let too_large = Arc::new(AtomicBool::new(false));
+        let start = match Bound::new(
+            py,
+            StartResponse {
+                status: None,
+                headers: Vec::new(),
+                head: Some(head),
+                body: Some(body),
+                gone: false,
+                too_large: too_large.clone(),
+                progress: self.progress.clone(),
+            },
+        ) {
+            Ok(start) => start,
+            Err(e) => {
+                tracing::warn!(target: "labserv::wsgi", "{what}: {e}");
+                return;
+            }
+        };
+        let mut pull = None;
+        let env = match self.environ(py, &environ, secure, input, &too_large, &mut pull) {
+            Ok(env) => env,
+            Err(e) => {
+                let _ = start
+                    .borrow_mut()
+                    .send_head(|_, _| Head::Failed(e.to_string()));
+                return;
+            }
+        };
+        let mut result = None;
+        let outcome = (|| -> PyResult<()> {
+            let returned = self.app.bind(py).call1((&env, &start))?;
+            result = Some(returned.clone());
+            self.respond(&start, &returned)
+        })();
+        if let Err(e) = outcome {
+            self.failed(py, &start, &env, &e, &what);
+        }
+        if let Some(result) = result
+            && let Ok(close) = result.getattr("close")
+            && let Err(e) = close.call0()
+        {
+            let _ = self
+                .report
+                .bind(py)
+                .call1((&env, e.value(py), e.traceback(py)));
+        }
+        // A response the app ended without a head still needs one.
+        let mut this = start.borrow_mut();
+        if !this.head_sent() {
+            let _ = this.send_head(|status, headers| Head::Whole {
+                status,
+                headers,
+                body: Bytes::new(),
+            });
+        }
+        // The body ends here, and the rest of the request body is not wanted.
+        this.body = None;
+        drop(this);
+        if let Some(pull) = pull {
+            pull.bind(py).borrow_mut().rx = None;
+        }
+        drop(permit);
+    }
+
+    fn environ<'py>(
+        &self,
+        py: Python<'py>,
+        flat: &[u8],
+        secure: bool,
+        input: Option<mpsc::Receiver<Piece>>,
+        too_large: &Arc<AtomicBool>,
+        pull: &mut Option<Py<Pull>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let env = self.base.bind(py).copy()?;
+        let mut fields = flat.split(|&b| b == 0);
+        while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+            env.set_item(latin1(py, name), latin1(py, value))?;
+        }
+        if secure {
+            env.set_item("wsgi.url_scheme", "https")?;
+        }
+        match input {
+            Some(rx) => {
+                let made = Py::new(
+                    py,
+                    Pull {
+                        rx: Some(rx),
+                        too_large: too_large.clone(),
+                    },
+                )?;
+                env.set_item(
+                    "wsgi.input",
+                    self.input.bind(py).call1((made.clone_ref(py),))?,
+                )?;
+                *pull = Some(made);
+            }
+            None => env.set_item("wsgi.input", self.empty.bind(py))?,
+        }
+        Ok(env)
+    }
+
+    /// Sends what the app returned.
+    fn respond(&self, start: &Bound<'_, StartResponse>, result: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = start.py();
+        if !start.borrow().head_sent() {
+            // A list: the whole body at once, the common case.
+            if let Ok(list) = result.cast::<PyList>() {
+                let mut body = BytesMut::new();
+                for item in list.iter() {
+                    let chunk = item.cast::<PyBytes>().map_err(|_| not_bytes(&item))?;
+                    body.extend_from_slice(chunk.as_bytes());
+                }
+                let body = body.freeze();
+                return start.borrow_mut().send_head(|status, headers| Head::Whole {
+                    status,
+                    headers,
+                    body,
+                });
+            }
+            // A file_wrapper of a real file: labserv sends it, the bytes skip Python.
+            if result.get_type().is(self.file_wrapper.bind(py)) && start.borrow().status.is_some() {
+                let found = self.file_fd.bind(py).call1((result,))?;
+                if !found.is_none() {
+                    let (fd, offset): (i32, u64) = found.extract()?;
+                    // SAFETY: `fd` is open (file_fd just used it); the duplicate is ours.
+                    let dup = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+                        .try_clone_to_owned()
+                        .map_err(|e| PyIOError::new_err(e.to_string()))?;
+                    let file = std::fs::File::from(dup);
+                    return start.borrow_mut().send_head(|status, headers| Head::File {
+                        status,
+                        headers,
+                        file,
+                        offset,
+                    });
+                }
+            }
+        }
+        for item in result.try_iter()? {
+            let data = bytes_of(&item?)?;
+            if data.is_empty() {
+                continue;
+            }
+            if !StartResponse::send_chunk(start, data)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The app raised: a 500 if its head is not out yet, else the response is cut.
+    fn failed(
+        &self,
+        py: Python<'_>,
+        start: &Bound<'_, StartResponse>,
+        env: &Bound<'_, PyDict>,
+        error: &PyErr,
+        what: &str,
+    ) {
+        let line = self
+            .report
+            .bind(py)
+            .call1((env, error.value(py), error.traceback(py)))
+            .and_then(|l| l.extract::<String>())
+            .unwrap_or_else(|_| error.to_string());
+        let mut this = start.borrow_mut();
+        if this.head_sent() {
+            tracing::warn!(target: "labserv::wsgi", "{what}: the app failed while sending: {line}");
+            if let Some(body) = &this.body {
+                let _ = body.try_send(Err(io::Error::other("the app failed")));
+            }
+        } else if this.too_large.load(Ordering::Acquire) {
+            if let Some(tx) = this.head.take() {
+                let _ = tx.send(Head::TooLarge);
+            }
+        } else if let Some(tx) = this.head.take() {
+            let _ = tx.send(Head::Failed(line));
+        }
+    }
+}
