@@ -11,17 +11,18 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use super::pep3333::{Head, Job, Piece, Progress};
+use super::pep3333::{Head, Job, Piece, Progress, Turn};
 use crate::server::Body;
 use crate::server::body::{FileStream, Segment};
 use crate::server::conn::{Handler, Secure, Tag};
 use crate::server::text_response as plain;
 use crate::shutdown::Shutdown;
 use crate::wsgi::python::PythonConfig;
-use crate::wsgi::python::ctl::{self, ANSWERABLE, Slot, TIMED_OUT};
+use crate::wsgi::python::ctl::{self, ANSWERABLE, TIMED_OUT};
 use crate::wsgi::variables::cgi_variables;
 
 /// Requests that may wait for the app at once; past this they get 503 straight away.
@@ -32,10 +33,9 @@ const MAX_WAITING: usize = 1024;
 const CHECKED_BODY: u64 = 16 * 1024 * 1024;
 
 pub(super) struct PyHost {
+    /// Requests queue here for the app, which takes them up one at a time.
     jobs: std::sync::mpsc::Sender<Job>,
-    /// The app serves one request at a time: its permit.
-    app: Arc<Semaphore>,
-    waiting: AtomicUsize,
+    waiting: Arc<AtomicUsize>,
     root_path: String,
     max_body: u64,
     validate: bool,
@@ -43,7 +43,6 @@ pub(super) struct PyHost {
     queue_timeout: Duration,
     local: SocketAddr,
     ctl: OwnedFd,
-    slot: Slot,
     tags: AtomicU64,
     shutdown: Shutdown,
     exit: AtomicI32,
@@ -54,16 +53,15 @@ impl PyHost {
     pub(super) fn new(
         jobs: std::sync::mpsc::Sender<Job>,
         progress: Arc<Progress>,
+        waiting: Arc<AtomicUsize>,
         config: &PythonConfig,
         local: SocketAddr,
         ctl: OwnedFd,
-        slot: Slot,
         shutdown: Shutdown,
     ) -> Self {
         Self {
             jobs,
-            app: Arc::new(Semaphore::new(1)),
-            waiting: AtomicUsize::new(0),
+            waiting,
             root_path: config.root_path.clone(),
             max_body: config.max_body,
             validate: config.validate,
@@ -71,7 +69,6 @@ impl PyHost {
             queue_timeout: config.queue_timeout,
             local,
             ctl,
-            slot,
             tags: AtomicU64::new(1),
             shutdown,
             exit: AtomicI32::new(0),
@@ -179,58 +176,66 @@ impl Handler for PyHost {
         if made.is_err() {
             return plain(StatusCode::BAD_REQUEST, "bad request path");
         }
-        let what = format!("{peer} {} {}", parts.method, parts.uri);
-        let busy = |why: &str| {
-            warn!(target: "labserv::wsgi", "{what}: the app is busy ({why})");
-            plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "every worker is busy; try again",
-            )
-        };
+        let what = || format!("{peer} {} {}", parts.method, parts.uri);
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return busy("queue full");
+            warn!(target: "labserv::wsgi", "{}: the app is busy (queue full)", what());
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "every worker is busy; try again",
+            );
         }
-        let permit =
-            tokio::time::timeout(self.queue_timeout, self.app.clone().acquire_owned()).await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        let Ok(Ok(permit)) = permit else {
-            return busy("waited too long");
-        };
         let input = (!http_body::Body::is_end_stream(&body)).then(|| pump(body, self.max_body));
-        let (head_tx, head_rx) = oneshot::channel();
+        let (head_tx, mut head_rx) = oneshot::channel();
         let (body_tx, body_rx) = mpsc::channel(4);
-        if let Some(tag) = tag {
-            self.slot.set(tag | if answerable { ANSWERABLE } else { 0 });
-        }
+        let turn = Arc::new(Turn::default());
         let job = Job {
             environ,
             secure,
             input,
             head: head_tx,
             body: body_tx,
-            permit,
-            what: what.clone(),
+            tag: tag.map_or(0, |tag| tag | if answerable { ANSWERABLE } else { 0 }),
+            turn: turn.clone(),
         };
+        let queued = Instant::now();
         if self.jobs.send(job).is_err() {
-            self.slot.set(0);
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
         }
-        let head = tokio::time::timeout(self.timeout, head_rx).await;
-        // From here a worker that dies cuts the response instead.
-        self.slot.set(0);
-        let head = match head {
-            Err(_) => {
-                warn!(
-                    target: "labserv::wsgi",
-                    "{what}: the app took longer than {:?}; this worker ends", self.timeout
-                );
-                self.give_up();
-                return plain(StatusCode::GATEWAY_TIMEOUT, "the app took too long");
+        let head = loop {
+            // Until the app takes the request up, the queue timeout counts; from then on,
+            // the request timeout.
+            let deadline = match turn.started() {
+                None => queued + self.queue_timeout.min(self.timeout),
+                Some(at) => Instant::from_std(self.progress.instant(at)) + self.timeout,
+            };
+            match tokio::time::timeout_at(deadline, &mut head_rx).await {
+                Ok(head) => break head,
+                Err(_) => match turn.started() {
+                    None if queued.elapsed() >= self.queue_timeout && turn.cancel() => {
+                        warn!(target: "labserv::wsgi", "{}: the app is busy (waited too long)", what());
+                        return plain(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "every worker is busy; try again",
+                        );
+                    }
+                    Some(at) if self.progress.instant(at).elapsed() >= self.timeout => {
+                        warn!(
+                            target: "labserv::wsgi",
+                            "{}: the app took longer than {:?}; this worker ends", what(), self.timeout
+                        );
+                        self.give_up();
+                        return plain(StatusCode::GATEWAY_TIMEOUT, "the app took too long");
+                    }
+                    _ => {}
+                },
             }
-            Ok(Err(_)) => return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error"),
-            Ok(Ok(head)) => head,
         };
+        let Ok(head) = head else {
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+        };
+        let what = what();
         let mut resp = match head {
             Head::Failed(line) => {
                 warn!(target: "labserv::wsgi", "{what}: the app failed: {line}");

@@ -89,13 +89,14 @@ fn serve(
     };
     let (config, log) = configure(log).map_err(error)?;
     crate::memory::tune_malloc();
-    let slot = Slot::map(slot).map_err(|e| error(e.to_string()))?;
+    let slot = Arc::new(Slot::map(slot).map_err(|e| error(e.to_string()))?);
     listener
         .set_nonblocking(true)
         .map_err(|e| error(e.to_string()))?;
     let local = listener.local_addr().map_err(|e| error(e.to_string()))?;
-    let caller = pep3333::Caller::new(app, &helpers)?;
+    let caller = pep3333::Caller::new(app, &helpers, slot)?;
     let progress = caller.progress.clone();
+    let waiting = caller.waiting.clone();
     let jobs = pep3333::start(caller).map_err(|e| error(e.to_string()))?;
     let code = py.detach(move || {
         let Ok(runtime) = crate::runner::current_thread_runtime() else {
@@ -118,10 +119,10 @@ fn serve(
             let host = Arc::new(host::PyHost::new(
                 jobs,
                 progress,
+                waiting,
                 &config,
                 local,
                 ctl,
-                slot,
                 shutdown.clone(),
             ));
             tokio::spawn(host.clone().watch());

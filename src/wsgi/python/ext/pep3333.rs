@@ -7,14 +7,16 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use pyo3::exceptions::{PyAssertionError, PyIOError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::wsgi::python::ctl::Slot;
 
 /// A piece of the request body, as the app pulls it.
 pub(super) enum Piece {
@@ -60,10 +62,44 @@ pub(super) struct Job {
     pub(super) input: Option<mpsc::Receiver<Piece>>,
     pub(super) head: oneshot::Sender<Head>,
     pub(super) body: mpsc::Sender<io::Result<Bytes>>,
-    /// The app is this request's until the permit goes (after `close()`).
-    pub(super) permit: OwnedSemaphorePermit,
-    /// For the log: `peer METHOD target`.
-    pub(super) what: String,
+    /// The request's connection for the slot (with `ANSWERABLE`), or 0.
+    pub(super) tag: u64,
+    pub(super) turn: Arc<Turn>,
+}
+
+/// Where a queued request stands, for its handler and the app's thread.
+#[derive(Default)]
+pub(super) struct Turn {
+    state: AtomicU8,
+    /// When the app took it up (see [`Progress::now`]).
+    started: AtomicU64,
+}
+
+const QUEUED: u8 = 0;
+const STARTED: u8 = 1;
+const CANCELLED: u8 = 2;
+
+impl Turn {
+    /// The app takes the request up, unless its handler gave up on it.
+    fn start(&self, now: u64) -> bool {
+        self.started.store(now, Ordering::Release);
+        self.state
+            .compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// The handler gives up on a request the app has not taken up yet.
+    pub(super) fn cancel(&self) -> bool {
+        self.state
+            .compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// When the app took the request up, if it has.
+    pub(super) fn started(&self) -> Option<u64> {
+        (self.state.load(Ordering::Acquire) == STARTED)
+            .then(|| self.started.load(Ordering::Acquire))
+    }
 }
 
 /// When the app last showed life in the current request (milliseconds since the worker
@@ -75,11 +111,17 @@ pub(super) struct Progress {
 }
 
 impl Progress {
-    fn now(&self) -> u64 {
+    /// Milliseconds since the worker started (never 0).
+    pub(super) fn now(&self) -> u64 {
         let epoch = self.epoch.get_or_init(Instant::now);
         u64::try_from(epoch.elapsed().as_millis())
             .unwrap_or(u64::MAX)
             .max(1)
+    }
+
+    /// The instant of a [`Progress::now`] reading.
+    pub(super) fn instant(&self, at: u64) -> Instant {
+        *self.epoch.get_or_init(Instant::now) + std::time::Duration::from_millis(at)
     }
 
     fn mark(&self) {
@@ -112,10 +154,17 @@ pub(super) struct Caller {
     /// `report(environ, error)`: prints the traceback to wsgi.errors, returns one line.
     report: Py<PyAny>,
     pub(super) progress: Arc<Progress>,
+    /// Requests queued for the app and not taken up yet.
+    pub(super) waiting: Arc<AtomicUsize>,
+    slot: Arc<Slot>,
 }
 
 impl Caller {
-    pub(super) fn new(app: Py<PyAny>, helpers: &Bound<'_, PyDict>) -> PyResult<Self> {
+    pub(super) fn new(
+        app: Py<PyAny>,
+        helpers: &Bound<'_, PyDict>,
+        slot: Arc<Slot>,
+    ) -> PyResult<Self> {
         let get = |name: &str| -> PyResult<Py<PyAny>> {
             helpers
                 .get_item(name)?
@@ -135,6 +184,8 @@ impl Caller {
             file_fd: get("file_fd")?,
             report: get("report")?,
             progress: Arc::default(),
+            waiting: Arc::default(),
+            slot,
         })
     }
 }
@@ -152,8 +203,15 @@ pub(super) fn start(caller: Caller) -> io::Result<std::sync::mpsc::Sender<Job>> 
                     let (next, back) = py.detach(move || (jobs.recv(), jobs));
                     jobs = back;
                     let Ok(job) = next else { break };
+                    caller.waiting.fetch_sub(1, Ordering::AcqRel);
+                    if !job.turn.start(caller.progress.now()) {
+                        // Its client got a 503 while it waited.
+                        continue;
+                    }
                     caller.progress.mark();
+                    caller.slot.set(job.tag);
                     caller.run(py, job);
+                    caller.slot.set(0);
                     caller.progress.idle();
                 }
             });
@@ -175,6 +233,7 @@ struct StartResponse {
     gone: bool,
     too_large: Arc<AtomicBool>,
     progress: Arc<Progress>,
+    slot: Arc<Slot>,
 }
 
 #[pymethods]
@@ -266,6 +325,8 @@ impl StartResponse {
         } else {
             make(status, std::mem::take(&mut self.headers))
         };
+        // From here a worker that dies cuts the response instead of answering 502.
+        self.slot.set(0);
         if tx.send(head).is_err() {
             self.gone = true;
         }
@@ -382,8 +443,7 @@ impl Caller {
             input,
             head,
             body,
-            permit,
-            what,
+            ..
         } = job;
         let too_large = Arc::new(AtomicBool::new(false));
         let start = match Bound::new(
@@ -396,11 +456,12 @@ impl Caller {
                 gone: false,
                 too_large: too_large.clone(),
                 progress: self.progress.clone(),
+                slot: self.slot.clone(),
             },
         ) {
             Ok(start) => start,
             Err(e) => {
-                tracing::warn!(target: "labserv::wsgi", "{what}: {e}");
+                tracing::warn!(target: "labserv::wsgi", "a request could not be set up: {e}");
                 return;
             }
         };
@@ -421,9 +482,10 @@ impl Caller {
             self.respond(&start, &returned)
         })();
         if let Err(e) = outcome {
-            self.failed(py, &start, &env, &e, &what);
+            self.failed(py, &start, &env, &e);
         }
         if let Some(result) = result
+            && !result.is_exact_instance_of::<PyList>()
             && let Ok(close) = result.getattr("close")
             && let Err(e) = close.call0()
         {
@@ -447,7 +509,6 @@ impl Caller {
         if let Some(pull) = pull {
             pull.bind(py).borrow_mut().rx = None;
         }
-        drop(permit);
     }
 
     fn environ<'py>(
@@ -543,7 +604,6 @@ impl Caller {
         start: &Bound<'_, StartResponse>,
         env: &Bound<'_, PyDict>,
         error: &PyErr,
-        what: &str,
     ) {
         let line = self
             .report
@@ -553,7 +613,18 @@ impl Caller {
             .unwrap_or_else(|_| error.to_string());
         let mut this = start.borrow_mut();
         if this.head_sent() {
-            tracing::warn!(target: "labserv::wsgi", "{what}: the app failed while sending: {line}");
+            let var = |name: &str| -> String {
+                env.get_item(name)
+                    .ok()
+                    .flatten()
+                    .and_then(|v| v.extract::<String>().ok())
+                    .unwrap_or_default()
+            };
+            tracing::warn!(
+                target: "labserv::wsgi",
+                "{} {} {}: the app failed while sending: {line}",
+                var("REMOTE_ADDR"), var("REQUEST_METHOD"), var("PATH_INFO")
+            );
             if let Some(body) = &this.body {
                 let _ = body.try_send(Err(io::Error::other("the app failed")));
             }
