@@ -84,7 +84,9 @@ impl std::fmt::Debug for Workers {
 impl Workers {
     /// Starts the workers on `listener` and waits until every one has imported the app.
     /// Call on the thread that will run the server: a worker dies with the thread that
-    /// started it.
+    /// started it. The workers resolve their configuration again from this process's
+    /// command line and environment (the `wsgi` command's), so that every option applies
+    /// to them as it does here.
     ///
     /// # Errors
     /// [`Error::App`] naming the app and what went wrong, in one line.

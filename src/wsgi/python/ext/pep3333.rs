@@ -247,19 +247,16 @@ impl StartResponse {
     ) -> PyResult<Py<Write>> {
         let mut this = slf.borrow_mut();
         match exc_info.filter(|e| !e.is_none()) {
-            Some(exc_info) => {
-                if this.head.is_none() {
-                    // Too late to change the head: the error goes on up.
-                    let value = exc_info.get_item(1)?;
-                    return Err(PyErr::from_value(value));
-                }
+            // Too late to change the head: the error goes on up.
+            Some(exc_info) if this.head_sent() => {
+                return Err(PyErr::from_value(exc_info.get_item(1)?));
             }
             None if this.status.is_some() => {
                 return Err(PyAssertionError::new_err(
                     "start_response called a second time without exc_info",
                 ));
             }
-            None => {}
+            Some(_) | None => {}
         }
         let status = status.cast::<PyString>().map_err(|_| {
             PyTypeError::new_err(format!(
