@@ -298,6 +298,39 @@ fn requests_wait_for_a_busy_worker_then_get_503() {
 }
 
 #[test]
+fn a_busy_worker_leaves_new_connections_to_an_idle_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("flag");
+    let started = dir.path().join("started");
+    let (_srv, port) = start(
+        "apps:faults",
+        &apps_dir(),
+        &["-w", "2"],
+        &[("FLAG", &flag), ("STARTED", &started)],
+    );
+    let waiting = std::thread::spawn(move || http_get("127.0.0.1", port, "/wait"));
+    common::wait_file(&started, |text| text == "started");
+    // /wait holds one worker until the flag appears. Every new connection meanwhile is
+    // the other worker's: none waits behind /wait (a wait would outlast curl's 5 s).
+    let url = format!("http://127.0.0.1:{port}/");
+    for i in 0..20 {
+        let code = curl(&[
+            "--max-time",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &url,
+        ]);
+        assert_eq!(code, "200", "request {i}");
+    }
+    assert!(!waiting.is_finished(), "/wait was answered before the flag");
+    std::fs::write(&flag, "").unwrap();
+    assert_eq!(waiting.join().unwrap().0, 200);
+}
+
+#[test]
 fn an_app_that_fails_to_import_exits_2_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     common::put(dir.path(), "broken.py", b"import no_such_module_here\n");

@@ -46,6 +46,19 @@ pub(crate) trait Handler: Send + Sync + 'static {
 
     /// A connection `accepted` tagged has ended.
     fn closed(&self, _tag: u64) {}
+
+    /// Waits until the handler would take another connection; called before each
+    /// accept. A handler that shares its listener with other processes can hold back
+    /// while busy and let them take it. Default: at once.
+    fn ready_for_more(&self) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+
+    /// Resolves when the handler, having been ready for more, no longer is: the accept
+    /// under way is dropped and [`Handler::ready_for_more`] asked again. Default: never.
+    fn no_more(&self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
 }
 
 /// What [`Handler::accepted`] said of a request's connection.
@@ -82,7 +95,15 @@ pub(crate) async fn run<H: Handler>(
     loop {
         let accepted = tokio::select! {
             () = shutdown.triggered() => break,
-            accepted = listener.accept() => accepted,
+            accepted = async {
+                loop {
+                    handler.ready_for_more().await;
+                    tokio::select! {
+                        accepted = listener.accept() => break accepted,
+                        () = handler.no_more() => {}
+                    }
+                }
+            } => accepted,
         };
         let (stream, peer) = match accepted {
             Ok(pair) => pair,

@@ -95,6 +95,10 @@ def faults(environ, start_response):
     if path == "/hang":
         time.sleep(60)
     if path == "/wait":
+        if "STARTED" in os.environ:
+            # Tells the test that this request is in the app.
+            with open(os.environ["STARTED"], "w") as f:
+                f.write("started")
         _wait_for(os.environ["FLAG"])
     if path == "/late-error":
         def body():

@@ -19,7 +19,7 @@ use rustix::net::{
     SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
 };
 
-/// The app imported; the worker serves.
+/// The app imported and the worker serves.
 pub(crate) const READY: u8 = b'O';
 /// The app did not import: the rest of the message says why.
 pub(crate) const FAILED: u8 = b'X';
@@ -166,3 +166,93 @@ pub(crate) const CWD_VAR: &str = "LABSERV_WSGI_CWD";
 
 /// How a worker ends when a request outlasted `--timeout` (after answering it 504).
 pub(crate) const TIMED_OUT: i32 = 3;
+
+/// The seats of a board: at most this many workers at once (a reload doubles them for a
+/// moment).
+pub(crate) const SEATS: usize = 512;
+
+/// A seat's state on the [`Board`]: no worker there (or one that is stopping).
+pub(crate) const EMPTY: u64 = 0;
+/// The worker's app has nothing to do: it takes new connections.
+pub(crate) const IDLE: u64 = 1;
+/// The worker's app has a request: it leaves new connections to idle workers.
+#[cfg_attr(not(feature = "pyext"), allow(dead_code))] // set by the worker
+pub(crate) const BUSY: u64 = 2;
+
+/// What every worker can see of the others: one seat each, saying whether its app is
+/// idle. A busy worker leaves new connections to an idle one, as a gunicorn sync worker
+/// does by not accepting while it serves; when all are busy, they queue as before.
+pub(crate) struct Board {
+    page: NonNull<AtomicU64>,
+    fd: OwnedFd,
+}
+
+// SAFETY: as for Slot: atomics in a mapping that lives as long as the Board.
+unsafe impl Send for Board {}
+// SAFETY: as above.
+unsafe impl Sync for Board {}
+
+const BOARD_BYTES: usize = SEATS * 8;
+
+impl Board {
+    /// A new board, in a memory file every worker maps too.
+    pub(crate) fn create() -> io::Result<Self> {
+        let fd = rustix::fs::memfd_create("labserv-board", rustix::fs::MemfdFlags::CLOEXEC)?;
+        rustix::fs::ftruncate(&fd, BOARD_BYTES as u64)?;
+        Self::map(fd)
+    }
+
+    /// Maps the board the supervisor made.
+    pub(crate) fn map(fd: OwnedFd) -> io::Result<Self> {
+        // SAFETY: a fresh shared mapping of a file of BOARD_BYTES bytes, used only through
+        // atomics.
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                BOARD_BYTES,
+                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                rustix::mm::MapFlags::SHARED,
+                &fd,
+                0,
+            )?
+        };
+        let page = NonNull::new(ptr.cast::<AtomicU64>())
+            .ok_or_else(|| io::Error::other("mmap gave a null page"))?;
+        Ok(Self { page, fd })
+    }
+
+    fn seat(&self, seat: usize) -> Option<&AtomicU64> {
+        // SAFETY: seat < SEATS stays inside the mapping, which outlives &self.
+        (seat < SEATS).then(|| unsafe { &*self.page.as_ptr().add(seat) })
+    }
+
+    /// Sets a seat's state.
+    pub(crate) fn set(&self, seat: usize, state: u64) {
+        if let Some(cell) = self.seat(seat) {
+            cell.store(state, Ordering::Release);
+        }
+    }
+
+    /// Whether a worker other than the one at `seat` is idle.
+    #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
+    pub(crate) fn another_idle(&self, seat: usize) -> bool {
+        (0..SEATS)
+            .filter(|&s| s != seat)
+            .filter_map(|s| self.seat(s))
+            .any(|cell| cell.load(Ordering::Acquire) == IDLE)
+    }
+
+    /// The memory file, to hand to the workers.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Drop for Board {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `map` mapped; no reference outlives self.
+        unsafe {
+            let _ = rustix::mm::munmap(self.page.as_ptr().cast(), BOARD_BYTES);
+        }
+    }
+}

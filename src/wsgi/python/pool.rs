@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use super::ctl::TIMED_OUT;
+use super::ctl::{EMPTY, SEATS, TIMED_OUT};
 use super::worker::{Launch, Shared, Worker};
 
 /// How long a worker may take to import its app (Django projects take a few seconds).
@@ -24,6 +24,8 @@ pub(crate) struct Pool {
     shared: Shared,
     /// Running workers by process id: their generation, and whether they were asked to stop.
     running: Mutex<HashMap<u32, (u64, bool)>>,
+    /// Seats on the board taken by a worker.
+    seats: Mutex<Vec<bool>>,
     /// Told whenever a worker ends.
     ended: Notify,
     /// Starts that failed in a row, for the back-off.
@@ -51,17 +53,20 @@ impl Pool {
         let cannot_run = |e: std::io::Error| format!("cannot run {}: {e}", launch.python.display());
         // All started before any is waited for: they import the app side by side.
         let mut ready = Vec::with_capacity(workers);
-        for index in 0..workers.max(1) {
-            ready.push(Worker::spawn(&launch, &shared, index).map_err(cannot_run)?);
+        let count = workers.clamp(1, SEATS / 2);
+        for index in 0..count {
+            ready.push(Worker::spawn(&launch, &shared, index, index).map_err(cannot_run)?);
         }
         for worker in &mut ready {
             worker.ready_blocking(START_WITHIN)?;
         }
-        let count = ready.len();
+        let mut seats = vec![false; SEATS];
+        seats[..count].fill(true);
         let pool = Arc::new(Self {
             launch,
             shared,
             running: Mutex::new(ready.iter().map(|w| (w.pid(), (0, false))).collect()),
+            seats: Mutex::new(seats),
             ended: Notify::new(),
             failures: AtomicU32::new(0),
             started: AtomicUsize::new(count),
@@ -74,6 +79,45 @@ impl Pool {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (u64, bool)>> {
         self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the first free seat on the board.
+    fn take_seat(&self) -> Option<usize> {
+        let mut seats = self.seats.lock().unwrap_or_else(PoisonError::into_inner);
+        let seat = seats.iter().position(|taken| !taken)?;
+        seats[seat] = true;
+        Some(seat)
+    }
+
+    /// Frees a seat whose worker has ended.
+    fn free_seat(&self, seat: usize) {
+        self.shared.board.set(seat, EMPTY);
+        if let Some(taken) = self
+            .seats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(seat)
+        {
+            *taken = false;
+        }
+    }
+
+    /// Starts a worker on a free seat.
+    fn spawn(&self, generation: u64) -> Result<Worker, String> {
+        let seat = self
+            .take_seat()
+            .ok_or_else(|| format!("more than {SEATS} workers"))?;
+        let index = self.started.fetch_add(1, Ordering::AcqRel);
+        match Worker::spawn(&self.launch, &self.shared, index, seat) {
+            Ok(mut worker) => {
+                worker.generation = generation;
+                Ok(worker)
+            }
+            Err(e) => {
+                self.free_seat(seat);
+                Err(format!("cannot run {}: {e}", self.launch.python.display()))
+            }
+        }
     }
 
     /// The process ids of the running workers.
@@ -91,7 +135,9 @@ impl Pool {
             let pid = worker.pid();
             let asked = pool.lock().remove(&pid).is_some_and(|(_, stop)| stop);
             let generation = worker.generation;
+            let seat = worker.seat;
             drop(worker);
+            pool.free_seat(seat);
             pool.ended.notify_waiters();
             if asked || pool.closed.load(Ordering::Acquire) {
                 info!(target: "labserv::wsgi", "worker {pid} stopped");
@@ -123,14 +169,16 @@ impl Pool {
                         .min(MAX_BACKOFF);
                     tokio::time::sleep(pause).await;
                 }
-                let index = pool.started.fetch_add(1, Ordering::AcqRel);
                 // Spawned here, on the server's own thread (see `Worker::spawn`).
-                let started = match Worker::spawn(&pool.launch, &pool.shared, index) {
-                    Ok(mut worker) => {
-                        worker.generation = generation;
-                        worker.ready(START_WITHIN).await.map(|()| worker)
-                    }
-                    Err(e) => Err(format!("cannot run {}: {e}", pool.launch.python.display())),
+                let started = match pool.spawn(generation) {
+                    Ok(mut worker) => match worker.ready(START_WITHIN).await {
+                        Ok(()) => Ok(worker),
+                        Err(why) => {
+                            pool.free_seat(worker.seat);
+                            Err(why)
+                        }
+                    },
+                    Err(why) => Err(why),
                 };
                 match started {
                     Ok(worker) => {
@@ -158,16 +206,29 @@ impl Pool {
     pub(crate) async fn reload(self: &Arc<Self>) -> Result<usize, String> {
         let next = self.generation.load(Ordering::Acquire) + 1;
         let mut fresh = Vec::with_capacity(self.size);
+        let mut started = Ok(());
         for _ in 0..self.size {
-            let index = self.started.fetch_add(1, Ordering::AcqRel);
-            let mut worker = Worker::spawn(&self.launch, &self.shared, index)
-                .map_err(|e| format!("cannot run {}: {e}", self.launch.python.display()))?;
-            worker.generation = next;
-            fresh.push(worker);
+            match self.spawn(next) {
+                Ok(worker) => fresh.push(worker),
+                Err(why) => {
+                    started = Err(why);
+                    break;
+                }
+            }
         }
         for worker in &mut fresh {
-            // A failure drops (and so kills) the new workers; the old ones serve on.
-            worker.ready(START_WITHIN).await?;
+            if started.is_ok() {
+                started = worker.ready(START_WITHIN).await;
+            }
+        }
+        if let Err(why) = started {
+            // The new workers go (killed as they drop); the old ones serve on.
+            for worker in fresh {
+                let seat = worker.seat;
+                drop(worker);
+                self.free_seat(seat);
+            }
+            return Err(why);
         }
         if self.closed.load(Ordering::Acquire) {
             return Err("the server is stopping".into());

@@ -8,8 +8,9 @@
 # an app's exception.
 #
 # Arguments: the app, then the descriptors the worker inherits: the listening socket,
-# the control socket (SOCK_SEQPACKET: b"O" once ready, or b"X" and why not), the slot,
-# the supervisor's stderr (for labserv's own log lines) and the extension module.
+# the control socket (SOCK_SEQPACKET: b"O" once serving, or b"X" and why not), the slot,
+# the supervisor's stderr (for labserv's own log lines), the extension module and the
+# board; then the worker's seat on the board.
 import os
 import sys
 
@@ -172,7 +173,7 @@ def _why(e):
 
 def main():
     spec = sys.argv[1]
-    listener, ctl, slot, log, ext = (int(a) for a in sys.argv[2:7])
+    listener, ctl, slot, log, ext, board, seat = (int(a) for a in sys.argv[2:9])
     import socket
 
     sock = socket.socket(fileno=ctl)
@@ -204,9 +205,8 @@ def main():
         "file_fd": file_fd,
         "report": report,
     }
-    sock.send(b"O")
-    sock.detach()
-    labserv.serve(app, helpers, listener, ctl, slot, log)
+    sock.detach()  # the extension says b"O" once it serves
+    labserv.serve(app, helpers, (listener, ctl, slot, log, board), seat)
 
 
 main()

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tracing::{info, warn};
 
-use super::ctl::{self, ANSWERABLE, Slot};
+use super::ctl::{self, ANSWERABLE, Board, Slot};
 
 /// The Python side, run with `python -c`.
 const WORKER_PY: &str = include_str!("worker.py");
@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     /// configuration from them.
     args: String,
     cwd: PathBuf,
+    /// Which workers are idle (see [`Board`]).
+    pub(crate) board: Board,
 }
 
 impl Shared {
@@ -57,6 +59,7 @@ impl Shared {
             log: io::stderr().as_fd().try_clone_to_owned()?,
             args: serde_json::to_string(&args).map_err(io::Error::other)?,
             cwd: std::env::current_dir()?,
+            board: Board::create()?,
         })
     }
 }
@@ -77,6 +80,8 @@ pub(crate) struct Worker {
     child: Child,
     ctl: OwnedFd,
     slot: Slot,
+    /// Its seat on the board.
+    pub(crate) seat: usize,
     /// Which start of the app this worker belongs to (`--reload` starts a new one).
     pub(crate) generation: u64,
 }
@@ -86,7 +91,12 @@ impl Worker {
     ///
     /// Call on a thread that lives as long as the server: the worker is killed when the
     /// thread that started it ends (so that it never outlives a supervisor killed with -9).
-    pub(crate) fn spawn(launch: &Launch, shared: &Shared, index: usize) -> io::Result<Self> {
+    pub(crate) fn spawn(
+        launch: &Launch,
+        shared: &Shared,
+        index: usize,
+        seat: usize,
+    ) -> io::Result<Self> {
         let (mine, theirs) = ctl::pair()?;
         let slot = Slot::create()?;
         let ext = extension()?;
@@ -96,12 +106,14 @@ impl Worker {
             slot.fd().as_raw_fd(),
             shared.log.as_raw_fd(),
             ext.as_raw_fd(),
+            shared.board.fd().as_raw_fd(),
         ];
         let mut cmd = Command::new(&launch.python);
         cmd.arg("-c")
             .arg(WORKER_PY)
             .arg(&launch.app)
             .args(fds.iter().map(i32::to_string))
+            .arg(seat.to_string())
             .current_dir(&launch.dir)
             .env("PYTHONUNBUFFERED", "1")
             .env(ctl::ARGS_VAR, &shared.args)
@@ -141,6 +153,7 @@ impl Worker {
             child,
             ctl: mine,
             slot,
+            seat,
             generation: 0,
         })
     }

@@ -11,22 +11,32 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use super::pep3333::{Head, Job, Piece, Progress, Turn};
+use super::Seat;
+use super::pep3333::{AppLink, Head, Job, Piece, Progress, Turn};
 use crate::server::Body;
 use crate::server::body::{FileStream, Segment};
 use crate::server::conn::{Handler, Secure, Tag};
 use crate::server::text_response as plain;
 use crate::shutdown::Shutdown;
 use crate::wsgi::python::PythonConfig;
-use crate::wsgi::python::ctl::{self, ANSWERABLE, TIMED_OUT};
+use crate::wsgi::python::ctl::{self, ANSWERABLE, EMPTY, IDLE, TIMED_OUT};
 use crate::wsgi::variables::cgi_variables;
 
 /// Requests that may wait for the app at once; past this they get 503 straight away.
 const MAX_WAITING: usize = 1024;
+
+/// How often a busy worker looks at the board again while it leaves new connections to
+/// others.
+const LOOK_AGAIN: Duration = Duration::from_millis(5);
+
+/// How long every worker must have been busy before a busy one takes a new connection
+/// (to queue it, and answer 503 past `--queue-timeout`). Workers that are busy only for
+/// moments leave each other's connections alone.
+const ALL_BUSY_FOR: Duration = Duration::from_millis(50);
 
 /// Bodies declaring at most this many bytes are held back and checked against their
 /// Content-Length before anything is sent, so a mismatch can still become a 500.
@@ -47,18 +57,29 @@ pub(super) struct PyHost {
     shutdown: Shutdown,
     exit: AtomicI32,
     progress: Arc<Progress>,
+    done: Arc<Notify>,
+    /// Told each time a request is queued for the app.
+    queued: Notify,
+    /// This worker's seat, when other workers share the listener: a busy worker leaves
+    /// new connections to an idle one.
+    others: Option<Seat>,
 }
 
 impl PyHost {
     pub(super) fn new(
-        jobs: std::sync::mpsc::Sender<Job>,
-        progress: Arc<Progress>,
-        waiting: Arc<AtomicUsize>,
+        app: AppLink,
         config: &PythonConfig,
         local: SocketAddr,
         ctl: OwnedFd,
+        others: Option<Seat>,
         shutdown: Shutdown,
     ) -> Self {
+        let AppLink {
+            jobs,
+            progress,
+            waiting,
+            done,
+        } = app;
         Self {
             jobs,
             waiting,
@@ -73,7 +94,23 @@ impl PyHost {
             shutdown,
             exit: AtomicI32::new(0),
             progress,
+            done,
+            queued: Notify::new(),
+            others,
         }
+    }
+
+    /// Tells the supervisor and the other workers that this one serves.
+    pub(super) fn ready(&self) {
+        if let Some(seat) = &self.others {
+            seat.set(IDLE);
+        }
+        let _ = ctl::send(self.ctl.as_fd(), ctl::READY, b"", None);
+    }
+
+    /// Whether the app has a request, or requests wait for it.
+    fn busy(&self) -> bool {
+        self.progress.busy() || self.waiting.load(Ordering::Acquire) > 0
     }
 
     /// How the worker ends: 0, or [`TIMED_OUT`].
@@ -85,7 +122,15 @@ impl PyHost {
     /// another in its place; the connections here drain first.
     fn give_up(&self) {
         self.exit.store(TIMED_OUT, Ordering::Release);
+        self.leaving();
         self.shutdown.trigger();
+    }
+
+    /// Takes this worker off the board: it takes no more connections.
+    pub(super) fn leaving(&self) {
+        if let Some(seat) = &self.others {
+            seat.set(EMPTY);
+        }
     }
 
     /// Watches a request whose body is streaming: if the app stays silent past
@@ -153,6 +198,55 @@ impl Handler for PyHost {
         let _ = ctl::send(self.ctl.as_fd(), ctl::CLOSED, &tag.to_be_bytes(), None);
     }
 
+    /// A worker whose app is busy leaves the next connection to an idle one (as a
+    /// gunicorn sync worker does by not accepting while it serves); when every worker
+    /// is busy, it takes it, to queue it (and answer 503 past `--queue-timeout`).
+    async fn ready_for_more(&self) {
+        let Some(seat) = &self.others else {
+            return;
+        };
+        let mut all_busy_since = None;
+        loop {
+            let done = self.done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if !self.busy() {
+                return;
+            }
+            if seat.another_idle() {
+                all_busy_since = None;
+            } else if all_busy_since.get_or_insert_with(Instant::now).elapsed() >= ALL_BUSY_FOR {
+                return;
+            }
+            tokio::select! {
+                () = done => {}
+                () = tokio::time::sleep(LOOK_AGAIN) => {}
+            }
+        }
+    }
+
+    async fn no_more(&self) {
+        let Some(seat) = &self.others else {
+            return std::future::pending().await;
+        };
+        loop {
+            let queued = self.queued.notified();
+            tokio::pin!(queued);
+            queued.as_mut().enable();
+            if !self.busy() {
+                queued.await;
+                continue;
+            }
+            if seat.another_idle() {
+                return;
+            }
+            tokio::select! {
+                () = queued => {}
+                () = tokio::time::sleep(LOOK_AGAIN) => {}
+            }
+        }
+    }
+
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let secure = req.extensions().get::<Secure>().is_some();
         let tag = req.extensions().get::<Tag>().map(|t| t.0);
@@ -202,6 +296,9 @@ impl Handler for PyHost {
         if self.jobs.send(job).is_err() {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+        }
+        if self.others.is_some() {
+            self.queued.notify_waiters();
         }
         let head = loop {
             // Until the app takes the request up, the queue timeout counts; from then on,

@@ -8,24 +8,32 @@ mod host;
 mod pep3333;
 
 use std::ffi::OsString;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 
 use pyo3::prelude::*;
 
 use super::PythonConfig;
-use super::ctl::{ARGS_VAR, CWD_VAR, Slot};
+use super::ctl::{self, ARGS_VAR, Board, CWD_VAR, Slot};
 use crate::config::Service;
 use crate::logging::LogGuard;
 use crate::shutdown::Shutdown;
 
-/// The descriptors a worker gets, by number.
-#[derive(Debug, Clone, Copy)]
-struct Fds {
-    listener: i32,
-    ctl: i32,
-    slot: i32,
-    log: i32,
+/// A worker's seat on the board the workers share.
+#[derive(Clone)]
+struct Seat {
+    board: Arc<Board>,
+    seat: usize,
+}
+
+impl Seat {
+    fn set(&self, state: u64) {
+        self.board.set(self.seat, state);
+    }
+
+    fn another_idle(&self) -> bool {
+        self.board.another_idle(self.seat)
+    }
 }
 
 /// The configuration the supervisor runs with, resolved again here, and the logging set
@@ -66,38 +74,47 @@ fn serve(
     py: Python<'_>,
     app: Py<PyAny>,
     helpers: Bound<'_, pyo3::types::PyDict>,
-    listener: i32,
-    ctl: i32,
-    slot: i32,
-    log: i32,
+    fds: (i32, i32, i32, i32, i32),
+    seat: usize,
 ) -> PyResult<()> {
-    let fds = Fds {
-        listener,
-        ctl,
-        slot,
-        log,
-    };
     let error = |e: String| pyo3::exceptions::PyRuntimeError::new_err(e);
+    // The listening socket, the control socket, the slot, the supervisor's stderr and
+    // the board.
+    let (listener, ctl, slot, log, board) = fds;
     // SAFETY: the supervisor handed over these descriptors for this process to own.
-    let (listener, ctl, slot, log) = unsafe {
+    let (listener, ctl, slot, log, board) = unsafe {
         (
-            std::net::TcpListener::from_raw_fd(fds.listener),
-            OwnedFd::from_raw_fd(fds.ctl),
-            OwnedFd::from_raw_fd(fds.slot),
-            OwnedFd::from_raw_fd(fds.log),
+            std::net::TcpListener::from_raw_fd(listener),
+            OwnedFd::from_raw_fd(ctl),
+            OwnedFd::from_raw_fd(slot),
+            OwnedFd::from_raw_fd(log),
+            OwnedFd::from_raw_fd(board),
         )
     };
-    let (config, log) = configure(log).map_err(error)?;
-    crate::memory::tune_malloc();
-    let slot = Arc::new(Slot::map(slot).map_err(|e| error(e.to_string()))?);
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| error(e.to_string()))?;
-    let local = listener.local_addr().map_err(|e| error(e.to_string()))?;
-    let caller = pep3333::Caller::new(app, &helpers, slot)?;
-    let progress = caller.progress.clone();
-    let waiting = caller.waiting.clone();
-    let jobs = pep3333::start(caller).map_err(|e| error(e.to_string()))?;
+    // Anything that stops the worker from serving is said over the control socket, in
+    // one line, as an app that does not import is.
+    let ready = (|| -> Result<_, String> {
+        let (config, log) = configure(log)?;
+        crate::memory::tune_malloc();
+        let slot = Arc::new(Slot::map(slot).map_err(|e| e.to_string())?);
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        // Others to leave connections to while busy: a board to watch.
+        let board = Arc::new(Board::map(board).map_err(|e| e.to_string())?);
+        let seat = Seat { board, seat };
+        let caller =
+            pep3333::Caller::new(app, &helpers, slot, seat.clone()).map_err(|e| e.to_string())?;
+        let others = (config.workers > 1).then_some(seat);
+        Ok((config, log, local, others, caller))
+    })();
+    let (config, log, local, others, caller) = match ready {
+        Ok(ready) => ready,
+        Err(why) => {
+            let _ = ctl::send(ctl.as_fd(), ctl::FAILED, why.as_bytes(), None);
+            return Err(error(why));
+        }
+    };
+    let app = pep3333::start(caller).map_err(|e| error(e.to_string()))?;
     let code = py.detach(move || {
         let Ok(runtime) = crate::runner::current_thread_runtime() else {
             return 1;
@@ -107,25 +124,29 @@ fn serve(
                 return 1;
             };
             let shutdown = Shutdown::new();
-            let stop = shutdown.clone();
-            if let Ok(mut term) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            {
-                tokio::spawn(async move {
-                    term.recv().await;
-                    stop.trigger();
-                });
-            }
             let host = Arc::new(host::PyHost::new(
-                jobs,
-                progress,
-                waiting,
+                app,
                 &config,
                 local,
                 ctl,
+                others,
                 shutdown.clone(),
             ));
             tokio::spawn(host.clone().watch());
+            // SIGTERM from the supervisor: finish what is under way, take nothing new.
+            if let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                let (host, stop) = (host.clone(), shutdown.clone());
+                tokio::spawn(async move {
+                    term.recv().await;
+                    host.leaving();
+                    stop.trigger();
+                });
+            }
+            // Serving from here on: the supervisor announces the server once every worker
+            // has said so.
+            host.ready();
             crate::server::conn::run(
                 listener,
                 host.clone(),

@@ -16,7 +16,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::wsgi::python::ctl::Slot;
+use super::Seat;
+use crate::wsgi::python::ctl::{BUSY, IDLE, Slot};
 
 /// A piece of the request body, as the app pulls it.
 pub(super) enum Piece {
@@ -132,6 +133,11 @@ impl Progress {
         self.since.store(0, Ordering::Release);
     }
 
+    /// Whether the app has a request.
+    pub(super) fn busy(&self) -> bool {
+        self.since.load(Ordering::Acquire) != 0
+    }
+
     /// How long the app has been silent in a request, if it has one.
     pub(super) fn silent_for(&self) -> Option<std::time::Duration> {
         let since = self.since.load(Ordering::Acquire);
@@ -156,7 +162,10 @@ pub(super) struct Caller {
     pub(super) progress: Arc<Progress>,
     /// Requests queued for the app and not taken up yet.
     pub(super) waiting: Arc<AtomicUsize>,
+    /// Told each time the app is done with a request.
+    pub(super) done: Arc<tokio::sync::Notify>,
     slot: Arc<Slot>,
+    seat: Seat,
 }
 
 impl Caller {
@@ -164,6 +173,7 @@ impl Caller {
         app: Py<PyAny>,
         helpers: &Bound<'_, PyDict>,
         slot: Arc<Slot>,
+        seat: Seat,
     ) -> PyResult<Self> {
         let get = |name: &str| -> PyResult<Py<PyAny>> {
             helpers
@@ -185,14 +195,22 @@ impl Caller {
             report: get("report")?,
             progress: Arc::default(),
             waiting: Arc::default(),
+            done: Arc::default(),
             slot,
+            seat,
         })
     }
 }
 
 /// Starts the app's thread; requests go to it through the returned sender.
-pub(super) fn start(caller: Caller) -> io::Result<std::sync::mpsc::Sender<Job>> {
+pub(super) fn start(caller: Caller) -> io::Result<AppLink> {
     let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    let link = AppLink {
+        jobs: tx,
+        progress: caller.progress.clone(),
+        waiting: caller.waiting.clone(),
+        done: caller.done.clone(),
+    };
     std::thread::Builder::new()
         .name("labserv-app".into())
         .spawn(move || {
@@ -203,20 +221,38 @@ pub(super) fn start(caller: Caller) -> io::Result<std::sync::mpsc::Sender<Job>> 
                     let (next, back) = py.detach(move || (jobs.recv(), jobs));
                     jobs = back;
                     let Ok(job) = next else { break };
+                    // Busy before no longer waiting: the worker never looks idle between.
+                    caller.progress.mark();
+                    caller.seat.set(BUSY);
                     caller.waiting.fetch_sub(1, Ordering::AcqRel);
                     if !job.turn.start(caller.progress.now()) {
                         // Its client got a 503 while it waited.
+                        caller.progress.idle();
+                        caller.idle();
+                        caller.done.notify_waiters();
                         continue;
                     }
-                    caller.progress.mark();
                     caller.slot.set(job.tag);
                     caller.run(py, job);
                     caller.slot.set(0);
                     caller.progress.idle();
+                    caller.idle();
+                    caller.done.notify_waiters();
                 }
             });
         })?;
-    Ok(tx)
+    Ok(link)
+}
+
+/// The HTTP side's hold on the app's thread.
+pub(super) struct AppLink {
+    /// Requests queue here; the app takes them up one at a time.
+    pub(super) jobs: std::sync::mpsc::Sender<Job>,
+    pub(super) progress: Arc<Progress>,
+    /// Requests queued and not taken up yet.
+    pub(super) waiting: Arc<AtomicUsize>,
+    /// Told each time the app is done with a request.
+    pub(super) done: Arc<tokio::sync::Notify>,
 }
 
 /// `start_response`, and the state of the response it starts.
@@ -432,6 +468,13 @@ fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
 }
 
 impl Caller {
+    /// Tells the other workers this one takes connections again, unless requests wait.
+    fn idle(&self) {
+        if self.waiting.load(Ordering::Acquire) == 0 {
+            self.seat.set(IDLE);
+        }
+    }
+
     /// Answers one request.
     fn run(&self, py: Python<'_>, job: Job) {
         let Job {
