@@ -169,7 +169,7 @@ pub(crate) const TIMED_OUT: i32 = 3;
 
 /// The seats of a board: at most this many workers at once (a reload doubles them for a
 /// moment).
-pub(crate) const SEATS: usize = 512;
+pub(crate) const SEATS: usize = 256;
 
 /// A seat's state on the [`Board`]: no worker there (or one that is stopping).
 pub(crate) const EMPTY: u64 = 0;
@@ -180,8 +180,10 @@ pub(crate) const IDLE: u64 = 1;
 pub(crate) const BUSY: u64 = 2;
 
 /// What every worker can see of the others: one seat each, saying whether its app is
-/// idle. A busy worker leaves new connections to an idle one, as a gunicorn sync worker
-/// does by not accepting while it serves; when all are busy, they queue as before.
+/// idle and how many connections it has open. A busy worker leaves new connections to an
+/// idle one, as a gunicorn sync worker does by not accepting while it serves (when all
+/// are busy, they queue), and an idle one leaves them, for a moment, to an idle worker
+/// with fewer connections (so that a burst of them is shared out).
 pub(crate) struct Board {
     page: NonNull<AtomicU64>,
     fd: OwnedFd,
@@ -192,7 +194,8 @@ unsafe impl Send for Board {}
 // SAFETY: as above.
 unsafe impl Sync for Board {}
 
-const BOARD_BYTES: usize = SEATS * 8;
+/// A seat's state, then (in the second half) how many connections its worker has open.
+const BOARD_BYTES: usize = 2 * SEATS * 8;
 
 impl Board {
     /// A new board, in a memory file every worker maps too.
@@ -226,10 +229,40 @@ impl Board {
         (seat < SEATS).then(|| unsafe { &*self.page.as_ptr().add(seat) })
     }
 
-    /// Sets a seat's state.
+    fn conns(&self, seat: usize) -> Option<&AtomicU64> {
+        // SAFETY: SEATS + seat < 2 * SEATS stays inside the mapping.
+        (seat < SEATS).then(|| unsafe { &*self.page.as_ptr().add(SEATS + seat) })
+    }
+
+    /// Sets how many connections the worker at a seat has open.
+    #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
+    pub(crate) fn set_conns(&self, seat: usize, conns: u64) {
+        if let Some(cell) = self.conns(seat) {
+            cell.store(conns, Ordering::Release);
+        }
+    }
+
+    /// Whether another worker is idle with fewer than `conns` connections open.
+    #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
+    pub(crate) fn idle_with_fewer(&self, seat: usize, conns: u64) -> bool {
+        (0..SEATS).filter(|&s| s != seat).any(|s| {
+            self.seat(s)
+                .is_some_and(|cell| cell.load(Ordering::Acquire) == IDLE)
+                && self
+                    .conns(s)
+                    .is_some_and(|cell| cell.load(Ordering::Acquire) < conns)
+        })
+    }
+
+    /// Sets a seat's state (a seat left [`EMPTY`] has no connections either).
     pub(crate) fn set(&self, seat: usize, state: u64) {
         if let Some(cell) = self.seat(seat) {
             cell.store(state, Ordering::Release);
+        }
+        if state == EMPTY
+            && let Some(cell) = self.conns(seat)
+        {
+            cell.store(0, Ordering::Release);
         }
     }
 

@@ -54,6 +54,8 @@ pub(super) struct PyHost {
     local: SocketAddr,
     ctl: OwnedFd,
     tags: AtomicU64,
+    /// Connections open now.
+    conns: AtomicU64,
     shutdown: Shutdown,
     exit: AtomicI32,
     progress: Arc<Progress>,
@@ -91,6 +93,7 @@ impl PyHost {
             local,
             ctl,
             tags: AtomicU64::new(1),
+            conns: AtomicU64::new(0),
             shutdown,
             exit: AtomicI32::new(0),
             progress,
@@ -183,6 +186,10 @@ fn pump(mut body: Incoming, max: u64) -> mpsc::Receiver<Piece> {
 impl Handler for PyHost {
     fn accepted(&self, stream: &tokio::net::TcpStream) -> Option<u64> {
         let tag = self.tags.fetch_add(1, Ordering::Relaxed);
+        let conns = self.conns.fetch_add(1, Ordering::AcqRel) + 1;
+        if let Some(seat) = &self.others {
+            seat.set_conns(conns);
+        }
         if let Err(e) = ctl::send(
             self.ctl.as_fd(),
             ctl::OPENED,
@@ -195,6 +202,10 @@ impl Handler for PyHost {
     }
 
     fn closed(&self, tag: u64) {
+        let conns = self.conns.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
+        if let Some(seat) = &self.others {
+            seat.set_conns(conns);
+        }
         let _ = ctl::send(self.ctl.as_fd(), ctl::CLOSED, &tag.to_be_bytes(), None);
     }
 
@@ -206,12 +217,19 @@ impl Handler for PyHost {
             return;
         };
         let mut all_busy_since = None;
+        let mut shared_out = false;
         loop {
             let done = self.done.notified();
             tokio::pin!(done);
             done.as_mut().enable();
             if !self.busy() {
-                return;
+                // Idle: leave the connection for a moment to an idle worker with fewer.
+                if shared_out || !seat.idle_with_fewer(self.conns.load(Ordering::Acquire)) {
+                    return;
+                }
+                shared_out = true;
+                tokio::time::sleep(LOOK_AGAIN).await;
+                continue;
             }
             if seat.another_idle() {
                 all_busy_since = None;

@@ -34,6 +34,14 @@ impl Seat {
     fn another_idle(&self) -> bool {
         self.board.another_idle(self.seat)
     }
+
+    fn set_conns(&self, conns: u64) {
+        self.board.set_conns(self.seat, conns);
+    }
+
+    fn idle_with_fewer(&self, conns: u64) -> bool {
+        self.board.idle_with_fewer(self.seat, conns)
+    }
 }
 
 /// The configuration the supervisor runs with, resolved again here, and the logging set
