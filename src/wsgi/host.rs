@@ -138,13 +138,8 @@ pub(crate) fn environ(
 impl Handler for AppHost {
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let (parts, mut incoming) = req.into_parts();
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.max_body) {
-            return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+        if let Some(refused) = refuse_too_large(&parts.headers, self.max_body) {
+            return refused;
         }
         // Chunked or not, the app gets the body whole (in memory, or past a size in a
         // temporary file).
@@ -357,6 +352,21 @@ fn with_headers(
         }
     }
     Ok(resp)
+}
+
+/// The Content-Length in `headers`, when it is a number.
+pub(crate) fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// A 413 for a request that declares a body larger than `max`.
+pub(crate) fn refuse_too_large(headers: &http::HeaderMap, max: u64) -> Option<Response<Body>> {
+    content_length(headers)
+        .is_some_and(|n| n > max)
+        .then(|| plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"))
 }
 
 /// Gathers an app's body, stopping one byte past `limit` (enough to know it is too long).

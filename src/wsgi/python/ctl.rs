@@ -86,75 +86,94 @@ pub(crate) fn recv(ctl: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Op
     Ok((got.bytes, fd))
 }
 
-/// A worker's slot: the tag of the connection whose request is in the app (0: none),
-/// with [`ANSWERABLE`] when a 502 may be written on it.
-pub(crate) struct Slot {
-    page: NonNull<AtomicU64>,
+/// Words of memory in a memory file, shared with another process that maps it too.
+struct Mapped {
+    words: NonNull<AtomicU64>,
+    len: usize,
     fd: OwnedFd,
 }
 
-// SAFETY: the page holds only atomics and lives as long as the Slot.
-unsafe impl Send for Slot {}
+// SAFETY: the mapping holds only atomics and lives as long as the Mapped.
+unsafe impl Send for Mapped {}
 // SAFETY: as above; every access is atomic.
-unsafe impl Sync for Slot {}
+unsafe impl Sync for Mapped {}
 
-const PAGE: usize = 4096;
-
-impl Slot {
-    /// A new slot, in a memory file the worker maps too.
-    pub(crate) fn create() -> io::Result<Self> {
-        let fd = rustix::fs::memfd_create("labserv-slot", rustix::fs::MemfdFlags::CLOEXEC)?;
-        rustix::fs::ftruncate(&fd, PAGE as u64)?;
-        Self::map(fd)
+impl Mapped {
+    /// `len` zeroed words in a new memory file.
+    fn create(name: &str, len: usize) -> io::Result<Self> {
+        let fd = rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC)?;
+        rustix::fs::ftruncate(&fd, (len * 8) as u64)?;
+        Self::map(fd, len)
     }
 
-    /// Maps the slot the supervisor made.
-    pub(crate) fn map(fd: OwnedFd) -> io::Result<Self> {
-        // SAFETY: a fresh shared mapping of a file of PAGE bytes; nothing else aliases it
-        // in this process, and it is only used through atomics.
+    /// Maps `len` words of a memory file another process made.
+    fn map(fd: OwnedFd, len: usize) -> io::Result<Self> {
+        // SAFETY: a fresh shared mapping of the file's first len words; nothing else in
+        // this process aliases it, and it is only used through atomics.
         let ptr = unsafe {
             rustix::mm::mmap(
                 std::ptr::null_mut(),
-                PAGE,
+                len * 8,
                 rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
                 rustix::mm::MapFlags::SHARED,
                 &fd,
                 0,
             )?
         };
-        let page = NonNull::new(ptr.cast::<AtomicU64>())
+        let words = NonNull::new(ptr.cast::<AtomicU64>())
             .ok_or_else(|| io::Error::other("mmap gave a null page"))?;
-        Ok(Self { page, fd })
+        Ok(Self { words, len, fd })
     }
 
-    fn cell(&self) -> &AtomicU64 {
-        // SAFETY: the mapping is PAGE bytes, page-aligned, and outlives &self.
-        unsafe { self.page.as_ref() }
+    fn word(&self, i: usize) -> Option<&AtomicU64> {
+        // SAFETY: i < len stays inside the mapping, which outlives &self.
+        (i < self.len).then(|| unsafe { &*self.words.as_ptr().add(i) })
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `map` mapped; no reference outlives self.
+        unsafe {
+            let _ = rustix::mm::munmap(self.words.as_ptr().cast(), self.len * 8);
+        }
+    }
+}
+
+/// A worker's slot: the tag of the connection whose request is in the app (0: none),
+/// with [`ANSWERABLE`] when a 502 may be written on it.
+pub(crate) struct Slot(Mapped);
+
+impl Slot {
+    /// A new slot, in a memory file the worker maps too.
+    pub(crate) fn create() -> io::Result<Self> {
+        Mapped::create("labserv-slot", 1).map(Self)
+    }
+
+    /// Maps the slot the supervisor made.
+    #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
+    pub(crate) fn map(fd: OwnedFd) -> io::Result<Self> {
+        Mapped::map(fd, 1).map(Self)
     }
 
     /// Marks a request as in the app (`tag` with [`ANSWERABLE`] or not).
     #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
     pub(crate) fn set(&self, tag: u64) {
-        self.cell().store(tag, Ordering::Release);
+        if let Some(cell) = self.0.word(0) {
+            cell.store(tag, Ordering::Release);
+        }
     }
 
     /// What is in the slot now.
     pub(crate) fn get(&self) -> u64 {
-        self.cell().load(Ordering::Acquire)
+        self.0
+            .word(0)
+            .map_or(0, |cell| cell.load(Ordering::Acquire))
     }
 
     /// The memory file, to hand to the worker.
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly what `map` mapped; no reference outlives self.
-        unsafe {
-            let _ = rustix::mm::munmap(self.page.as_ptr().cast(), PAGE);
-        }
+        self.0.fd.as_fd()
     }
 }
 
@@ -184,54 +203,27 @@ pub(crate) const BUSY: u64 = 2;
 /// idle one, as a gunicorn sync worker does by not accepting while it serves (when all
 /// are busy, they queue), and an idle one leaves them, for a moment, to an idle worker
 /// with fewer connections (so that a burst of them is shared out).
-pub(crate) struct Board {
-    page: NonNull<AtomicU64>,
-    fd: OwnedFd,
-}
-
-// SAFETY: as for Slot: atomics in a mapping that lives as long as the Board.
-unsafe impl Send for Board {}
-// SAFETY: as above.
-unsafe impl Sync for Board {}
-
-/// A seat's state, then (in the second half) how many connections its worker has open.
-const BOARD_BYTES: usize = 2 * SEATS * 8;
+pub(crate) struct Board(Mapped);
 
 impl Board {
-    /// A new board, in a memory file every worker maps too.
+    /// A new board, in a memory file every worker maps too: a seat's state, then (in
+    /// the second half) how many connections its worker has open.
     pub(crate) fn create() -> io::Result<Self> {
-        let fd = rustix::fs::memfd_create("labserv-board", rustix::fs::MemfdFlags::CLOEXEC)?;
-        rustix::fs::ftruncate(&fd, BOARD_BYTES as u64)?;
-        Self::map(fd)
+        Mapped::create("labserv-board", 2 * SEATS).map(Self)
     }
 
     /// Maps the board the supervisor made.
+    #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
     pub(crate) fn map(fd: OwnedFd) -> io::Result<Self> {
-        // SAFETY: a fresh shared mapping of a file of BOARD_BYTES bytes, used only through
-        // atomics.
-        let ptr = unsafe {
-            rustix::mm::mmap(
-                std::ptr::null_mut(),
-                BOARD_BYTES,
-                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
-                rustix::mm::MapFlags::SHARED,
-                &fd,
-                0,
-            )?
-        };
-        let page = NonNull::new(ptr.cast::<AtomicU64>())
-            .ok_or_else(|| io::Error::other("mmap gave a null page"))?;
-        Ok(Self { page, fd })
+        Mapped::map(fd, 2 * SEATS).map(Self)
     }
 
     fn seat(&self, seat: usize) -> Option<&AtomicU64> {
-        // SAFETY: seat < SEATS stays inside the mapping, which outlives &self.
-        (seat < SEATS).then(|| unsafe { &*self.page.as_ptr().add(seat) })
+        (seat < SEATS).then(|| self.0.word(seat)).flatten()
     }
 
     fn conns(&self, seat: usize) -> Option<&AtomicU64> {
-        // SAFETY: SEATS + seat < 2 * SEATS stays inside the mapping.
-        (seat < SEATS).then(|| unsafe { &*self.page.as_ptr().add(SEATS + seat) })
+        (seat < SEATS).then(|| self.0.word(SEATS + seat)).flatten()
     }
 
     /// Sets how many connections the worker at a seat has open.
@@ -277,15 +269,6 @@ impl Board {
 
     /// The memory file, to hand to the workers.
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl Drop for Board {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly what `map` mapped; no reference outlives self.
-        unsafe {
-            let _ = rustix::mm::munmap(self.page.as_ptr().cast(), BOARD_BYTES);
-        }
+        self.0.fd.as_fd()
     }
 }

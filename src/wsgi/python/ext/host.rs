@@ -4,10 +4,10 @@
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -16,18 +16,23 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::Seat;
-use super::pep3333::{AppLink, Head, Job, Piece, Progress, Turn};
+use super::pep3333::{Answer, AppLink, Head, Job, Piece, Progress, Turn};
 use crate::server::Body;
 use crate::server::body::{FileStream, Segment};
 use crate::server::conn::{Handler, Secure, Tag};
 use crate::server::text_response as plain;
 use crate::shutdown::Shutdown;
+use crate::wsgi::host::{collect, content_length, refuse_too_large};
 use crate::wsgi::python::PythonConfig;
 use crate::wsgi::python::ctl::{self, ANSWERABLE, EMPTY, IDLE, TIMED_OUT};
 use crate::wsgi::variables::cgi_variables;
 
 /// Requests that may wait for the app at once; past this they get 503 straight away.
 const MAX_WAITING: usize = 1024;
+
+/// How long a stopping worker goes on reading requests on the connections it has, after
+/// it took its last one: long enough for a request already sent on it to arrive.
+const SETTLE: Duration = Duration::from_millis(250);
 
 /// How often a busy worker looks at the board again while it leaves new connections to
 /// others.
@@ -58,6 +63,8 @@ pub(super) struct PyHost {
     conns: AtomicU64,
     shutdown: Shutdown,
     exit: AtomicI32,
+    /// Told to stop: it takes no more connections.
+    stopping: AtomicBool,
     progress: Arc<Progress>,
     done: Arc<Notify>,
     /// Told each time a request is queued for the app.
@@ -96,6 +103,7 @@ impl PyHost {
             conns: AtomicU64::new(0),
             shutdown,
             exit: AtomicI32::new(0),
+            stopping: AtomicBool::new(false),
             progress,
             done,
             queued: Notify::new(),
@@ -125,15 +133,25 @@ impl PyHost {
     /// another in its place; the connections here drain first.
     fn give_up(&self) {
         self.exit.store(TIMED_OUT, Ordering::Release);
-        self.leaving();
-        self.shutdown.trigger();
+        self.stop();
     }
 
-    /// Takes this worker off the board: it takes no more connections.
-    pub(super) fn leaving(&self) {
+    /// Stops the worker: it takes no more connections at once, and ends those it has
+    /// (each after its request in flight) a moment later, once a request that came on a
+    /// connection it had just taken has been read: such a request must not be lost.
+    pub(super) fn stop(&self) {
+        if self.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
         if let Some(seat) = &self.others {
             seat.set(EMPTY);
         }
+        self.queued.notify_waiters();
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(SETTLE).await;
+            shutdown.trigger();
+        });
     }
 
     /// Watches a request whose body is streaming: if the app stays silent past
@@ -213,6 +231,9 @@ impl Handler for PyHost {
     /// gunicorn sync worker does by not accepting while it serves); when every worker
     /// is busy, it takes it, to queue it (and answer 503 past `--queue-timeout`).
     async fn ready_for_more(&self) {
+        if self.stopping.load(Ordering::Acquire) {
+            return std::future::pending().await;
+        }
         let Some(seat) = &self.others else {
             return;
         };
@@ -244,13 +265,17 @@ impl Handler for PyHost {
     }
 
     async fn no_more(&self) {
-        let Some(seat) = &self.others else {
-            return std::future::pending().await;
-        };
         loop {
             let queued = self.queued.notified();
             tokio::pin!(queued);
             queued.as_mut().enable();
+            if self.stopping.load(Ordering::Acquire) {
+                return;
+            }
+            let Some(seat) = &self.others else {
+                queued.await;
+                continue;
+            };
             if !self.busy() {
                 queued.await;
                 continue;
@@ -270,13 +295,8 @@ impl Handler for PyHost {
         let tag = req.extensions().get::<Tag>().map(|t| t.0);
         let answerable = !secure && req.version() <= http::Version::HTTP_11;
         let (parts, body) = req.into_parts();
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.max_body) {
-            return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+        if let Some(refused) = refuse_too_large(&parts.headers, self.max_body) {
+            return refused;
         }
         let mut environ = Vec::with_capacity(1024);
         let made = cgi_variables(&parts, peer, self.local, &self.root_path, |name, value| {
@@ -316,6 +336,7 @@ impl Handler for PyHost {
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
         }
         if self.others.is_some() {
+            // A busy worker may leave the next connection to another.
             self.queued.notify_waiters();
         }
         let head = loop {
@@ -351,7 +372,7 @@ impl Handler for PyHost {
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
         };
         let what = what();
-        let mut resp = match head {
+        let (status, headers, answer) = match head {
             Head::Failed(line) => {
                 warn!(target: "labserv::wsgi", "{what}: the app failed: {line}");
                 return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
@@ -359,86 +380,54 @@ impl Handler for PyHost {
             Head::TooLarge => {
                 return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
             }
-            Head::Whole {
+            Head::Answer {
                 status,
                 headers,
                 body,
-            } => {
-                let Some((code, headers)) = self.head(&what, &status, &headers) else {
-                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
-                };
+            } => (status, headers, body),
+        };
+        let failed = || plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+        let Some((code, headers)) = self.head(&what, &status, &headers) else {
+            return failed();
+        };
+        let limit = content_length(&headers).filter(|&n| self.validate && n <= CHECKED_BODY);
+        let body = match (answer, limit) {
+            (Answer::Whole(body), _) => {
                 if !self.length_fits(&what, &headers, body.len() as u64, false) {
-                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
+                    return failed();
                 }
-                response(code, headers, Body::full(body))
+                Body::full(body)
             }
-            Head::Streamed { status, headers } => {
-                let Some((code, headers)) = self.head(&what, &status, &headers) else {
-                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
-                };
-                let limit =
-                    content_length(&headers).filter(|&n| self.validate && n <= CHECKED_BODY);
-                let body = match limit {
-                    Some(limit) => match crate::wsgi::host::collect(body_rx, limit).await {
-                        Ok(bytes) => {
-                            if !self.length_fits(&what, &headers, bytes.len() as u64, true) {
-                                return plain(
-                                    StatusCode::INTERNAL_SERVER_ERROR,
-                                    "internal server error",
-                                );
-                            }
-                            Body::full(bytes)
-                        }
-                        Err(e) => {
-                            warn!(target: "labserv::wsgi", "{what}: the app failed: {e}");
-                            return plain(
-                                StatusCode::INTERNAL_SERVER_ERROR,
-                                "internal server error",
-                            );
-                        }
-                    },
-                    None => Body::Channel(body_rx),
-                };
-                response(code, headers, body)
-            }
-            Head::File {
-                status,
-                headers,
-                file,
-                offset,
-            } => {
-                let Some((code, headers)) = self.head(&what, &status, &headers) else {
-                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
-                };
+            // A body short enough is held back until it is known to match its length.
+            (Answer::Streamed, Some(limit)) => match collect(body_rx, limit).await {
+                Ok(bytes) if self.length_fits(&what, &headers, bytes.len() as u64, true) => {
+                    Body::full(bytes)
+                }
+                Ok(_) => return failed(),
+                Err(e) => {
+                    warn!(target: "labserv::wsgi", "{what}: the app failed: {e}");
+                    return failed();
+                }
+            },
+            (Answer::Streamed, None) => Body::Channel(body_rx),
+            (Answer::File { file, offset }, _) => {
                 let size = file.metadata().map_or(0, |m| m.len());
                 let len = size.saturating_sub(offset);
-                let body = Body::File(FileStream::new(
+                Body::File(FileStream::new(
                     Some(file),
                     vec![Segment::File { offset, len }],
-                ));
-                response(code, headers, body)
+                ))
             }
         };
+        let mut resp = Response::new(body);
+        *resp.status_mut() = code;
+        *resp.headers_mut() = headers;
         if parts.method == Method::HEAD {
             // hyper sends no body for HEAD; the app's is dropped (it sees the client gone).
             *resp.body_mut() = Body::Empty;
         }
         resp
     }
-}
-
-fn response(code: StatusCode, headers: http::HeaderMap, body: Body) -> Response<Body> {
-    let mut resp = Response::new(body);
-    *resp.status_mut() = code;
-    *resp.headers_mut() = headers;
-    resp
-}
-
-fn content_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
 impl PyHost {

@@ -145,11 +145,10 @@ fn serve(
             if let Ok(mut term) =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             {
-                let (host, stop) = (host.clone(), shutdown.clone());
+                let host = host.clone();
                 tokio::spawn(async move {
                     term.recv().await;
-                    host.leaving();
-                    stop.trigger();
+                    host.stop();
                 });
             }
             // Serving from here on: the supervisor announces the server once every worker

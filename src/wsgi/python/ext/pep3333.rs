@@ -30,28 +30,26 @@ pub(super) enum Piece {
 
 /// What the app answered, up to its head.
 pub(super) enum Head {
-    /// The whole response (the app returned a list of bytes).
-    Whole {
+    /// The app's status and headers (latin-1 text, unchecked), and its body.
+    Answer {
         status: String,
         headers: Vec<(String, String)>,
-        body: Bytes,
-    },
-    /// The head; the body follows through the job's channel.
-    Streamed {
-        status: String,
-        headers: Vec<(String, String)>,
-    },
-    /// A `wsgi.file_wrapper` of a real file: labserv sends it.
-    File {
-        status: String,
-        headers: Vec<(String, String)>,
-        file: std::fs::File,
-        offset: u64,
+        body: Answer,
     },
     /// The app failed before its head: a 500 (the traceback is in the log).
     Failed(String),
     /// The app read past `--max-body`: a 413.
     TooLarge,
+}
+
+/// How the body of an answer comes.
+pub(super) enum Answer {
+    /// Whole (the app returned a list of bytes).
+    Whole(Bytes),
+    /// Through the job's channel, as the app produces it.
+    Streamed,
+    /// From a file (a `wsgi.file_wrapper` of a real file): labserv sends it.
+    File { file: std::fs::File, offset: u64 },
 }
 
 /// One request for the app.
@@ -340,36 +338,45 @@ impl StartResponse {
     }
 
     /// Sends the head now (the first chunk of the body is ready, or there is none).
-    fn send_head(
-        &mut self,
-        make: impl FnOnce(String, Vec<(String, String)>) -> Head,
-    ) -> PyResult<()> {
-        let Some(tx) = self.head.take() else {
+    fn send_head(&mut self, body: Answer) -> PyResult<()> {
+        if self.head_sent() {
             return Ok(());
-        };
+        }
         let Some(status) = self.status.take() else {
-            self.head = Some(tx);
             return Err(PyAssertionError::new_err(
                 "the app returned without calling start_response",
             ));
         };
+        let headers = std::mem::take(&mut self.headers);
+        self.send(Head::Answer {
+            status,
+            headers,
+            body,
+        });
+        Ok(())
+    }
+
+    /// Sends the head, unless it is out already (a body past `--max-body` makes it 413).
+    fn send(&mut self, head: Head) {
+        let Some(tx) = self.head.take() else {
+            return;
+        };
         let head = if self.too_large.load(Ordering::Acquire) {
             Head::TooLarge
         } else {
-            make(status, std::mem::take(&mut self.headers))
+            head
         };
         // From here a worker that dies cuts the response instead of answering 502.
         self.slot.set(0);
         if tx.send(head).is_err() {
             self.gone = true;
         }
-        Ok(())
     }
 
     /// Sends a chunk of the body (after the head); false once the client has gone.
     fn send_chunk(slf: &Bound<'_, Self>, data: Bytes) -> PyResult<bool> {
         let mut this = slf.borrow_mut();
-        this.send_head(|status, headers| Head::Streamed { status, headers })?;
+        this.send_head(Answer::Streamed)?;
         if this.gone {
             return Ok(false);
         }
@@ -509,9 +516,7 @@ impl Caller {
         let env = match self.environ(py, &environ, secure, input, &too_large, &mut pull) {
             Ok(env) => env,
             Err(e) => {
-                let _ = start
-                    .borrow_mut()
-                    .send_head(|_, _| Head::Failed(e.to_string()));
+                start.borrow_mut().send(Head::Failed(e.to_string()));
                 return;
             }
         };
@@ -537,11 +542,7 @@ impl Caller {
         // A response the app ended without a head still needs one.
         let mut this = start.borrow_mut();
         if !this.head_sent() {
-            let _ = this.send_head(|status, headers| Head::Whole {
-                status,
-                headers,
-                body: Bytes::new(),
-            });
+            let _ = this.send_head(Answer::Whole(Bytes::new()));
         }
         // The body ends here, and the rest of the request body is not wanted.
         this.body = None;
@@ -599,12 +600,10 @@ impl Caller {
                     let chunk = item.cast::<PyBytes>().map_err(|_| not_bytes(&item))?;
                     body.extend_from_slice(chunk.as_bytes());
                 }
-                let body = body.freeze();
-                return start.borrow_mut().send_head(|status, headers| Head::Whole {
-                    status,
-                    headers,
-                    body,
-                });
+                // What is left is done at once: other workers may leave connections to
+                // this one from now (before its client has the answer and asks again).
+                self.idle();
+                return start.borrow_mut().send_head(Answer::Whole(body.freeze()));
             }
             // A file_wrapper of a real file: labserv sends it, the bytes skip Python.
             if result.get_type().is(self.file_wrapper.bind(py)) && start.borrow().status.is_some() {
@@ -616,12 +615,7 @@ impl Caller {
                         .try_clone_to_owned()
                         .map_err(|e| PyIOError::new_err(e.to_string()))?;
                     let file = std::fs::File::from(dup);
-                    return start.borrow_mut().send_head(|status, headers| Head::File {
-                        status,
-                        headers,
-                        file,
-                        offset,
-                    });
+                    return start.borrow_mut().send_head(Answer::File { file, offset });
                 }
             }
         }
@@ -668,12 +662,8 @@ impl Caller {
             if let Some(body) = &this.body {
                 let _ = body.try_send(Err(io::Error::other("the app failed")));
             }
-        } else if this.too_large.load(Ordering::Acquire) {
-            if let Some(tx) = this.head.take() {
-                let _ = tx.send(Head::TooLarge);
-            }
-        } else if let Some(tx) = this.head.take() {
-            let _ = tx.send(Head::Failed(line));
+        } else {
+            this.send(Head::Failed(line));
         }
     }
 }
