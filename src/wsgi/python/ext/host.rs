@@ -309,6 +309,7 @@ impl Handler for PyHost {
             return plain(StatusCode::BAD_REQUEST, "bad request path");
         }
         let what = || format!("{peer} {} {}", parts.method, parts.uri);
+        let was_idle = !self.busy();
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_WAITING {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             warn!(target: "labserv::wsgi", "{}: the app is busy (queue full)", what());
@@ -335,8 +336,8 @@ impl Handler for PyHost {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
         }
-        if self.others.is_some() {
-            // A busy worker may leave the next connection to another.
+        if was_idle && self.others.is_some() {
+            // Busy now: the next connection may be left to another worker.
             self.queued.notify_waiters();
         }
         let head = loop {
