@@ -194,12 +194,7 @@ impl Handler for AppHost {
             warn!(target: "labserv::wsgi", "{peer} {}: app error: {violation}", parts.uri);
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
         }
-        let code = status
-            .split_whitespace()
-            .next()
-            .and_then(|c| c.parse::<u16>().ok())
-            .and_then(|c| StatusCode::from_u16(c).ok());
-        let Some(code) = code else {
+        let Some(code) = status_code(&status) else {
             warn!(target: "labserv::wsgi", "{peer} {}: bad status line {status:?}", parts.uri);
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
         };
@@ -352,6 +347,15 @@ fn with_headers(
         }
     }
     Ok(resp)
+}
+
+/// The code of an app's status line (`"200 OK"`).
+pub(crate) fn status_code(status: &str) -> Option<StatusCode> {
+    status
+        .split_whitespace()
+        .next()
+        .and_then(|c| c.parse::<u16>().ok())
+        .and_then(|c| StatusCode::from_u16(c).ok())
 }
 
 /// The Content-Length in `headers`, when it is a number.

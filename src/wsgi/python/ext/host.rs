@@ -22,7 +22,7 @@ use crate::server::body::{FileStream, Segment};
 use crate::server::conn::{Handler, Secure, Tag};
 use crate::server::text_response as plain;
 use crate::shutdown::Shutdown;
-use crate::wsgi::host::{collect, content_length, refuse_too_large};
+use crate::wsgi::host::{collect, content_length, refuse_too_large, status_code};
 use crate::wsgi::python::PythonConfig;
 use crate::wsgi::python::ctl::{self, ANSWERABLE, EMPTY, IDLE, TIMED_OUT};
 use crate::wsgi::variables::cgi_variables;
@@ -446,12 +446,7 @@ impl PyHost {
             app_error(violation);
             return None;
         }
-        let code = status
-            .split_whitespace()
-            .next()
-            .and_then(|c| c.parse::<u16>().ok())
-            .and_then(|c| StatusCode::from_u16(c).ok());
-        let Some(code) = code else {
+        let Some(code) = status_code(status) else {
             app_error(format!("bad status line {status:?}"));
             return None;
         };
