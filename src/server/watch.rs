@@ -279,6 +279,21 @@ pub(crate) struct Tracked {
     pacer: Option<Pacer>,
     /// File bytes to send with `sendfile` in place of stand-ins (see [`sendfile`]).
     outbox: Option<Outbox>,
+    /// What the connection's first read took in beyond what was asked for, for the reads
+    /// that follow.
+    ahead: Option<ReadAhead>,
+}
+
+/// How much the first read of a connection takes in. hyper first asks for just the length
+/// of the HTTP/2 preface, to tell the two protocols apart; reading a whole ordinary head
+/// at once spares every connection a second system call.
+const FIRST_READ: usize = 4096;
+
+/// Bytes read from the socket and not yet handed on.
+struct ReadAhead {
+    bytes: Box<[u8]>,
+    start: usize,
+    end: usize,
 }
 
 impl Tracked {
@@ -298,7 +313,38 @@ impl Tracked {
             draining: false,
             carry: None,
             outbox: None,
+            ahead: None,
         }
+    }
+
+    /// Reads from the socket, or from what the first read took in ahead.
+    fn read_inner(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if let Some(ahead) = &mut self.ahead {
+            let n = (ahead.end - ahead.start).min(buf.remaining());
+            buf.put_slice(&ahead.bytes[ahead.start..ahead.start + n]);
+            ahead.start += n;
+            if ahead.start == ahead.end {
+                self.ahead = None;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if self.sniffed || buf.remaining() >= FIRST_READ {
+            return Pin::new(&mut self.inner).poll_read(cx, buf);
+        }
+        let mut bytes = vec![0; FIRST_READ].into_boxed_slice();
+        let mut first = ReadBuf::new(&mut bytes);
+        ready!(Pin::new(&mut self.inner).poll_read(cx, &mut first))?;
+        let end = first.filled().len();
+        let n = end.min(buf.remaining());
+        buf.put_slice(&bytes[..n]);
+        if n < end {
+            self.ahead = Some(ReadAhead {
+                bytes,
+                start: n,
+                end,
+            });
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// Sends file bytes queued in `outbox` with `sendfile` where their stand-ins are
@@ -357,7 +403,7 @@ impl AsyncRead for Tracked {
         }
         let before = buf.filled().len();
         let fresh = self.state.between_requests();
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let result = self.read_inner(cx, buf);
         if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             let this = &mut *self;
             let fresh_bytes = &buf.filled()[before..];
