@@ -296,6 +296,12 @@ struct ReadAhead {
     end: usize,
 }
 
+impl ReadAhead {
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+}
+
 impl Tracked {
     pub(crate) fn new(
         inner: Stream,
@@ -319,30 +325,28 @@ impl Tracked {
 
     /// Reads from the socket, or from what the first read took in ahead.
     fn read_inner(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if let Some(ahead) = &mut self.ahead {
-            let n = (ahead.end - ahead.start).min(buf.remaining());
-            buf.put_slice(&ahead.bytes[ahead.start..ahead.start + n]);
-            ahead.start += n;
-            if ahead.start == ahead.end {
-                self.ahead = None;
-            }
-            return Poll::Ready(Ok(()));
-        }
-        if self.sniffed || buf.remaining() >= FIRST_READ {
+        let first = !self.sniffed && buf.remaining() < FIRST_READ;
+        if !first && self.ahead.as_ref().is_none_or(ReadAhead::is_empty) {
+            self.ahead = None;
             return Pin::new(&mut self.inner).poll_read(cx, buf);
         }
-        let mut bytes = vec![0; FIRST_READ].into_boxed_slice();
-        let mut first = ReadBuf::new(&mut bytes);
-        ready!(Pin::new(&mut self.inner).poll_read(cx, &mut first))?;
-        let end = first.filled().len();
-        let n = end.min(buf.remaining());
-        buf.put_slice(&bytes[..n]);
-        if n < end {
-            self.ahead = Some(ReadAhead {
-                bytes,
-                start: n,
-                end,
-            });
+        // The buffer stays while the first bytes are awaited, and goes once handed on.
+        let ahead = self.ahead.get_or_insert_with(|| ReadAhead {
+            bytes: vec![0; FIRST_READ].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        });
+        if ahead.is_empty() {
+            let mut into = ReadBuf::new(&mut ahead.bytes);
+            ready!(Pin::new(&mut self.inner).poll_read(cx, &mut into))?;
+            ahead.start = 0;
+            ahead.end = into.filled().len();
+        }
+        let n = (ahead.end - ahead.start).min(buf.remaining());
+        buf.put_slice(&ahead.bytes[ahead.start..ahead.start + n]);
+        ahead.start += n;
+        if ahead.is_empty() {
+            self.ahead = None;
         }
         Poll::Ready(Ok(()))
     }
