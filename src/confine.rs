@@ -67,7 +67,9 @@ pub fn confine(root: &Path, name: &[u8], symlinks: Symlinks) -> Result<PathBuf, 
     if name.contains(&b'\\') {
         return Err(Refused::Backslash);
     }
-    let mut full = root.to_path_buf();
+    // Room for the whole name at once: pushing segment by segment then never reallocates.
+    let mut full = PathBuf::with_capacity(root.as_os_str().len() + 1 + name.len());
+    full.push(root);
     for segment in name.split(|&b| b == b'/') {
         match segment {
             b"" | b"." => {}

@@ -9,8 +9,9 @@
 //! otherwise look unchanged.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs::Metadata;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -88,7 +89,9 @@ pub(crate) struct Cached {
     pub(crate) content_type: HeaderValue,
 }
 
-/// The cache: full path to the last version of the file seen there.
+/// The cache: full path to the last version of the file seen there. Paths are keyed by
+/// their bytes: hashing a `Path` walks its components, and these come from `confine`,
+/// already in one normal form.
 #[derive(Debug, Default)]
 pub(crate) struct Cache {
     inner: Mutex<Inner>,
@@ -96,7 +99,7 @@ pub(crate) struct Cache {
 
 #[derive(Debug, Default)]
 struct Inner {
-    map: HashMap<PathBuf, Arc<Cached>>,
+    map: HashMap<OsString, Arc<Cached>>,
     bytes: usize,
 }
 
@@ -104,7 +107,7 @@ impl Cache {
     /// The cached copy of `path` if it is still the file that `meta` describes.
     pub(crate) fn get(&self, path: &Path, meta: &Metadata) -> Option<Arc<Cached>> {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let hit = inner.map.get(path)?;
+        let hit = inner.map.get(path.as_os_str())?;
         (hit.identity == Identity::of(meta)).then(|| hit.clone())
     }
 
@@ -132,7 +135,7 @@ impl Cache {
                 inner.bytes = 0;
             }
             inner.bytes += entry.bytes.len();
-            if let Some(old) = inner.map.insert(path.to_path_buf(), entry.clone()) {
+            if let Some(old) = inner.map.insert(path.as_os_str().to_owned(), entry.clone()) {
                 inner.bytes -= old.bytes.len();
             }
         }

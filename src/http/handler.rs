@@ -1,6 +1,7 @@
 //! The static-file handler: from a request to a file, a directory listing or an error
 //! page. Paths go through [`confine`]; replies are built in [`super::reply`].
 
+use std::borrow::Cow;
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read};
 use std::net::SocketAddr;
@@ -53,9 +54,10 @@ impl FileServer {
     }
 }
 
-/// The request path as bytes: percent-decoded, the HTTP edge of [`confine`].
-pub(crate) fn decode_path(request_path: &str) -> Vec<u8> {
-    percent_decode_str(request_path).collect()
+/// The request path as bytes: percent-decoded, the HTTP edge of [`confine`]. A path with
+/// nothing to decode (nearly every one) is borrowed, not copied.
+pub(crate) fn decode_path(request_path: &str) -> Cow<'_, [u8]> {
+    percent_decode_str(request_path).into()
 }
 
 impl Handler for FileServer {

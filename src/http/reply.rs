@@ -71,14 +71,15 @@ pub(crate) fn respond(
         Some(r) if honour_ranges => ranges::parse(r, len),
         _ => Ranges::Whole,
     };
-    let (status, body_len, body, content_type) = match ranges {
+    let (status, length, body, content_type) = match ranges {
         Ranges::Whole => {
             let body = if head {
                 Body::Empty
             } else {
                 source.body(0..len)
             };
-            (StatusCode::OK, len, body, content_type.clone())
+            let length = validators.content_length.clone();
+            (StatusCode::OK, length, body, content_type.clone())
         }
         Ranges::Unsatisfiable => {
             let mut resp = status_page(StatusCode::RANGE_NOT_SATISFIABLE);
@@ -114,14 +115,15 @@ pub(crate) fn respond(
             } else {
                 Body::File(stream)
             };
-            (StatusCode::PARTIAL_CONTENT, total, body, multipart)
+            let length = HeaderValue::from(total);
+            (StatusCode::PARTIAL_CONTENT, length, body, multipart)
         }
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, content_type);
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
+    h.insert(header::CONTENT_LENGTH, length);
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     validators.insert(h);
     resp

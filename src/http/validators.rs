@@ -23,6 +23,9 @@ pub(crate) enum Verdict {
 #[derive(Debug, Clone)]
 pub(crate) struct Validators {
     pub(crate) len: u64,
+    /// `len` as a Content-Length value, made once: a cached file's replies clone it
+    /// rather than format it (and allocate) on every request.
+    pub(crate) content_length: HeaderValue,
     etag: HeaderValue,
     modified: Option<SystemTime>,
     last_modified: Option<HeaderValue>,
@@ -46,6 +49,7 @@ impl Validators {
             .and_then(|m| HeaderValue::from_str(&httpdate::fmt_http_date(m)).ok());
         Self {
             len: meta.len(),
+            content_length: HeaderValue::from(meta.len()),
             etag,
             modified,
             last_modified,
