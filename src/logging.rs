@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets;
@@ -174,8 +174,17 @@ pub(crate) fn access_enabled() -> bool {
 /// built from a request line hyper has already validated (no control characters).
 pub(crate) fn access(message: fmt::Arguments<'_>) {
     use fmt::Write as _;
+    access_with(|line| {
+        let _ = line.write_fmt(message);
+    });
+}
+
+/// As [`access`], with the message appended to the line by `write` (for the HTTP servers'
+/// line, built without the formatting machinery).
+pub(crate) fn access_with(write: impl FnOnce(&mut String)) {
     thread_local! {
         static LINE: RefCell<String> = RefCell::new(String::with_capacity(256));
+        static STAMP: RefCell<Stamp> = const { RefCell::new(Stamp { second: u64::MAX, text: String::new() }) };
     }
     let Some((sink, ansi)) = ACCESS_SINK.get() else {
         return;
@@ -183,18 +192,47 @@ pub(crate) fn access(message: fmt::Arguments<'_>) {
     LINE.with(|line| {
         let mut line = line.borrow_mut();
         line.clear();
-        let level = if *ansi {
-            "\x1b[32m INFO\x1b[0m"
+        STAMP.with(|stamp| stamp.borrow_mut().write(&mut line, SystemTime::now()));
+        line.push_str(if *ansi {
+            " \x1b[32m INFO\x1b[0m "
         } else {
-            " INFO"
-        };
-        let _ = writeln!(
-            line,
-            "{} {level} {ACCESS}: {message}",
-            humantime::format_rfc3339_micros(SystemTime::now())
-        );
+            "  INFO "
+        });
+        line.push_str(ACCESS);
+        line.push_str(": ");
+        write(&mut line);
+        line.push('\n');
         sink.append(line.as_bytes());
     });
+}
+
+/// The RFC 3339 time of the last line's second, so that a line only formats its
+/// microseconds: `2026-12-02T20:17:05.` then `123456Z`.
+struct Stamp {
+    second: u64,
+    text: String,
+}
+
+impl Stamp {
+    fn write(&mut self, line: &mut String, now: SystemTime) {
+        let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        if since.as_secs() != self.second {
+            self.second = since.as_secs();
+            self.text = humantime::format_rfc3339_seconds(now).to_string();
+            // `…:05Z` becomes `…:05.`
+            self.text.pop();
+            self.text.push('.');
+        }
+        line.push_str(&self.text);
+        let micros = since.subsec_micros();
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(micros);
+        for _ in digits.len()..6 {
+            line.push('0');
+        }
+        line.push_str(digits);
+        line.push('Z');
+    }
 }
 
 /// Keeps the logger's flusher alive; dropping it writes out what is still buffered.
@@ -343,4 +381,27 @@ fn install(config: &LogConfig, stderr: Option<File>) -> Result<LogGuard> {
         let _ = ACCESS_SINK.set((sink.clone(), ansi));
     }
     Ok(LogGuard { sink })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_access_timestamp_reads_as_the_other_lines_do() {
+        let mut stamp = Stamp {
+            second: u64::MAX,
+            text: String::new(),
+        };
+        let base = UNIX_EPOCH + Duration::from_secs(1_796_256_000);
+        // Within one second (the cached part reused), across seconds, and microseconds
+        // that need leading zeros.
+        for micros in [0, 7, 42_000, 999_999, 1_000_000, 1_000_123, 61_500_000] {
+            let at = base + Duration::from_micros(micros);
+            let mut line = String::new();
+            stamp.write(&mut line, at);
+            assert_eq!(line, humantime::format_rfc3339_micros(at).to_string());
+        }
+    }
 }

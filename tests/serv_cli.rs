@@ -219,6 +219,17 @@ fn access_log_goes_to_the_log_file() {
         .unwrap_or_else(|| panic!("no access line:\n{text}"));
     assert!(hit.contains(" INFO access: 127.0.0.1:"), "{hit}");
     assert!(hit.contains("\" 200 11 "), "status and bytes: {hit}");
+    // `2026-12-02T20:29:17.544844Z`, then the time taken to the microsecond: `0.034ms`.
+    let (stamp, _) = hit.split_once(' ').unwrap();
+    assert_eq!(stamp.len(), 27, "{hit}");
+    assert!(
+        stamp.ends_with('Z') && stamp.as_bytes()[19] == b'.',
+        "{hit}"
+    );
+    let took = hit.rsplit(' ').next().unwrap();
+    let (whole, part) = took.strip_suffix("ms").unwrap().split_once('.').unwrap();
+    assert!(whole.parse::<u64>().is_ok(), "{hit}");
+    assert!(part.len() == 3 && part.parse::<u16>().is_ok(), "{hit}");
     assert!(
         text.contains("\"GET /missing.img HTTP/1.1\" 404 "),
         "{text}"

@@ -1,6 +1,7 @@
 //! The access log: one line per request, written when its response body is finished or
 //! dropped, with the bytes really sent.
 
+use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -67,23 +68,63 @@ impl AccessRecord {
         } else {
             " (client left early)"
         };
-        // HTTP/2 has no request line; its :path is what an HTTP/1.1 client would have
-        // sent there (hyper adds the scheme and authority to the URI).
-        let target: &dyn std::fmt::Display = match (self.version, self.uri.path_and_query()) {
-            (Version::HTTP_2, Some(path)) => path,
-            _ => &self.uri,
-        };
-        logging::access(format_args!(
-            "{} \"{} {} {:?}\" {} {} {:.3}ms{cut}",
-            self.peer,
-            self.method,
-            target,
-            self.version,
-            self.status,
-            sent,
-            elapsed.as_secs_f64() * 1000.0,
-        ));
+        logging::access_with(|line| {
+            // `<peer> "<method> <target> <version>" <status> <bytes> <ms>ms<cut>`
+            let _ = write!(line, "{}", self.peer);
+            line.push_str(" \"");
+            line.push_str(self.method.as_str());
+            line.push(' ');
+            // HTTP/2 has no request line; its :path is what an HTTP/1.1 client would
+            // have sent there (hyper adds the scheme and authority to the URI). An
+            // HTTP/1 target in absolute form is logged whole, as sent.
+            match (self.version, self.uri.path_and_query()) {
+                (Version::HTTP_2, Some(path)) => line.push_str(path.as_str()),
+                (_, Some(path)) if self.uri.scheme().is_none() => line.push_str(path.as_str()),
+                _ => {
+                    let _ = write!(line, "{}", self.uri);
+                }
+            }
+            line.push(' ');
+            match version_text(self.version) {
+                Some(text) => line.push_str(text),
+                None => {
+                    let _ = write!(line, "{:?}", self.version);
+                }
+            }
+            line.push_str("\" ");
+            let mut number = itoa::Buffer::new();
+            line.push_str(number.format(self.status));
+            line.push(' ');
+            line.push_str(number.format(sent));
+            line.push(' ');
+            // Milliseconds to three places: whole microseconds.
+            let micros = elapsed.as_micros();
+            line.push_str(number.format(micros / 1000));
+            line.push('.');
+            let thousandths = micros % 1000;
+            if thousandths < 100 {
+                line.push('0');
+            }
+            if thousandths < 10 {
+                line.push('0');
+            }
+            line.push_str(number.format(thousandths));
+            line.push_str("ms");
+            line.push_str(cut);
+        });
     }
+}
+
+/// How a request line names an HTTP version.
+fn version_text(version: Version) -> Option<&'static str> {
+    Some(match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => return None,
+    })
 }
 
 impl Drop for AccessRecord {
