@@ -66,16 +66,13 @@ impl Handler for FileServer {
         req: Request<hyper::body::Incoming>,
         peer: SocketAddr,
     ) -> Response<Body> {
-        // The answers that wait on other work (uploads, listings, checksums) are boxed:
-        // hyper moves each request's future into place, and a file answered at once (the
-        // common case) then moves a small one instead of room for all of theirs.
         let method = req.method();
         if let Some(uploads) = self.uploads {
             if method == Method::PUT {
-                return Box::pin(upload::put(&self.root, uploads, req, peer)).await;
+                return upload::put(&self.root, uploads, req, peer).await;
             }
             if method == Method::POST {
-                return Box::pin(upload::post(&self.root, uploads, req, peer)).await;
+                return upload::post(&self.root, uploads, req, peer).await;
             }
         }
         if method != Method::GET && method != Method::HEAD {
@@ -120,14 +117,14 @@ impl Handler for FileServer {
             Err(e) => return error_page(&e, peer, &full),
         };
         if meta.is_dir() {
-            return Box::pin(self.directory(&req, &name, &full, head, peer)).await;
+            return self.directory(&req, &name, &full, head, peer).await;
         }
         if !meta.is_file() {
             // Devices, pipes and sockets are never served.
             return status_page(StatusCode::NOT_FOUND);
         }
         if req.uri().query() == Some("sha256") {
-            return Box::pin(sha256_of(full, &name, head, peer)).await;
+            return sha256_of(full, &name, head, peer).await;
         }
         self.file(req.headers(), &full, &meta, head, peer)
     }

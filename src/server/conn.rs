@@ -223,10 +223,7 @@ fn connection<H: Handler>(
             let mut resp = match (stopped, &faults) {
                 (Some(resp), _) => resp,
                 (None, None) => handler.handle(req, peer).await,
-                // Boxed so that the common case's future stays small (see FileServer).
-                (None, Some(faults)) => {
-                    Box::pin(with_faults(&*handler, faults, &state, req, peer)).await
-                }
+                (None, Some(faults)) => with_faults(&*handler, faults, &state, req, peer).await,
             };
             if let Some(gate) = &gate {
                 gate.mark(&mut resp);
