@@ -135,23 +135,23 @@ pub(crate) async fn watchdog(state: &ConnState, limits: Limits) -> String {
         let last_io = state.last_io.load(Ordering::Relaxed);
         let head = state.head_started.load(Ordering::Relaxed);
         let busy = state.in_flight.load(Ordering::Relaxed) > 0;
-        let (deadline, why) = if !busy && head != 0 {
-            (
-                head + header_ms,
-                format!(
-                    "request headers not complete after {:?}",
-                    limits.header_timeout
-                ),
-            )
+        let waiting_for_head = !busy && head != 0;
+        let deadline = if waiting_for_head {
+            head + header_ms
         } else {
-            (
-                last_io + idle_ms,
-                format!("no traffic for {:?}", limits.idle_timeout),
-            )
+            last_io + idle_ms
         };
         let now = now_ms();
         if now >= deadline {
-            return why;
+            // Worded only when it is said: this runs at least once per connection.
+            return if waiting_for_head {
+                format!(
+                    "request headers not complete after {:?}",
+                    limits.header_timeout
+                )
+            } else {
+                format!("no traffic for {:?}", limits.idle_timeout)
+            };
         }
         if busy && state.peer_closed() {
             return "the client closed the connection".to_string();
