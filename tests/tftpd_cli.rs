@@ -179,6 +179,44 @@ fn uploads_need_the_upload_flag() {
 }
 
 #[test]
+fn a_client_that_goes_away_ends_its_transfer_at_once() {
+    let dir = root();
+    let log = dir.path().join("tftpd.log");
+    let (_srv, port) = spawn_with(&dir, &["0", "127.0.0.1"], Some(&log));
+    // A board asks for the kernel, takes the first block, and is gone (reset, unplugged):
+    // it never ACKs, and its port is closed.
+    let board = UdpSocket::bind("127.0.0.1:0").unwrap();
+    board
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    board
+        .send_to(b"\0\x01zImage\0octet\0", ("127.0.0.1", port))
+        .unwrap();
+    let mut block = [0u8; 600];
+    let (n, _) = board.recv_from(&mut block).unwrap();
+    assert_eq!(
+        (n, &block[..4]),
+        (516, &[0, 3, 0, 1][..]),
+        "the first DATA block"
+    );
+    let gone = Instant::now();
+    drop(board);
+    // The next DATA (a retransmission, half a second on) meets a closed port; the
+    // transfer ends then, not after the 5 s a silent client is given.
+    let text = wait_file(&log, |t| t.contains("read \"zImage\""));
+    let line = text
+        .lines()
+        .find(|l| l.contains("read \"zImage\""))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.ends_with("client gone (its port is closed)"), "{line}");
+    assert!(
+        gone.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        gone.elapsed()
+    );
+}
+
+#[test]
 fn verbose_logs_each_packet() {
     let dir = root();
     let log = dir.path().join("tftpd.log");

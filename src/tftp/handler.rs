@@ -205,6 +205,7 @@ fn log_transfer(r: &TransferReport) {
         Outcome::Completed => "ok".to_string(),
         Outcome::AbortedByClient => "aborted by client".to_string(),
         Outcome::TimedOut => "timed out".to_string(),
+        Outcome::ClientGone => "client gone (its port is closed)".to_string(),
         Outcome::ServerStopping => "stopped by shutdown".to_string(),
         Outcome::Failed(why) => format!("failed: {why}"),
     };

@@ -63,6 +63,9 @@ pub enum Outcome {
     AbortedByClient,
     /// The client went silent.
     TimedOut,
+    /// labserv patch: the client's port is closed (its kernel answered a packet with ICMP
+    /// port unreachable, which a connected socket reports): it has gone.
+    ClientGone,
     /// The server stopped.
     ServerStopping,
     /// Anything else, with its description.
@@ -70,12 +73,21 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// labserv patch: whether the client should hear of it with an ERROR packet: not
+    /// when it sent one (RFC 1350: an ERROR is never answered) or has gone.
+    pub(crate) fn tell_client(&self) -> bool {
+        !matches!(self, Outcome::AbortedByClient | Outcome::ClientGone)
+    }
+
     pub(crate) fn of(result: &crate::Result<()>) -> Self {
         use crate::Error;
         match result {
             Ok(()) => Outcome::Completed,
             Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionAborted => {
                 Outcome::AbortedByClient
+            }
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                Outcome::ClientGone
             }
             Err(Error::MaxSendRetriesReached(..)) => Outcome::TimedOut,
             Err(Error::Packet(packet::Error::Msg(m))) if m == "server is shutting down" => {

@@ -79,6 +79,11 @@ where
 
         let addr = SocketAddr::new(local_ip, 0);
         let socket = Async::<UdpSocket>::bind(addr).map_err(Error::Bind)?;
+        // labserv patch: connected to the client, as tftpd-hpa and atftpd do. The kernel
+        // then keeps the route for every packet sent (an unconnected `send_to` looks it
+        // up on each), delivers only the client's packets, and reports a client that has
+        // gone (ICMP port unreachable) instead of leaving the transfer to time out.
+        socket.get_ref().connect(peer).map_err(Error::Bind)?;
 
         Ok(ReadRequest {
             peer,
@@ -107,16 +112,15 @@ where
         let _counted = Running::start();
         let result = self.try_handle().await;
         let outcome = Outcome::of(&result);
-        // labserv patch: a client that sent an ERROR gets nothing back (RFC 1350:
-        // an ERROR is never answered).
-        if let (Err(e), false) = (result, outcome == Outcome::AbortedByClient) {
+        // labserv patch: a client that sent an ERROR, or has gone, gets nothing back.
+        if let (Err(e), true) = (result, outcome.tell_client()) {
             trace!("RRQ request failed (peer: {}, error: {})", &self.peer, &e);
             let mut buffer = BytesMut::with_capacity(DEFAULT_BLOCK_SIZE);
             Packet::Error(e.into()).encode(&mut buffer);
             let buf = buffer.split().freeze();
             // Errors are never retransmitted.
             // We do not care if `send_to` resulted to an IO error.
-            let _ = self.socket.send_to(&buf[..], self.peer).await;
+            let _ = self.socket.send(&buf[..]).await;
         }
         outcome
     }
@@ -219,7 +223,7 @@ where
             }
             for packet in window {
                 // labserv patch: through the faults asked for.
-                FaultyLink::send_to(&mut self.link, &self.socket, &packet[..], self.peer)
+                FaultyLink::send(&mut self.link, &self.socket, &packet[..])
                     .await?;
             }
 

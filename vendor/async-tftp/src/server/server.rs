@@ -70,12 +70,12 @@ impl FaultyLink {
         })
     }
 
-    /// Sends `packet` to `peer`, late or not at all if the faults say so.
-    pub(crate) async fn send_to(
+    /// Sends `packet` to the peer `socket` is connected to, late or not at all if the
+    /// faults say so.
+    pub(crate) async fn send(
         link: &mut Option<Self>,
         socket: &Async<UdpSocket>,
         packet: &[u8],
-        peer: SocketAddr,
     ) -> std::io::Result<()> {
         if let Some(link) = link {
             if !link.faults.delay.is_zero() {
@@ -85,7 +85,7 @@ impl FaultyLink {
                 return Ok(());
             }
         }
-        socket.send_to(packet, peer).await.map(|_| ())
+        socket.send(packet).await.map(|_| ())
     }
 }
 

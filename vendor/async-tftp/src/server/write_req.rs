@@ -74,6 +74,8 @@ where
 
         let addr = SocketAddr::new(local_ip, 0);
         let socket = Async::<UdpSocket>::bind(addr).map_err(Error::Bind)?;
+        // labserv patch: connected to the client (see `ReadRequest::init`).
+        socket.get_ref().connect(peer).map_err(Error::Bind)?;
 
         Ok(WriteRequest {
             peer,
@@ -103,16 +105,15 @@ where
         let _counted = Running::start();
         let result = self.try_handle().await;
         let outcome = Outcome::of(&result);
-        // labserv patch: a client that sent an ERROR gets nothing back (RFC 1350:
-        // an ERROR is never answered).
-        if let (Err(e), false) = (result, outcome == Outcome::AbortedByClient) {
+        // labserv patch: a client that sent an ERROR, or has gone, gets nothing back.
+        if let (Err(e), true) = (result, outcome.tell_client()) {
             trace!("WRQ request failed (peer: {}, error: {}", self.peer, &e);
 
             Packet::Error(e.into()).encode(&mut self.buffer);
             let buf = self.buffer.split().freeze();
             // Errors are never retransmitted.
             // We do not care if `send_to` resulted to an IO error.
-            let _ = self.socket.send_to(&buf[..], self.peer).await;
+            let _ = self.socket.send(&buf[..]).await;
         }
         outcome
     }
@@ -126,7 +127,7 @@ where
             None => Packet::Ack(0).encode(&mut self.ack),
         }
 
-        FaultyLink::send_to(&mut self.link, &self.socket, &self.ack, self.peer).await?;
+        FaultyLink::send(&mut self.link, &self.socket, &self.ack).await?;
 
         loop {
             // Recv data
@@ -149,7 +150,7 @@ where
 
             self.ack.clear();
             Packet::Ack(block_id).encode(&mut self.ack);
-            FaultyLink::send_to(&mut self.link, &self.socket, &self.ack, self.peer).await?;
+            FaultyLink::send(&mut self.link, &self.socket, &self.ack).await?;
 
             if last {
                 break;
@@ -172,7 +173,7 @@ where
                 Err(ref e) if e.kind() == io::ErrorKind::TimedOut => {
                     // On timeout reply with the previous ACK packet
                     self.retransmits += 1;
-                    FaultyLink::send_to(&mut self.link, &self.socket, &self.ack, self.peer).await?;
+                    FaultyLink::send(&mut self.link, &self.socket, &self.ack).await?;
                     continue;
                 }
                 Err(e) => return Err(e.into()),
