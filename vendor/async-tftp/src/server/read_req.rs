@@ -44,6 +44,10 @@ where
     pub(crate) retransmits: u32,
     /// labserv patch: packets lost or held back on purpose.
     link: Option<FaultyLink>,
+    /// labserv patch: where blocks are built. Each block is split off it; once the client
+    /// has acknowledged a window and its blocks are dropped, the next `reserve` takes the
+    /// same memory back instead of allocating a block's worth again.
+    blocks: BytesMut,
 }
 
 impl<'r, R> ReadRequest<'r, R>
@@ -100,6 +104,7 @@ where
             bytes: 0,
             retransmits: 0,
             link: FaultyLink::new(config.faults),
+            blocks: BytesMut::new(),
         })
     }
 
@@ -187,21 +192,31 @@ where
         &mut self,
         block_id: u16,
     ) -> Result<(Bytes, bool), Error> {
-        let mut buffer: BytesMut =
-            BytesMut::with_capacity(PACKET_DATA_HEADER_LEN + self.block_size);
+        self.blocks.reserve(PACKET_DATA_HEADER_LEN + self.block_size);
+        let mut buffer = std::mem::take(&mut self.blocks);
         Packet::encode_data_head(block_id, &mut buffer);
 
         // Read block in buffer
         unsafe {
             let uninit_buf = buffer.chunk_mut();
+            // labserv patch: the buffer may hold more than one block's room.
             let data_buf = slice::from_raw_parts_mut(
                 uninit_buf.as_mut_ptr(),
-                uninit_buf.len(),
+                cmp::min(uninit_buf.len(), self.block_size),
             );
 
-            let len = self.read_block(data_buf).await?;
+            let len = self.read_block(data_buf).await;
+            let len = match len {
+                Ok(len) => len,
+                Err(e) => {
+                    self.blocks = buffer;
+                    return Err(e);
+                }
+            };
             buffer.advance_mut(len);
-            Ok((buffer.split().freeze(), len < self.block_size))
+            let block = buffer.split().freeze();
+            self.blocks = buffer;
+            Ok((block, len < self.block_size))
         }
     }
 
