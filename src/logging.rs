@@ -224,15 +224,19 @@ impl Stamp {
             self.text.push('.');
         }
         line.push_str(&self.text);
-        let micros = since.subsec_micros();
-        let mut digits = itoa::Buffer::new();
-        let digits = digits.format(micros);
-        for _ in digits.len()..6 {
-            line.push('0');
-        }
-        line.push_str(digits);
+        push_padded(line, u128::from(since.subsec_micros()), 6);
         line.push('Z');
     }
+}
+
+/// Appends `n` in decimal, with leading zeros to at least `width` digits.
+pub(crate) fn push_padded(line: &mut String, n: u128, width: usize) {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(n);
+    for _ in digits.len()..width {
+        line.push('0');
+    }
+    line.push_str(digits);
 }
 
 /// Keeps the logger's flusher alive; dropping it writes out what is still buffered.

@@ -101,14 +101,7 @@ impl AccessRecord {
             let micros = elapsed.as_micros();
             line.push_str(number.format(micros / 1000));
             line.push('.');
-            let thousandths = micros % 1000;
-            if thousandths < 100 {
-                line.push('0');
-            }
-            if thousandths < 10 {
-                line.push('0');
-            }
-            line.push_str(number.format(thousandths));
+            logging::push_padded(line, micros % 1000, 3);
             line.push_str("ms");
             line.push_str(cut);
         });

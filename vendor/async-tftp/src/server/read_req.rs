@@ -87,7 +87,7 @@ where
         // then keeps the route for every packet sent (an unconnected `send_to` looks it
         // up on each), delivers only the client's packets, and reports a client that has
         // gone (ICMP port unreachable) instead of leaving the transfer to time out.
-        socket.get_ref().connect(peer).map_err(Error::Bind)?;
+        socket.get_ref().connect(peer)?;
 
         Ok(ReadRequest {
             peer,

@@ -75,7 +75,7 @@ where
         let addr = SocketAddr::new(local_ip, 0);
         let socket = Async::<UdpSocket>::bind(addr).map_err(Error::Bind)?;
         // labserv patch: connected to the client (see `ReadRequest::init`).
-        socket.get_ref().connect(peer).map_err(Error::Bind)?;
+        socket.get_ref().connect(peer)?;
 
         Ok(WriteRequest {
             peer,
