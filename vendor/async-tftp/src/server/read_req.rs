@@ -205,14 +205,8 @@ where
                 cmp::min(uninit_buf.len(), self.block_size),
             );
 
-            let len = self.read_block(data_buf).await;
-            let len = match len {
-                Ok(len) => len,
-                Err(e) => {
-                    self.blocks = buffer;
-                    return Err(e);
-                }
-            };
+            // A failed read ends the transfer: the buffer need not go back.
+            let len = self.read_block(data_buf).await?;
             buffer.advance_mut(len);
             let block = buffer.split().freeze();
             self.blocks = buffer;
