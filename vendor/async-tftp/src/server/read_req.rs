@@ -393,13 +393,14 @@ const CLIENT_RECEIVE_BUFFER: usize = 212_992;
 /// default receive buffer ([`CLIENT_RECEIVE_BUFFER`]), at least 1.
 ///
 /// The kernel charges each datagram waiting in a socket its whole allocation, not its
-/// length: the payload, 32 bytes of TFTP, UDP and IP headers and about 320 bytes of
-/// socket-buffer bookkeeping, rounded up to a power of two. A window that does not fit
+/// length: the packet's data buffer (the payload, 4 bytes of TFTP, 28 of UDP and IP, 31 of
+/// link-layer room and alignment, and 320 of shared bookkeeping, rounded up to a power of
+/// two) and then 256 bytes for the socket buffer's own header. A window that does not fit
 /// loses its tail to the client's kernel on every round and a transfer crawls through
-/// timeouts: blocks of 1468 bytes (2 KiB each) fit 104 to a window, blocks of 8192 (16 KiB)
-/// 13, and blocks of 65464 (128 KiB) only one, which is lock-step.
+/// timeouts: blocks of 1468 bytes (2,304 bytes each) fit 92 to a window, 4096 25, 8192
+/// (16,640) 12, and blocks of 65464 (128 KiB) only one, which is lock-step.
 pub(crate) fn window_fit(block: u16) -> u16 {
-    let charge = (usize::from(block) + 32 + 320).next_power_of_two();
+    let charge = (usize::from(block) + 63 + 320).next_power_of_two() + 256;
     u16::try_from(CLIENT_RECEIVE_BUFFER / charge).unwrap_or(u16::MAX).max(1)
 }
 
