@@ -11,18 +11,9 @@ use bytes::Bytes;
 /// is cached; a short read when only the start is.
 #[cfg(target_os = "linux")]
 pub(crate) fn read_cached(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
-    use std::os::fd::AsRawFd;
-    let offset =
-        libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let mut buf: Vec<u8> = Vec::with_capacity(len);
-    let iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: len,
-    };
-    // SAFETY: `iov` describes the `len` bytes of spare capacity of `buf`, which lives
-    // across the call; the kernel writes at most `iov_len` bytes there.
-    let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
-    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    // SAFETY: the spare capacity of `buf` is `len` bytes and lives across the call.
+    let n = unsafe { preadv2_nowait(file, buf.as_mut_ptr(), len, offset)? };
     // SAFETY: the kernel initialised the first `n` bytes, and `n <= len == capacity`.
     unsafe { buf.set_len(n) };
     if n < len / 2 {
@@ -32,8 +23,40 @@ pub(crate) fn read_cached(file: &File, offset: u64, len: usize) -> io::Result<By
     Ok(Bytes::from(buf))
 }
 
+/// Reads into `buf` at `offset` only what is in the page cache, as [`read_cached`] does,
+/// but into the caller's memory: no allocation, and no copy after it.
+#[cfg(target_os = "linux")]
+pub(crate) fn read_cached_into(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length for the whole call.
+    unsafe { preadv2_nowait(file, buf.as_mut_ptr(), buf.len(), offset) }
+}
+
+/// `preadv2(RWF_NOWAIT)` of up to `len` bytes at `offset` into `dst`; the bytes read.
+///
+/// # Safety
+/// `dst` must be valid for writes of `len` bytes until the call returns.
+#[cfg(target_os = "linux")]
+unsafe fn preadv2_nowait(file: &File, dst: *mut u8, len: usize, offset: u64) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let offset =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let iov = libc::iovec {
+        iov_base: dst.cast(),
+        iov_len: len,
+    };
+    // SAFETY: the caller promises `dst` is writable for `len` bytes; the kernel writes at
+    // most `iov_len` bytes there.
+    let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn read_cached(_file: &File, _offset: u64, _len: usize) -> io::Result<Bytes> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn read_cached_into(_file: &File, _offset: u64, _buf: &mut [u8]) -> io::Result<usize> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 

@@ -45,9 +45,19 @@ where
     /// labserv patch: packets lost or held back on purpose.
     link: Option<FaultyLink>,
     /// labserv patch: where blocks are built. Each block is split off it; once the client
-    /// has acknowledged a window and its blocks are dropped, the next `reserve` takes the
-    /// same memory back instead of allocating a block's worth again.
+    /// has acknowledged a window and its blocks are dropped, the memory is taken back
+    /// instead of allocating a block's worth again.
     blocks: BytesMut,
+    /// labserv patch: the other buffer blocks are built in. The window being read ahead is
+    /// cut from one while the window in flight still holds the other.
+    spare: BytesMut,
+    /// labserv patch: blocks read while the client was taking in the window before them
+    /// (see `read_ahead`).
+    ahead: VecDeque<Bytes>,
+    /// labserv patch: the number of the next block to read from the file.
+    next_block: u16,
+    /// labserv patch: whether the last block has been read.
+    read_all: bool,
 }
 
 impl<'r, R> ReadRequest<'r, R>
@@ -105,6 +115,10 @@ where
             retransmits: 0,
             link: FaultyLink::new(config.faults),
             blocks: BytesMut::new(),
+            spare: BytesMut::new(),
+            ahead: VecDeque::with_capacity(negotiated_window_size),
+            next_block: 1,
+            read_all: false,
         })
     }
 
@@ -133,13 +147,9 @@ where
     async fn try_handle(&mut self) -> Result<()> {
         let mut window: VecDeque<Bytes> =
             VecDeque::with_capacity(self.window_size);
-        let mut block_id: u16;
         let mut window_base: u16 = 1;
-        let mut buf: Bytes;
-        let mut is_last_block: bool;
 
-        (buf, is_last_block) = self.fill_data_block(window_base).await?;
-        window.push_back(buf);
+        window.push_back(self.fill_data_block().await?);
 
         // Send OACK after we manage to read the first block from reader.
         //
@@ -154,14 +164,13 @@ where
         }
 
         loop {
-            // calculate next block_id, window might not be empty
-            block_id = window_base.wrapping_add(window.len() as u16);
-
-            while !is_last_block && (window.len() < self.window_size) {
-                // we still have data and window is not full
-                (buf, is_last_block) = self.fill_data_block(block_id).await?;
-                window.push_back(buf);
-                block_id = block_id.wrapping_add(1);
+            // labserv patch: the window is topped up with the blocks read ahead first.
+            while window.len() < self.window_size {
+                match self.ahead.pop_front() {
+                    Some(block) => window.push_back(block),
+                    None if self.read_all => break,
+                    None => window.push_back(self.fill_data_block().await?),
+                }
             }
 
             let blocks_acked = self.send_window(&window, window_base).await?;
@@ -178,7 +187,7 @@ where
                 window.drain(..blocks_acked as usize);
             }
 
-            if is_last_block && window.is_empty() {
+            if self.read_all && window.is_empty() && self.ahead.is_empty() {
                 // transfer is done
                 break;
             }
@@ -188,11 +197,32 @@ where
         Ok(())
     }
 
-    async fn fill_data_block(
-        &mut self,
-        block_id: u16,
-    ) -> Result<(Bytes, bool), Error> {
-        self.blocks.reserve(PACKET_DATA_HEADER_LEN + self.block_size);
+    /// labserv patch: reads the blocks after the window just sent, while the client takes
+    /// that window in and acknowledges it, so that the next window goes out as soon as
+    /// its ACK arrives: the file read is off the round trip, as tftpd-hpa's read-ahead
+    /// does for lock-step. At most a window's worth is read ahead.
+    async fn read_ahead(&mut self) -> Result<()> {
+        while !self.read_all && self.ahead.len() < self.window_size {
+            let block = self.fill_data_block().await?;
+            self.ahead.push_back(block);
+        }
+        Ok(())
+    }
+
+    /// Reads the next block from the file into a DATA packet (labserv patch: numbered by
+    /// `next_block`, and `read_all` set when it is the last).
+    async fn fill_data_block(&mut self) -> Result<Bytes, Error> {
+        let block_id = self.next_block;
+        let room = PACKET_DATA_HEADER_LEN + self.block_size;
+        // labserv patch: build in whichever buffer has its blocks back. When this one's
+        // are still out, the other's usually are (the window before the one in flight);
+        // if neither's are, a window's worth of memory is allocated afresh.
+        if !self.blocks.try_reclaim(room) {
+            std::mem::swap(&mut self.blocks, &mut self.spare);
+            if !self.blocks.try_reclaim(room) {
+                self.blocks = BytesMut::with_capacity(room * self.window_size);
+            }
+        }
         let mut buffer = std::mem::take(&mut self.blocks);
         Packet::encode_data_head(block_id, &mut buffer);
 
@@ -210,7 +240,9 @@ where
             buffer.advance_mut(len);
             let block = buffer.split().freeze();
             self.blocks = buffer;
-            Ok((block, len < self.block_size))
+            self.next_block = block_id.wrapping_add(1);
+            self.read_all = len < self.block_size;
+            Ok(block)
         }
     }
 
@@ -234,6 +266,9 @@ where
                 // labserv patch: through the faults asked for.
                 FaultyLink::send(&mut self.link, &self.socket, &packet[..])
                     .await?;
+            }
+            if attempt == 0 {
+                self.read_ahead().await?;
             }
 
             match self.recv_ack(window_base, window.len() as u16).await {
