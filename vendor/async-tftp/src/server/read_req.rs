@@ -108,7 +108,7 @@ where
             max_send_retries: config.max_send_retries,
             oack_opts,
             window_size: negotiated_window_size,
-            spin: Spin::for_reads(block_size),
+            spin: Spin::new(block_size),
             clock: Clock::default(),
             stopping: Arc::clone(&config.stopping),
             bytes: 0,
@@ -467,16 +467,8 @@ impl Drop for Running {
 /// a row (a slow link, where polling only burns CPU) it rests for 64 waits. A client
 /// takes longer over a big block than a small one (it copies the block in and writes it
 /// out before it acknowledges), so the polling lasts longer for big blocks.
-///
-/// A read of blocks over [`SPIN_READS_UP_TO`] bytes does not poll at all: the server
-/// parks right after sending, which on one host (a client in a VM or a container, an
-/// emulated board, loopback) lets the scheduler run the client on the server's core,
-/// with the block still in that core's cache, instead of waking it on the other core.
-/// On loopback, side by side: blksize 4096 180 → 510 MB/s, 8192 300 → 890, 65464 1.9 →
-/// 3.0 GB/s; at 512 and 1024 bytes polling is twice as fast as parking, and an upload
-/// (the client sends the big packets) is faster polling at every size.
 pub(crate) struct Spin {
-    /// How long one poll lasts at this transfer's block size; zero: never poll.
+    /// How long one poll lasts at this transfer's block size.
     limit: Duration,
     /// Waits in a row that polling did not catch.
     misses: u8,
@@ -496,25 +488,12 @@ impl Spin {
         }
     }
 
-    /// Polling for a read (download) of `block_size`-byte blocks: as [`Spin::new`] up to
-    /// [`SPIN_READS_UP_TO`] bytes, none above.
-    pub(crate) fn for_reads(block_size: usize) -> Self {
-        let mut spin = Spin::new(block_size);
-        if block_size > SPIN_READS_UP_TO {
-            spin.limit = Duration::ZERO;
-        }
-        spin
-    }
-
     /// A packet that came while polling, or `None`: wait in the event loop.
     pub(crate) fn poll(
         &mut self,
         socket: &UdpSocket,
         buf: &mut [u8],
     ) -> Option<(usize, SocketAddr)> {
-        if self.limit.is_zero() {
-            return None;
-        }
         if self.backoff > 0 {
             self.backoff -= 1;
             return None;
@@ -538,10 +517,6 @@ impl Spin {
 
 /// labserv patch: how long [`spin_recv`] polls for small blocks before giving up.
 const SPIN: Duration = Duration::from_micros(50);
-
-/// labserv patch: the largest block a read polls for its ACK with (see [`Spin`]). Ethernet
-/// sizes (512, 1428, 1468) poll; 4096 and up park.
-const SPIN_READS_UP_TO: usize = 2048;
 
 /// labserv patch: polls a non-blocking socket for up to `limit`; `None` if nothing came
 /// (or on an error, which the normal receive then reports).
