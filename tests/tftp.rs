@@ -139,6 +139,40 @@ fn datagrams_held(len: usize, count: usize) -> usize {
     held
 }
 
+#[tokio::test]
+async fn files_that_end_on_a_block_boundary_end_with_an_empty_block() {
+    // A file of whole blocks ends with an empty DATA packet (RFC 1350); the server reads
+    // a window ahead, so the end must be seen however the blocks fall in the windows.
+    let srv = TftpServer::start_with(|_| {}).await;
+    for (blksize, window) in [("512", "1"), ("1468", "16"), ("8192", "12"), ("65464", "1")] {
+        let block: usize = blksize.parse().unwrap();
+        let blocks_per_window: usize = window.parse().unwrap();
+        for len in [
+            0,
+            block,
+            block * blocks_per_window,
+            block * blocks_per_window * 3,
+            block * blocks_per_window * 3 + 1,
+            block * blocks_per_window * 3 - 1,
+        ] {
+            let data = pattern(len);
+            srv.put("u-boot.itb", &data);
+            let t = read(
+                srv.addr,
+                "u-boot.itb",
+                &[("blksize", blksize), ("windowsize", window)],
+            )
+            .await
+            .unwrap();
+            assert_eq!(t.data.len(), len, "blksize {blksize} window {window}");
+            assert!(
+                t.data == data,
+                "blksize {blksize} window {window} {len} bytes"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn block_numbers_roll_over_on_large_files() {
     let srv = TftpServer::start_with(|_| {}).await;
