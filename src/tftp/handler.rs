@@ -245,7 +245,7 @@ const DIRECT_READ: usize = 16 * 1024;
 /// only data that must come from the disk is read on the blocking pool.
 pub(crate) struct Download {
     file: Arc<File>,
-    /// Offset of the next chunk to read.
+    /// Offset of the next read (a chunk, or a big block).
     next: u64,
     len: u64,
     chunk: bytes::Bytes,
@@ -264,10 +264,10 @@ impl AsyncRead for Download {
             if this.next >= this.len {
                 return Poll::Ready(Ok(0));
             }
+            let left = usize::try_from(this.len - this.next).unwrap_or(usize::MAX);
             if buf.len() >= DIRECT_READ && this.reading.is_none() {
                 // A big block goes from the page cache straight into the packet.
-                let want = usize::try_from(this.len - this.next)
-                    .map_or(buf.len(), |left| left.min(buf.len()));
+                let want = left.min(buf.len());
                 if let Ok(n @ 1..) =
                     crate::fsio::read_cached_into(&this.file, this.next, &mut buf[..want])
                 {
@@ -275,8 +275,7 @@ impl AsyncRead for Download {
                     return Poll::Ready(Ok(n));
                 }
             }
-            let want = usize::try_from(this.len - this.next)
-                .map_or(READ_CHUNK, |left| left.min(READ_CHUNK));
+            let want = left.min(READ_CHUNK);
             let chunk = match this.reading.as_mut() {
                 Some(task) => {
                     let chunk = ready!(Pin::new(task).poll(cx));
