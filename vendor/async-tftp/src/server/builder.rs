@@ -221,6 +221,7 @@ impl<H: Handler> TftpServerBuilder<H> {
             socket,
             handler: Arc::new(Mutex::new(self.handle)),
             reqs_in_progress: Arc::new(Mutex::new(HashSet::new())),
+            listener_busy: Arc::default(),
             config,
             local_ip,
         })

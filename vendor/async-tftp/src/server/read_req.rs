@@ -485,7 +485,8 @@ impl Spin {
         }
     }
 
-    /// A packet that came while polling, or `None`: wait in the event loop.
+    /// The length of a packet that came while polling, or `None`: wait for it (see
+    /// [`recv_next`]).
     fn poll(&mut self, socket: &UdpSocket, buf: &mut [u8]) -> Option<usize> {
         if self.backoff > 0 {
             self.backoff -= 1;
@@ -555,16 +556,11 @@ impl Clock {
             // A timer set for earlier than the deadline is kept: it fires, and is then
             // moved on to the deadline.
             let at = tokio::time::Instant::from_std(deadline);
-            let timer = match &mut self.timer {
-                Some(timer) => {
-                    if self.at.is_none_or(|at| at > deadline) {
-                        timer.as_mut().reset(at);
-                    }
-                    timer
-                }
-                None => self.timer.insert(Box::pin(tokio::time::sleep_until(at))),
-            };
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
             if self.at.is_none_or(|at| at > deadline) {
+                timer.as_mut().reset(at);
                 self.at = Some(deadline);
             }
             timer.as_mut().await;

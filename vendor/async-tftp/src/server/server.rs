@@ -23,6 +23,9 @@ where
     pub(crate) socket: UdpSocket,
     pub(crate) handler: Arc<Mutex<H>>,
     pub(crate) reqs_in_progress: Arc<Mutex<HashSet<SocketAddr>>>,
+    /// labserv patch: set while a transfer runs on the listener's runtime (see
+    /// `spawn_transfer`).
+    pub(crate) listener_busy: Arc<AtomicBool>,
     pub(crate) config: ServerConfig,
     pub(crate) local_ip: IpAddr,
 }
@@ -102,15 +105,32 @@ impl StopHandle {
     }
 }
 
-/// labserv patch: runs a transfer on a thread of its own, as atftpd does, with a tokio
-/// runtime of its own for its socket and timers; the thread ends with the transfer.
+/// labserv patch: runs a transfer on the listener's runtime if none runs there, else on a
+/// thread of its own, as atftpd does, with a tokio runtime of its own for its socket and
+/// timers; the thread ends with the transfer.
+///
+/// A lone transfer (the usual case: one board fetching its kernel) keeps to the
+/// long-lived listener thread: on a fresh thread each, single transfers to a client on
+/// the same host ran at anything from the usual speed to a seventh of it, as the
+/// scheduler placed the new thread on the client's core or beside it.
 ///
 /// Each client's packets then wake the one thread that waits for them, and the
 /// scheduler can keep that thread beside its client (see `read_req::recv_next`). A
 /// boot storm is shared between the cores with no hand-over between threads, where one
 /// event loop for all transfers was woken for every packet of every board. If no thread
 /// (or runtime) can be had, the transfer runs on the server's own runtime instead.
-fn spawn_transfer(transfer: impl Future<Output = ()> + Send + 'static) {
+fn spawn_transfer(
+    transfer: impl Future<Output = ()> + Send + 'static,
+    listener_busy: &Arc<AtomicBool>,
+) {
+    if !listener_busy.swap(true, Ordering::AcqRel) {
+        let listener_busy = Arc::clone(listener_busy);
+        tokio::spawn(async move {
+            transfer.await;
+            listener_busy.store(false, Ordering::Release);
+        });
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -174,6 +194,7 @@ where
     /// Consume and start the server (labserv patch: on a tokio runtime; each transfer on
     /// a thread of its own, see `spawn_transfer`).
     pub async fn serve(self) -> Result<()> {
+        // A second handle to the socket: `self` stays whole for the requests it serves.
         let socket = self.socket.try_clone()?;
         socket.set_nonblocking(true)?;
         let socket = tokio::net::UdpSocket::from_std(socket)?;
@@ -266,7 +287,10 @@ where
         let reqs_in_progress = Arc::clone(&self.reqs_in_progress);
 
         // Run request future in a new task
-        spawn_transfer(run_req(req_fut, peer, reqs_in_progress, local_ip));
+        spawn_transfer(
+            run_req(req_fut, peer, reqs_in_progress, local_ip),
+            &self.listener_busy,
+        );
     }
 
     fn handle_wrq(&self, peer: SocketAddr, req: RwReq) {
@@ -322,7 +346,10 @@ where
         let reqs_in_progress = Arc::clone(&self.reqs_in_progress);
 
         // Run request future in a new task
-        spawn_transfer(run_req(req_fut, peer, reqs_in_progress, local_ip));
+        spawn_transfer(
+            run_req(req_fut, peer, reqs_in_progress, local_ip),
+            &self.listener_busy,
+        );
     }
 }
 
