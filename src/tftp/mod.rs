@@ -141,7 +141,7 @@ pub async fn serve(socket: UdpSocket, config: TftpConfig, shutdown: Shutdown) ->
         .build()
         .await
         .map_err(|e| Error::io("starting the TFTP server", std::io::Error::other(e)))?;
-    // Each transfer runs on a thread of its own; the listener needs none.
+    // A lone transfer runs beside the listener, the others on threads of their own.
     let stop = server.stop_handle();
     let served = tokio::select! {
         served = server.serve() => served.map_err(|e| e.to_string()),
