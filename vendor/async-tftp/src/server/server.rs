@@ -1,3 +1,5 @@
+use async_executor::Executor;
+use async_io::Async;
 use async_lock::Mutex;
 use log::trace;
 use std::collections::HashSet;
@@ -19,13 +21,10 @@ pub struct TftpServer<H>
 where
     H: Handler,
 {
-    /// labserv patch: registered with the event loop `serve` runs on, once it runs.
-    pub(crate) socket: UdpSocket,
+    pub(crate) socket: Async<UdpSocket>,
     pub(crate) handler: Arc<Mutex<H>>,
     pub(crate) reqs_in_progress: Arc<Mutex<HashSet<SocketAddr>>>,
-    /// labserv patch: set while a transfer runs on the listener's runtime (see
-    /// `spawn_transfer`).
-    pub(crate) listener_busy: Arc<AtomicBool>,
+    pub(crate) ex: Arc<Executor<'static>>,
     pub(crate) config: ServerConfig,
     pub(crate) local_ip: IpAddr,
 }
@@ -75,12 +74,12 @@ impl FaultyLink {
     /// faults say so.
     pub(crate) async fn send(
         link: &mut Option<Self>,
-        socket: &tokio::net::UdpSocket,
+        socket: &Async<UdpSocket>,
         packet: &[u8],
     ) -> std::io::Result<()> {
         if let Some(link) = link {
             if !link.faults.delay.is_zero() {
-                tokio::time::sleep(link.faults.delay).await;
+                async_io::Timer::after(link.faults.delay).await;
             }
             if link.rng.f64() < link.faults.loss {
                 return Ok(());
@@ -105,71 +104,18 @@ impl StopHandle {
     }
 }
 
-/// labserv patch: runs a transfer on the listener's runtime if none runs there, else on a
-/// thread of its own, as atftpd does, with a tokio runtime of its own for its socket and
-/// timers; the thread ends with the transfer.
-///
-/// A lone transfer (the usual case: one board fetching its kernel) keeps to the
-/// long-lived listener thread: on a fresh thread each, single transfers to a client on
-/// the same host ran at anything from the usual speed to a seventh of it, as the
-/// scheduler placed the new thread on the client's core or beside it.
-///
-/// Each client's packets then wake the one thread that waits for them, and the
-/// scheduler can keep that thread beside its client (see `read_req::recv_next`). A
-/// boot storm is shared between the cores with no hand-over between threads, where one
-/// event loop for all transfers was woken for every packet of every board. If no thread
-/// (or runtime) can be had, the transfer runs on the server's own runtime instead.
-fn spawn_transfer(
-    transfer: impl Future<Output = ()> + Send + 'static,
-    listener_busy: &Arc<AtomicBool>,
-) {
-    if !listener_busy.swap(true, Ordering::AcqRel) {
-        let listener_busy = Arc::clone(listener_busy);
-        tokio::spawn(async move {
-            transfer.await;
-            listener_busy.store(false, Ordering::Release);
-        });
-        return;
+/// labserv patch: lets another thread run a server's transfers too, for as long as a
+/// future it gives runs. Transfers spawned by the server then go to whichever thread is
+/// free, so many transfers at once can use more than one core.
+#[derive(Clone)]
+pub struct ExtraThread(Arc<Executor<'static>>);
+
+impl ExtraThread {
+    /// Runs the server's transfers on the calling thread (with `async_io::block_on`)
+    /// until `until` completes.
+    pub async fn run<T>(&self, until: impl Future<Output = T>) -> T {
+        self.0.run(until).await
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build();
-    let Ok(runtime) = runtime else {
-        tokio::spawn(transfer);
-        return;
-    };
-    // Shared so that the transfer can be taken back if the thread cannot start.
-    let slot = Arc::new(std::sync::Mutex::new(Some(transfer)));
-    let theirs = Arc::clone(&slot);
-    let started = std::thread::Builder::new()
-        .name("tftp-transfer".into())
-        .spawn(move || {
-            if let Some(transfer) = take(&theirs) {
-                OWN_THREAD.set(true);
-                runtime.block_on(transfer);
-            }
-        });
-    if started.is_err() {
-        if let Some(transfer) = take(&slot) {
-            tokio::spawn(transfer);
-        }
-    }
-}
-
-fn take<T>(slot: &std::sync::Mutex<Option<T>>) -> Option<T> {
-    slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
-}
-
-thread_local! {
-    /// labserv patch: set on a thread that runs one transfer and nothing else.
-    static OWN_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// labserv patch: whether the running transfer has its thread to itself, so that it may
-/// block it while it waits for its client.
-pub(crate) fn on_own_thread() -> bool {
-    OWN_THREAD.get()
 }
 
 /// labserv patch: the error a transfer ends with when the server stops.
@@ -186,24 +132,28 @@ where
         StopHandle(Arc::clone(&self.config.stopping))
     }
 
-    /// Returns the listenning socket address.
-    pub fn listen_addr(&self) -> Result<SocketAddr> {
-        Ok(self.socket.local_addr()?)
+    /// labserv patch: a handle to run this server's transfers on another thread as well.
+    pub fn extra_thread(&self) -> ExtraThread {
+        ExtraThread(Arc::clone(&self.ex))
     }
 
-    /// Consume and start the server (labserv patch: on a tokio runtime; each transfer on
-    /// a thread of its own, see `spawn_transfer`).
-    pub async fn serve(self) -> Result<()> {
-        // A second handle to the socket: `self` stays whole for the requests it serves.
-        let socket = self.socket.try_clone()?;
-        socket.set_nonblocking(true)?;
-        let socket = tokio::net::UdpSocket::from_std(socket)?;
-        let mut buf = [0u8; 4096];
+    /// Returns the listenning socket address.
+    pub fn listen_addr(&self) -> Result<SocketAddr> {
+        Ok(self.socket.get_ref().local_addr()?)
+    }
 
-        loop {
-            let (len, peer) = socket.recv_from(&mut buf).await?;
-            self.handle_req_packet(peer, &buf[..len]).await;
-        }
+    /// Consume and start the server.
+    pub async fn serve(self) -> Result<()> {
+        self.ex
+            .run(async {
+                let mut buf = [0u8; 4096];
+
+                loop {
+                    let (len, peer) = self.socket.recv_from(&mut buf).await?;
+                    self.handle_req_packet(peer, &buf[..len]).await;
+                }
+            })
+            .await
     }
 
     async fn handle_req_packet(&self, peer: SocketAddr, data: &[u8]) {
@@ -287,10 +237,9 @@ where
         let reqs_in_progress = Arc::clone(&self.reqs_in_progress);
 
         // Run request future in a new task
-        spawn_transfer(
-            run_req(req_fut, peer, reqs_in_progress, local_ip),
-            &self.listener_busy,
-        );
+        self.ex
+            .spawn(run_req(req_fut, peer, reqs_in_progress, local_ip))
+            .detach();
     }
 
     fn handle_wrq(&self, peer: SocketAddr, req: RwReq) {
@@ -346,10 +295,9 @@ where
         let reqs_in_progress = Arc::clone(&self.reqs_in_progress);
 
         // Run request future in a new task
-        spawn_transfer(
-            run_req(req_fut, peer, reqs_in_progress, local_ip),
-            &self.listener_busy,
-        );
+        self.ex
+            .spawn(run_req(req_fut, peer, reqs_in_progress, local_ip))
+            .detach();
     }
 }
 
@@ -359,7 +307,7 @@ async fn send_error(
     local_ip: IpAddr,
 ) -> Result<()> {
     let addr: SocketAddr = SocketAddr::new(local_ip, 0);
-    let socket = tokio::net::UdpSocket::bind(addr).await.map_err(Error::Bind)?;
+    let socket = Async::<UdpSocket>::bind(addr).map_err(Error::Bind)?;
 
     let data = Packet::Error(error.into()).to_bytes();
     socket.send_to(&data[..], peer).await?;
