@@ -351,6 +351,35 @@ async fn transfers_past_the_cap_get_a_clear_error() {
 }
 
 #[tokio::test]
+async fn a_silent_client_holds_up_no_other_transfer() {
+    // A board that went quiet mid-transfer must not delay another board's download
+    // until its retransmit: transfers wait for their clients without blocking a thread
+    // that others need.
+    let srv = TftpServer::start_with(|c| {
+        c.ack_timeout = Duration::from_secs(10);
+        c.conn_timeout = Duration::from_secs(30);
+    })
+    .await;
+    srv.put("kernel.img", &pattern(300_000));
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        let (held, op) = start_read_and_stall(srv.addr, "kernel.img").await;
+        assert_eq!(op, 3, "the silent client got its first block");
+        silent.push(held);
+    }
+    let start = std::time::Instant::now();
+    let t = tokio::time::timeout(
+        Duration::from_secs(5),
+        read(srv.addr, "kernel.img", &[("blksize", "1468")]),
+    )
+    .await
+    .expect("a read beside three silent clients finishes well before their 10 s timeout")
+    .unwrap();
+    assert!(t.data == pattern(300_000));
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
 async fn a_client_error_packet_ends_its_transfer_at_once() {
     // Default timeouts: without the abort, the slot would stay taken for seconds.
     let srv = TftpServer::start_with(|c| c.max_transfers = 1).await;
