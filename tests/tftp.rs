@@ -367,7 +367,6 @@ async fn a_silent_client_holds_up_no_other_transfer() {
         assert_eq!(op, 3, "the silent client got its first block");
         silent.push(held);
     }
-    let start = std::time::Instant::now();
     let t = tokio::time::timeout(
         Duration::from_secs(5),
         read(srv.addr, "kernel.img", &[("blksize", "1468")]),
@@ -376,7 +375,6 @@ async fn a_silent_client_holds_up_no_other_transfer() {
     .expect("a read beside three silent clients finishes well before their 10 s timeout")
     .unwrap();
     assert!(t.data == pattern(300_000));
-    assert!(start.elapsed() < Duration::from_secs(5));
 }
 
 #[tokio::test]
