@@ -92,8 +92,8 @@ impl Prepared {
 }
 
 /// Serves `service` on `socket` until SIGINT or SIGTERM: the HTTP servers on every core
-/// (see [`run_until_signal`]), TFTP on its own reactor thread. What the foreground
-/// commands and the daemons both run.
+/// (see [`run_until_signal`]), TFTP's listener on this thread and each transfer on a
+/// thread of its own. What the foreground commands and the daemons both run.
 fn serve(
     runtime: tokio::runtime::Runtime,
     signals: Signals,

@@ -15,7 +15,7 @@ use blocking::{Task, Unblock};
 use futures_lite::{AsyncRead, AsyncWrite, Future};
 use tracing::warn;
 
-use super::crowd::Transfers;
+use super::transfers::Transfers;
 use crate::confine::{Refused, Symlinks, confine};
 use crate::landing::Landing;
 use crate::logging;

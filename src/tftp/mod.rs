@@ -3,8 +3,8 @@
 //! Boards, boot ROMs and busybox fetch kernels and images from here. The server is
 //! read-only unless uploads are switched on; every path is confined to the root.
 
-mod crowd;
 pub(crate) mod handler;
+mod transfers;
 
 use std::net::UdpSocket;
 use std::path::PathBuf;
@@ -141,32 +141,22 @@ pub async fn serve(socket: UdpSocket, config: TftpConfig, shutdown: Shutdown) ->
         .build()
         .await
         .map_err(|e| Error::io("starting the TFTP server", std::io::Error::other(e)))?;
-    // Lock-step TFTP is one round trip per block, so per-packet latency is everything.
-    // async-tftp's sockets and timers live in async-io's reactor; `async_io::block_on`
-    // lets this thread drive that reactor itself, instead of being woken from the
-    // reactor's own thread for every packet.
+    // Each transfer runs on a thread of its own; the listener needs none.
     let stop = server.stop_handle();
-    let second = crowd::SecondThread::start(transfers.clone(), server.extra_thread());
-    let served = tokio::task::spawn_blocking(move || {
-        async_io::block_on(futures_lite::future::or(
-            async { server.serve().await.map_err(|e| e.to_string()) },
-            async {
-                shutdown.triggered().await;
-                // Each running transfer answers its client with an ERROR at its next
-                // step (at the latest one ACK timeout later); give them that long,
-                // within the one second a stop may take.
-                stop.stop();
-                let deadline = Instant::now() + STOP_GRACE;
-                while transfers.count() > 0 && Instant::now() < deadline {
-                    async_io::Timer::after(Duration::from_millis(10)).await;
-                }
-                Ok(())
-            },
-        ))
-    })
-    .await
-    .map_err(|e| Error::io("TFTP server thread", std::io::Error::other(e)))?;
-    drop(second);
+    let served = tokio::select! {
+        served = server.serve() => served.map_err(|e| e.to_string()),
+        () = shutdown.triggered() => {
+            // Each running transfer answers its client with an ERROR at its next step
+            // (at the latest one ACK timeout later); give them that long, within the one
+            // second a stop may take.
+            stop.stop();
+            let deadline = Instant::now() + STOP_GRACE;
+            while transfers.count() > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok(())
+        }
+    };
     served.map_err(|e| Error::io("serving TFTP", std::io::Error::other(e)))
 }
 

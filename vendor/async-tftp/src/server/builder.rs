@@ -1,5 +1,3 @@
-use async_executor::Executor;
-use async_io::Async;
 use async_lock::Mutex;
 use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
@@ -15,7 +13,7 @@ use crate::error::{Error, Result};
 pub struct TftpServerBuilder<H: Handler> {
     handle: H,
     addr: SocketAddr,
-    socket: Option<Async<UdpSocket>>,
+    socket: Option<UdpSocket>,
     timeout: Duration,
     block_size_limit: Option<u16>,
     window_size_limit: Option<u16>,
@@ -98,17 +96,7 @@ impl<H: Handler> TftpServerBuilder<H> {
     }
 
     /// Set underling UDP socket.
-    pub fn socket(self, socket: Async<UdpSocket>) -> Self {
-        TftpServerBuilder {
-            socket: Some(socket),
-            ..self
-        }
-    }
-
-    /// Set underling UDP socket.
     pub fn std_socket(self, socket: UdpSocket) -> Result<Self> {
-        let socket = Async::new(socket)?;
-
         Ok(TftpServerBuilder {
             socket: Some(socket),
             ..self
@@ -213,7 +201,7 @@ impl<H: Handler> TftpServerBuilder<H> {
     pub async fn build(mut self) -> Result<TftpServer<H>> {
         let socket = match self.socket.take() {
             Some(socket) => socket,
-            None => Async::<UdpSocket>::bind(self.addr).map_err(Error::Bind)?,
+            None => UdpSocket::bind(self.addr).map_err(Error::Bind)?,
         };
 
         let config = ServerConfig {
@@ -228,12 +216,11 @@ impl<H: Handler> TftpServerBuilder<H> {
             faults: self.faults,
         };
 
-        let local_ip = socket.as_ref().local_addr()?.ip();
+        let local_ip = socket.local_addr()?.ip();
         Ok(TftpServer {
             socket,
             handler: Arc::new(Mutex::new(self.handle)),
             reqs_in_progress: Arc::new(Mutex::new(HashSet::new())),
-            ex: Arc::new(Executor::new()),
             config,
             local_ip,
         })

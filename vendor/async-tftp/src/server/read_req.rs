@@ -1,18 +1,19 @@
-use async_io::Async;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_lite::{AsyncRead, AsyncReadExt};
 use log::trace;
 use std::cmp;
 use std::collections::VecDeque;
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::slice;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_io::Timer;
 use futures_lite::future;
+use tokio::net::UdpSocket;
+use tokio::time::Sleep;
 
 use crate::error::{Error, Result};
 use crate::packet::{Opts, Packet, RwReq, PACKET_DATA_HEADER_LEN};
@@ -25,7 +26,7 @@ where
     R: AsyncRead + Send,
 {
     peer: SocketAddr,
-    socket: Async<UdpSocket>,
+    socket: UdpSocket,
     reader: &'r mut R,
     block_size: usize,
     timeout: Duration,
@@ -91,13 +92,11 @@ where
             .map(|t| Duration::from_secs(u64::from(t)))
             .unwrap_or(config.timeout);
 
-        let addr = SocketAddr::new(local_ip, 0);
-        let socket = Async::<UdpSocket>::bind(addr).map_err(Error::Bind)?;
         // labserv patch: connected to the client, as tftpd-hpa and atftpd do. The kernel
         // then keeps the route for every packet sent (an unconnected `send_to` looks it
         // up on each), delivers only the client's packets, and reports a client that has
         // gone (ICMP port unreachable) instead of leaving the transfer to time out.
-        socket.get_ref().connect(peer)?;
+        let socket = transfer_socket(local_ip, peer).await?;
 
         Ok(ReadRequest {
             peer,
@@ -314,10 +313,8 @@ where
             let mut buf = [0u8; 1024];
 
             loop {
-                let (len, recved_peer) = match spin.poll(socket.get_ref(), &mut buf[..]) {
-                    Some(got) => got,
-                    None => socket.recv_from(&mut buf[..]).await?,
-                };
+                let (len, recved_peer) =
+                    recv_next(socket, peer, spin, deadline, &mut buf[..]).await?;
 
                 // if the packet do not come from the client we are serving, then ignore it
                 if recved_peer != peer {
@@ -489,11 +486,7 @@ impl Spin {
     }
 
     /// A packet that came while polling, or `None`: wait in the event loop.
-    pub(crate) fn poll(
-        &mut self,
-        socket: &UdpSocket,
-        buf: &mut [u8],
-    ) -> Option<(usize, SocketAddr)> {
+    fn poll(&mut self, socket: &UdpSocket, buf: &mut [u8]) -> Option<usize> {
         if self.backoff > 0 {
             self.backoff -= 1;
             return None;
@@ -518,18 +511,17 @@ impl Spin {
 /// labserv patch: how long [`spin_recv`] polls for small blocks before giving up.
 const SPIN: Duration = Duration::from_micros(50);
 
-/// labserv patch: polls a non-blocking socket for up to `limit`; `None` if nothing came
-/// (or on an error, which the normal receive then reports).
-fn spin_recv(
-    socket: &UdpSocket,
-    buf: &mut [u8],
-    limit: Duration,
-) -> Option<(usize, SocketAddr)> {
+/// labserv patch: polls a socket for up to `limit`; `None` if nothing came (or on an
+/// error, which the normal receive then reports).
+///
+/// The socket is read directly: tokio's own `try_recv` answers from the readiness its
+/// event loop last saw, which the loop cannot refresh while this thread polls.
+fn spin_recv(socket: &UdpSocket, buf: &mut [u8], limit: Duration) -> Option<usize> {
     let start = std::time::Instant::now();
     loop {
-        match socket.recv_from(buf) {
-            Ok(got) => return Some(got),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+        match rustix::net::recv(socket, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
+            Ok((len, _)) => return Some(len),
+            Err(rustix::io::Errno::AGAIN) => {
                 if start.elapsed() >= limit {
                     return None;
                 }
@@ -548,20 +540,12 @@ fn spin_recv(
 /// race polled the timer first, which it did at random: one system call and a wake-up
 /// per block. Here one timer per transfer stays registered and is moved only when it
 /// fires before the deadline now in force, about once per timeout period.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Clock {
-    timer: Timer,
+    /// Made at the first wait (a tokio timer needs the runtime it runs on).
+    timer: Option<Pin<Box<Sleep>>>,
     /// When the timer is set to fire, if it is set.
     at: Option<Instant>,
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Clock {
-            timer: Timer::never(),
-            at: None,
-        }
-    }
 }
 
 impl Clock {
@@ -570,15 +554,80 @@ impl Clock {
         loop {
             // A timer set for earlier than the deadline is kept: it fires, and is then
             // moved on to the deadline.
+            let at = tokio::time::Instant::from_std(deadline);
+            let timer = match &mut self.timer {
+                Some(timer) => {
+                    if self.at.is_none_or(|at| at > deadline) {
+                        timer.as_mut().reset(at);
+                    }
+                    timer
+                }
+                None => self.timer.insert(Box::pin(tokio::time::sleep_until(at))),
+            };
             if self.at.is_none_or(|at| at > deadline) {
-                self.timer.set_at(deadline);
                 self.at = Some(deadline);
             }
-            (&mut self.timer).await;
+            timer.as_mut().await;
             self.at = None;
             if Instant::now() >= deadline {
                 return Err(io::ErrorKind::TimedOut.into());
             }
+        }
+    }
+}
+
+/// labserv patch: a transfer's own socket, on `local_ip` (the address the request came
+/// to), connected to `peer`, and registered with the runtime the transfer runs on.
+pub(crate) async fn transfer_socket(
+    local_ip: IpAddr,
+    peer: SocketAddr,
+) -> Result<UdpSocket> {
+    let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0))
+        .await
+        .map_err(Error::Bind)?;
+    socket.connect(peer).await?;
+    Ok(socket)
+}
+
+/// labserv patch: the next packet from `peer` (an ACK, or an upload's DATA) on the
+/// transfer's `socket`, which is connected to it.
+///
+/// It is polled for first ([`Spin`]). A transfer on its own thread (see
+/// `server::spawn_transfer`) then blocks in `poll(2)` until the packet comes or `deadline`
+/// passes (a `TimedOut` error), as atftpd's thread per transfer does: the client's packet
+/// wakes this thread and nothing else, where a wait in the event loop costs a turn of the
+/// loop each time. A transfer that shares its thread waits in the event loop.
+pub(crate) async fn recv_next(
+    socket: &UdpSocket,
+    peer: SocketAddr,
+    spin: &mut Spin,
+    deadline: Instant,
+    buf: &mut [u8],
+) -> io::Result<(usize, SocketAddr)> {
+    if let Some(len) = spin.poll(socket, buf) {
+        return Ok((len, peer));
+    }
+    if !crate::server::on_own_thread() {
+        return socket.recv_from(buf).await;
+    }
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        let timeout = rustix::time::Timespec {
+            tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        let mut fds = [rustix::event::PollFd::new(socket, rustix::event::PollFlags::IN)];
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        match rustix::net::recv(socket, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
+            Ok((len, _)) => return Ok((len, peer)),
+            Err(rustix::io::Errno::AGAIN) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
 }

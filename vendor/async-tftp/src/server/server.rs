@@ -1,5 +1,3 @@
-use async_executor::Executor;
-use async_io::Async;
 use async_lock::Mutex;
 use log::trace;
 use std::collections::HashSet;
@@ -21,10 +19,10 @@ pub struct TftpServer<H>
 where
     H: Handler,
 {
-    pub(crate) socket: Async<UdpSocket>,
+    /// labserv patch: registered with the event loop `serve` runs on, once it runs.
+    pub(crate) socket: UdpSocket,
     pub(crate) handler: Arc<Mutex<H>>,
     pub(crate) reqs_in_progress: Arc<Mutex<HashSet<SocketAddr>>>,
-    pub(crate) ex: Arc<Executor<'static>>,
     pub(crate) config: ServerConfig,
     pub(crate) local_ip: IpAddr,
 }
@@ -74,12 +72,12 @@ impl FaultyLink {
     /// faults say so.
     pub(crate) async fn send(
         link: &mut Option<Self>,
-        socket: &Async<UdpSocket>,
+        socket: &tokio::net::UdpSocket,
         packet: &[u8],
     ) -> std::io::Result<()> {
         if let Some(link) = link {
             if !link.faults.delay.is_zero() {
-                async_io::Timer::after(link.faults.delay).await;
+                tokio::time::sleep(link.faults.delay).await;
             }
             if link.rng.f64() < link.faults.loss {
                 return Ok(());
@@ -104,18 +102,54 @@ impl StopHandle {
     }
 }
 
-/// labserv patch: lets another thread run a server's transfers too, for as long as a
-/// future it gives runs. Transfers spawned by the server then go to whichever thread is
-/// free, so many transfers at once can use more than one core.
-#[derive(Clone)]
-pub struct ExtraThread(Arc<Executor<'static>>);
-
-impl ExtraThread {
-    /// Runs the server's transfers on the calling thread (with `async_io::block_on`)
-    /// until `until` completes.
-    pub async fn run<T>(&self, until: impl Future<Output = T>) -> T {
-        self.0.run(until).await
+/// labserv patch: runs a transfer on a thread of its own, as atftpd does, with a tokio
+/// runtime of its own for its socket and timers; the thread ends with the transfer.
+///
+/// Each client's packets then wake the one thread that waits for them, and the
+/// scheduler can keep that thread beside its client (see `read_req::recv_next`). A
+/// boot storm is shared between the cores with no hand-over between threads, where one
+/// event loop for all transfers was woken for every packet of every board. If no thread
+/// (or runtime) can be had, the transfer runs on the server's own runtime instead.
+fn spawn_transfer(transfer: impl Future<Output = ()> + Send + 'static) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build();
+    let Ok(runtime) = runtime else {
+        tokio::spawn(transfer);
+        return;
+    };
+    // Shared so that the transfer can be taken back if the thread cannot start.
+    let slot = Arc::new(std::sync::Mutex::new(Some(transfer)));
+    let theirs = Arc::clone(&slot);
+    let started = std::thread::Builder::new()
+        .name("tftp-transfer".into())
+        .spawn(move || {
+            if let Some(transfer) = take(&theirs) {
+                OWN_THREAD.set(true);
+                runtime.block_on(transfer);
+            }
+        });
+    if started.is_err() {
+        if let Some(transfer) = take(&slot) {
+            tokio::spawn(transfer);
+        }
     }
+}
+
+fn take<T>(slot: &std::sync::Mutex<Option<T>>) -> Option<T> {
+    slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+}
+
+thread_local! {
+    /// labserv patch: set on a thread that runs one transfer and nothing else.
+    static OWN_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// labserv patch: whether the running transfer has its thread to itself, so that it may
+/// block it while it waits for its client.
+pub(crate) fn on_own_thread() -> bool {
+    OWN_THREAD.get()
 }
 
 /// labserv patch: the error a transfer ends with when the server stops.
@@ -132,28 +166,23 @@ where
         StopHandle(Arc::clone(&self.config.stopping))
     }
 
-    /// labserv patch: a handle to run this server's transfers on another thread as well.
-    pub fn extra_thread(&self) -> ExtraThread {
-        ExtraThread(Arc::clone(&self.ex))
-    }
-
     /// Returns the listenning socket address.
     pub fn listen_addr(&self) -> Result<SocketAddr> {
-        Ok(self.socket.get_ref().local_addr()?)
+        Ok(self.socket.local_addr()?)
     }
 
-    /// Consume and start the server.
+    /// Consume and start the server (labserv patch: on a tokio runtime; each transfer on
+    /// a thread of its own, see `spawn_transfer`).
     pub async fn serve(self) -> Result<()> {
-        self.ex
-            .run(async {
-                let mut buf = [0u8; 4096];
+        let socket = self.socket.try_clone()?;
+        socket.set_nonblocking(true)?;
+        let socket = tokio::net::UdpSocket::from_std(socket)?;
+        let mut buf = [0u8; 4096];
 
-                loop {
-                    let (len, peer) = self.socket.recv_from(&mut buf).await?;
-                    self.handle_req_packet(peer, &buf[..len]).await;
-                }
-            })
-            .await
+        loop {
+            let (len, peer) = socket.recv_from(&mut buf).await?;
+            self.handle_req_packet(peer, &buf[..len]).await;
+        }
     }
 
     async fn handle_req_packet(&self, peer: SocketAddr, data: &[u8]) {
@@ -237,9 +266,7 @@ where
         let reqs_in_progress = Arc::clone(&self.reqs_in_progress);
 
         // Run request future in a new task
-        self.ex
-            .spawn(run_req(req_fut, peer, reqs_in_progress, local_ip))
-            .detach();
+        spawn_transfer(run_req(req_fut, peer, reqs_in_progress, local_ip));
     }
 
     fn handle_wrq(&self, peer: SocketAddr, req: RwReq) {
@@ -295,9 +322,7 @@ where
         let reqs_in_progress = Arc::clone(&self.reqs_in_progress);
 
         // Run request future in a new task
-        self.ex
-            .spawn(run_req(req_fut, peer, reqs_in_progress, local_ip))
-            .detach();
+        spawn_transfer(run_req(req_fut, peer, reqs_in_progress, local_ip));
     }
 }
 
@@ -307,7 +332,7 @@ async fn send_error(
     local_ip: IpAddr,
 ) -> Result<()> {
     let addr: SocketAddr = SocketAddr::new(local_ip, 0);
-    let socket = Async::<UdpSocket>::bind(addr).map_err(Error::Bind)?;
+    let socket = tokio::net::UdpSocket::bind(addr).await.map_err(Error::Bind)?;
 
     let data = Packet::Error(error.into()).to_bytes();
     socket.send_to(&data[..], peer).await?;

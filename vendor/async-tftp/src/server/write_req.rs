@@ -1,10 +1,9 @@
-use async_io::Async;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_lite::{AsyncWrite, AsyncWriteExt};
 use log::trace;
 use std::cmp;
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,14 +13,15 @@ use crate::packet::{Opts, Packet, RwReq, PACKET_DATA_HEADER_LEN};
 use crate::server::{
     stopping_error, FaultyLink, Outcome, ServerConfig, DEFAULT_BLOCK_SIZE,
 };
-use crate::server::read_req::{Clock, Running, Spin};
+use crate::server::read_req::{recv_next, transfer_socket, Clock, Running, Spin};
+use tokio::net::UdpSocket;
 
 pub(crate) struct WriteRequest<'w, W>
 where
     W: AsyncWrite + Send,
 {
     peer: SocketAddr,
-    socket: Async<UdpSocket>,
+    socket: UdpSocket,
     writer: &'w mut W,
     // BytesMut reclaims memory only if it is continuous.
     // Because we always need to keep the previous ACK, we can not use
@@ -72,10 +72,8 @@ where
             .map(|t| Duration::from_secs(u64::from(t)))
             .unwrap_or(config.timeout);
 
-        let addr = SocketAddr::new(local_ip, 0);
-        let socket = Async::<UdpSocket>::bind(addr).map_err(Error::Bind)?;
         // labserv patch: connected to the client (see `ReadRequest::init`).
-        socket.get_ref().connect(peer)?;
+        let socket = transfer_socket(local_ip, peer).await?;
 
         Ok(WriteRequest {
             peer,
@@ -194,10 +192,8 @@ where
 
         let recv = async move {
             loop {
-                let (len, recved_peer) = match spin.poll(socket.get_ref(), &mut buf[..]) {
-                    Some(got) => got,
-                    None => socket.recv_from(&mut buf[..]).await?,
-                };
+                let (len, recved_peer) =
+                    recv_next(socket, peer, spin, deadline, &mut buf[..]).await?;
 
                 if recved_peer != peer {
                     continue;
