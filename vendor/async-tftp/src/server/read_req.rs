@@ -458,8 +458,8 @@ impl Drop for Running {
 /// labserv patch: polling for the next packet of a lock-step transfer before parking.
 ///
 /// On a LAN the client's answer (an ACK to a read, the next DATA of an upload) is usually
-/// back within tens of microseconds; polling for it briefly saves parking in the event
-/// loop and being woken again for every block. Only while this is the one transfer
+/// back within tens of microseconds; polling for it briefly saves going to sleep (in
+/// `poll(2)`, see [`recv_next`]) and being woken again for every block. Only while this is the one transfer
 /// running (a crowd of transfers has work enough for the threads); after three misses in
 /// a row (a slow link, where polling only burns CPU) it rests for 64 waits. A client
 /// takes longer over a big block than a small one (it copies the block in and writes it
@@ -485,7 +485,7 @@ impl Spin {
         }
     }
 
-    /// A packet that came while polling, or `None`: wait in the event loop.
+    /// A packet that came while polling, or `None`: wait for it (see [`recv_next`]).
     fn poll(&mut self, socket: &UdpSocket, buf: &mut [u8]) -> Option<usize> {
         if self.backoff > 0 {
             self.backoff -= 1;
