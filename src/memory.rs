@@ -44,6 +44,24 @@ pub(crate) fn tune_malloc() {
     }
 }
 
+/// For a process that serves TFTP: the tops of malloc's arenas go back to the system
+/// once more than 256 KiB of them is free, instead of 8 MiB.
+///
+/// [`release_free_memory`] hands back the free chunks of every arena but shrinks only
+/// the main arena's top; the other arenas' tops shrink when a free leaves more than the
+/// trim threshold there. tftpd's transfers run on threads of their own, which allocate
+/// from the second arena, so with the 8 MiB that [`tune_malloc`] sets for hyper up to
+/// 8 MiB stayed resident after a burst of transfers (tftpd idle at 13 MiB instead of 6).
+/// TFTP has no megabyte-sized buffer per request to keep, so the lower threshold costs
+/// it nothing.
+pub(crate) fn trim_arena_tops_early() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: as in `tune_malloc`, only an allocator tunable.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 10);
+    }
+}
+
 /// Connections and transfers started so far: a quiet spell is one in which this stays put.
 static STARTS: AtomicU64 = AtomicU64::new(0);
 

@@ -111,6 +111,7 @@ impl TftpConfig {
 /// # Errors
 /// [`Error::Directory`] if the root cannot be served, or an I/O error from the socket.
 pub async fn serve(socket: UdpSocket, config: TftpConfig, shutdown: Shutdown) -> Result<()> {
+    crate::memory::trim_arena_tops_early();
     let root = crate::confine::check_root(&config.root)?;
     let handler = handler::Handler::new(
         root,
