@@ -91,11 +91,26 @@ impl Busy {
 impl Drop for Busy {
     fn drop(&mut self) {
         if BUSY.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // Only a wake-up here: the trimmer decides whether the quiet lasts.
-            if let Some(trimmer) = TRIMMER.get_or_init(spawn_trimmer) {
-                trimmer.unpark();
-            }
+            wake_trimmer();
         }
+    }
+}
+
+/// Called as a file-reading pool thread exits, a second after its last read: well after
+/// the trim at the start of the quiet spell. What the thread frees on its way out (its
+/// thread-locals, the allocator's cache for it) would stay resident until the next burst,
+/// so the trimmer takes another turn. Measured: serv held 2 MiB more after 200,000
+/// requests without it, and anywhere from 1 to 7 MiB above its idle size by chance.
+pub(crate) fn pool_thread_exiting() {
+    if BUSY.load(Ordering::Acquire) == 0 {
+        wake_trimmer();
+    }
+}
+
+/// Only a wake-up: the trimmer decides whether the quiet lasts.
+fn wake_trimmer() {
+    if let Some(trimmer) = TRIMMER.get_or_init(spawn_trimmer) {
+        trimmer.unpark();
     }
 }
 

@@ -266,6 +266,7 @@ pub(crate) fn current_thread_runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_keep_alive(POOL_THREAD_IDLE)
+        .on_thread_stop(crate::memory::pool_thread_exiting)
         .build()
         .map_err(|e| Error::io("starting the runtime", e))
 }
