@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use tokio::net::UdpSocket;
+use rustix::net::sockopt::{set_socket_timeout, Timeout};
 use tokio::time::Sleep;
 
 use crate::error::{Error, Result};
@@ -472,6 +473,9 @@ pub(crate) struct Spin {
     misses: u8,
     /// Waits left before polling is tried again after a miss streak.
     backoff: u8,
+    /// On a transfer's own thread, once it first waits: the receive timeout set on its
+    /// socket, which is then in blocking mode (see [`recv_next`]).
+    blocking: Option<Duration>,
 }
 
 impl Spin {
@@ -483,6 +487,7 @@ impl Spin {
             limit: SPIN + extra,
             misses: 0,
             backoff: 0,
+            blocking: None,
         }
     }
 
@@ -594,10 +599,14 @@ pub(crate) async fn transfer_socket(
 /// transfer's `socket`, which is connected to it.
 ///
 /// It is polled for first ([`Spin`]). A transfer on its own thread (see
-/// `server::spawn_transfer`) then blocks in `poll(2)` until the packet comes or `deadline`
-/// passes (a `TimedOut` error), as atftpd's thread per transfer does: the client's packet
-/// wakes this thread and nothing else, where a wait in the event loop costs a turn of the
-/// loop each time. A transfer that shares its thread waits in the event loop.
+/// `server::spawn_transfer`) then sleeps in a blocking `recv` until the packet comes or
+/// `deadline` passes (a `TimedOut` error), as atftpd's thread per transfer does: the
+/// client's packet wakes this thread and nothing else, where a wait in the event loop
+/// costs a turn of the loop each time. The socket's receive timeout (`SO_RCVTIMEO`) keeps
+/// the deadline; it is set when the wait starts and again only when the time left has
+/// moved from it by more than [`DEADLINE_SLACK`], so most waits are one system call (a
+/// `poll` and then a `recv` were two). A transfer that shares its thread waits in the
+/// event loop.
 pub(crate) async fn recv_next(
     socket: &UdpSocket,
     peer: SocketAddr,
@@ -616,19 +625,29 @@ pub(crate) async fn recv_next(
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        let timeout = rustix::time::Timespec {
-            tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: i64::from(left.subsec_nanos()),
-        };
-        let mut fds = [rustix::event::PollFd::new(socket, rustix::event::PollFlags::IN)];
-        match rustix::event::poll(&mut fds, Some(&timeout)) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
+        match spin.blocking {
+            Some(set) if set.abs_diff(left) <= DEADLINE_SLACK => {}
+            Some(_) => {
+                set_socket_timeout(socket, Timeout::Recv, Some(left))?;
+                spin.blocking = Some(left);
+            }
+            None => {
+                // The socket stays registered with the transfer's runtime, which sends
+                // on it: a blocking send waits for room rather than for the loop.
+                rustix::io::ioctl_fionbio(socket, false)?;
+                set_socket_timeout(socket, Timeout::Recv, Some(left))?;
+                spin.blocking = Some(left);
+            }
         }
-        match rustix::net::recv(socket, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
+        match rustix::net::recv(socket, &mut *buf, rustix::net::RecvFlags::empty()) {
             Ok((len, _)) => return Ok((len, peer)),
-            Err(rustix::io::Errno::AGAIN) => continue,
+            // The receive timeout passed (or a signal came): the deadline decides.
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
         }
     }
 }
+
+/// labserv patch: how far a wait's time left may be from the socket's receive timeout
+/// before the timeout is set again: a wait ends at most this much after its deadline.
+const DEADLINE_SLACK: Duration = Duration::from_millis(5);
