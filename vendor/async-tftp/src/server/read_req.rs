@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
-use tokio::net::UdpSocket;
 use rustix::net::sockopt::{set_socket_timeout, Timeout};
+use tokio::net::UdpSocket;
 use tokio::time::Sleep;
 
 use crate::error::{Error, Result};
@@ -625,19 +625,14 @@ pub(crate) async fn recv_next(
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        match spin.blocking {
-            Some(set) if set.abs_diff(left) <= DEADLINE_SLACK => {}
-            Some(_) => {
-                set_socket_timeout(socket, Timeout::Recv, Some(left))?;
-                spin.blocking = Some(left);
-            }
-            None => {
+        if spin.blocking.is_none_or(|set| set.abs_diff(left) > DEADLINE_SLACK) {
+            if spin.blocking.is_none() {
                 // The socket stays registered with the transfer's runtime, which sends
                 // on it: a blocking send waits for room rather than for the loop.
                 rustix::io::ioctl_fionbio(socket, false)?;
-                set_socket_timeout(socket, Timeout::Recv, Some(left))?;
-                spin.blocking = Some(left);
             }
+            set_socket_timeout(socket, Timeout::Recv, Some(left))?;
+            spin.blocking = Some(left);
         }
         match rustix::net::recv(socket, &mut *buf, rustix::net::RecvFlags::empty()) {
             Ok((len, _)) => return Ok((len, peer)),
