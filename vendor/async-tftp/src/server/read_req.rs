@@ -459,8 +459,8 @@ impl Drop for Running {
 /// labserv patch: polling for the next packet of a lock-step transfer before sleeping.
 ///
 /// On a LAN the client's answer (an ACK to a read, the next DATA of an upload) is usually
-/// back within tens of microseconds; polling for it briefly saves going to sleep (in
-/// `poll(2)`, see [`recv_next`]) and being woken again for every block. Only while this
+/// back within tens of microseconds; polling for it briefly saves going to sleep (in a
+/// blocking `recv`, see [`recv_next`]) and being woken again for every block. Only while this
 /// is the one transfer running (a crowd of transfers has work enough for the threads);
 /// after three misses in a row (a slow link, where polling only burns CPU) it rests for
 /// 64 waits. A client takes longer over a big block than a small one (it copies the
