@@ -954,8 +954,9 @@ fn evict(path: &std::path::Path, offset: i64, len: i64) {
 
 #[tokio::test]
 async fn concurrent_downloads_are_byte_identical_cached_or_not() {
-    // Six boards at once: past the first two, downloads go out by sendfile, and each
-    // connection asks three times (keep-alive), the last time for two ranges.
+    // Six boards at once, their downloads going out by sendfile where the image is cached
+    // and read where it is not; each connection asks three times (keep-alive), the last
+    // time for two ranges.
     let srv = TestServer::start().await;
     let data = pattern(9 * 1024 * 1024 + 4321);
     let path = srv.put("rootfs.img", &data);
