@@ -117,10 +117,10 @@ impl FileStream {
     /// the connection's `outbox`.
     ///
     /// Every download goes this way, the lone one too: one curl of a cached 1 GiB image
-    /// cost serv 0.15 s of CPU by `sendfile` against 0.38 s copied through 1 MiB buffers
-    /// (`perf stat -p`, medians of 10, cubic congestion control). Under BBR, whose pacing
-    /// timers dominate the sender's cost on loopback, the two cost the same, and copying
-    /// sometimes cost half as much again.
+    /// cost serv 0.17 s of CPU by `sendfile` against 0.47 s copied through 1 MiB buffers
+    /// (`perf stat -p`, medians of 10 rounds, cubic congestion control). Under BBR, whose
+    /// pacing timers dominate the sender's cost on loopback, the two came out within noise
+    /// of each other, copying now and then at half the speed.
     pub(crate) fn send_through(&mut self, outbox: &Outbox) {
         if !self.counted {
             return;
