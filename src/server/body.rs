@@ -19,6 +19,9 @@ use crate::fsio::read_cached;
 /// Read buffers that all streamed responses together may hold. Each stream keeps at most
 /// two chunks (one being sent, one read ahead), so the chunk size shrinks as more clients
 /// download at once: a lone download reads 1 MiB at a time, twenty share the budget.
+/// Only streams that read count: over TLS, HTTP/2, `--limit-rate` or a fault option. On
+/// plain HTTP/1 the kernel sends what the page cache holds (see [`sendfile`]), and a
+/// download reads only the chunks it lacks.
 const READ_BUDGET: u64 = 16 * 1024 * 1024;
 /// Bounds of the chunk size; the lower one keeps system calls per byte reasonable.
 const MIN_CHUNK: u64 = 64 * 1024;
