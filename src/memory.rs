@@ -1,5 +1,6 @@
-//! Keeping a server's memory to its working size: one malloc arena per core, and free
-//! memory handed back to the system once the server has been idle for a moment.
+//! Keeping a server's memory to its working size: a malloc arena for each of its own
+//! threads, and free memory handed back to the system once the server has been idle for
+//! a moment.
 //!
 //! A lab server sits idle most of the day between bursts (a board flashing, twenty
 //! boards netbooting at once). glibc keeps what a burst freed, so without this a server
@@ -14,14 +15,18 @@ use std::time::Duration;
 /// Connections and transfers running, across every server thread.
 static BUSY: AtomicUsize = AtomicUsize::new(0);
 
-/// Sets glibc's malloc up for a server: one arena per core, and fixed thresholds for
-/// giving memory back.
+/// Sets glibc's malloc up for a server: an arena for each event loop and each helper
+/// thread, and fixed thresholds for giving memory back.
 ///
 /// - Arenas: glibc gives threads new arenas (up to eight per core) as they contend, and
 ///   each keeps what it once held. File reads come and go on short-lived pool threads, so
 ///   a server's memory climbed in steps under repeated bursts of transfers (7 MiB to
-///   13 MiB for tftpd over a dozen bursts of 20 reads) and stayed there. The servers' own
-///   threads are one per core, so they still do not share.
+///   13 MiB for tftpd over a dozen bursts of 20 reads) and stayed there. So the count is
+///   capped: one per core, for the event loops, and two more for the helper threads (the
+///   log writer, the trimmer). With one per core only, a helper took the second arena
+///   before the second event loop started, and both loops allocated from the main arena:
+///   under `wrk -c20` with `Connection: close` they waited on its lock 10k times a second
+///   (`perf stat -e syscalls:sys_enter_futex`: 49,106 in 5 s, against 22 with two more).
 /// - Thresholds: hyper takes room for as many headers as a request may carry (about a
 ///   megabyte, see `server::conn`) on every request, and touches only what the headers
 ///   fill. Left to itself, glibc maps and unmaps a block that size each time, or trims it
@@ -33,7 +38,7 @@ pub(crate) fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let arenas = libc::c_int::try_from(cores.max(2)).unwrap_or(libc::c_int::MAX);
+        let arenas = libc::c_int::try_from(cores.max(2) + 2).unwrap_or(libc::c_int::MAX);
         // SAFETY: mallopt only sets an allocator tunable; a value it does not take is
         // refused with 0, which changes nothing.
         unsafe {
