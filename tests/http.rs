@@ -780,6 +780,33 @@ async fn shutdown_cuts_stalled_responses_after_the_drain_limit() {
     );
 }
 
+/// Small writes (a streamed app's chunks, HTTP/2 frames, TLS records) go out at once
+/// rather than waiting on the client's delayed ACK: every connection is accepted with
+/// TCP_NODELAY, which the kernel copies from the listening socket.
+#[tokio::test]
+async fn connections_are_accepted_without_nagles_delay() {
+    let (_dir, root) = common::fresh_root("www");
+    common::put(&root, "a.txt", b"a");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let same_socket = listener.try_clone().unwrap();
+    assert!(!socket2::SockRef::from(&same_socket).tcp_nodelay().unwrap());
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let shutdown = labserv::Shutdown::new();
+    let config = labserv::http::HttpConfig::new(&root);
+    let task = tokio::spawn(labserv::http::serve(listener, config, shutdown.clone()));
+    let resp = raw(
+        addr,
+        b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(resp.status, 200);
+    assert!(socket2::SockRef::from(&same_socket).tcp_nodelay().unwrap());
+    shutdown.trigger();
+    task.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn a_missing_root_is_an_error_not_a_panic() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -89,6 +89,9 @@ pub(crate) async fn run<H: Handler>(
     builder
         .http2()
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    // Set on the listening socket, TCP_NODELAY is inherited by every connection it
+    // accepts: one system call fewer per connection than setting it on each.
+    let _ = socket2::SockRef::from(&listener).set_tcp_nodelay(true);
     let graceful = GracefulShutdown::new();
     let anchor = tokio::spawn(keep_a_timer(limits.header_timeout));
     let closing = Arc::new(AtomicBool::new(false));
@@ -116,7 +119,6 @@ pub(crate) async fn run<H: Handler>(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         let tag = handler.accepted(&stream);
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let state = Arc::new(ConnState::new(&stream, closing.clone()));
