@@ -1,6 +1,6 @@
-//! Keeping a server's memory to its working size: a malloc arena for each of its own
-//! threads, and free memory handed back to the system once the server has been idle for
-//! a moment.
+//! Keeping a server's memory to its working size: a malloc arena for each event loop and
+//! helper thread, and free memory handed back to the system once the server has been
+//! idle for a moment.
 //!
 //! A lab server sits idle most of the day between bursts (a board flashing, twenty
 //! boards netbooting at once). glibc keeps what a burst freed, so without this a server
