@@ -46,7 +46,8 @@
 //! - `landing`: how an upload lands, for TFTP and HTTP: a temporary file, synced, moved
 //!   into place whole.
 //! - `human`: byte counts as people read them.
-//! - `memory`: one malloc arena per core; free memory handed back when idle.
+//! - `memory`: a malloc arena per event loop and helper thread; free memory handed back
+//!   when idle.
 //! - [`error`]: the library's error type.
 //! - `properties` (tests only): property tests of the parsers and of [`confine`].
 
