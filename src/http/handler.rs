@@ -61,6 +61,9 @@ pub(crate) fn decode_path(request_path: &str) -> Cow<'_, [u8]> {
 }
 
 impl Handler for FileServer {
+    // The rarer answers (uploads, listings, checksums) are boxed. A future is as large as
+    // the largest thing it awaits, and hyper moves each request's future into place: with
+    // them inline, every file request built and copied 4.5 KiB; boxed, 1.6 KiB.
     async fn handle(
         &self,
         req: Request<hyper::body::Incoming>,
@@ -69,10 +72,10 @@ impl Handler for FileServer {
         let method = req.method();
         if let Some(uploads) = self.uploads {
             if method == Method::PUT {
-                return upload::put(&self.root, uploads, req, peer).await;
+                return Box::pin(upload::put(&self.root, uploads, req, peer)).await;
             }
             if method == Method::POST {
-                return upload::post(&self.root, uploads, req, peer).await;
+                return Box::pin(upload::post(&self.root, uploads, req, peer)).await;
             }
         }
         if method != Method::GET && method != Method::HEAD {
@@ -117,14 +120,14 @@ impl Handler for FileServer {
             Err(e) => return error_page(&e, peer, &full),
         };
         if meta.is_dir() {
-            return self.directory(&req, &name, &full, head, peer).await;
+            return Box::pin(self.directory(&req, &name, &full, head, peer)).await;
         }
         if !meta.is_file() {
             // Devices, pipes and sockets are never served.
             return status_page(StatusCode::NOT_FOUND);
         }
         if req.uri().query() == Some("sha256") {
-            return sha256_of(full, &name, head, peer).await;
+            return Box::pin(sha256_of(full, &name, head, peer)).await;
         }
         self.file(req.headers(), &full, &meta, head, peer)
     }

@@ -225,7 +225,10 @@ fn connection<H: Handler>(
             let mut resp = match (stopped, &faults) {
                 (Some(resp), _) => resp,
                 (None, None) => handler.handle(req, peer).await,
-                (None, Some(faults)) => with_faults(&*handler, faults, &state, req, peer).await,
+                // Boxed so the common future stays small (see `FileServer::handle`).
+                (None, Some(faults)) => {
+                    Box::pin(with_faults(&*handler, faults, &state, req, peer)).await
+                }
             };
             if let Some(gate) = &gate {
                 gate.mark(&mut resp);
