@@ -20,8 +20,8 @@ use crate::fsio::read_cached;
 /// two chunks (one being sent, one read ahead), so the chunk size shrinks as more clients
 /// download at once: a lone download reads 1 MiB at a time, twenty share the budget.
 /// Only streams that read count: over TLS, HTTP/2, `--limit-rate` or a fault option. On
-/// plain HTTP/1 the kernel sends what the page cache holds (see [`sendfile`]), and a
-/// download reads only the chunks it lacks.
+/// plain HTTP/1 the kernel sends from the page cache (see [`sendfile`]), and a download
+/// reads a chunk only when the cache cannot be made to hold it.
 const READ_BUDGET: u64 = 16 * 1024 * 1024;
 /// Bounds of the chunk size; the lower one keeps system calls per byte reasonable.
 const MIN_CHUNK: u64 = 64 * 1024;
@@ -88,6 +88,11 @@ pub struct FileStream {
     /// Where file bytes go to be sent by the kernel, on a connection that can (see
     /// [`sendfile`]).
     outbox: Option<Outbox>,
+    /// A chunk being brought into the page cache on the blocking pool, for the kernel to
+    /// send once it is there: where it starts, and the job.
+    warming: Option<(u64, JoinHandle<io::Result<()>>)>,
+    /// Where the last chunk warmed starts: if the cache still lacks it, it is read.
+    warmed: Option<u64>,
 }
 
 impl FileStream {
@@ -113,6 +118,8 @@ impl FileStream {
             counted: file_backed,
             try_cache: cfg!(target_os = "linux"),
             outbox: None,
+            warming: None,
+            warmed: None,
         }
     }
 
@@ -135,29 +142,80 @@ impl FileStream {
         self.counted = false;
     }
 
-    /// Queues the next chunk for the kernel to send, if the page cache holds all of it, and
-    /// returns its stand-in. `None` otherwise: the caller reads the chunk instead.
-    fn send_from_cache(&mut self) -> Option<Bytes> {
-        let outbox = self.outbox.as_ref()?;
-        let (file, Some(Segment::File { offset, len })) =
-            (self.file.as_ref()?, self.segments.front_mut())
-        else {
-            return None;
-        };
-        let take = usize::try_from(*len).map_or(STAND_IN_LEN, |l| l.min(STAND_IN_LEN));
-        match sendfile::cached(file, *offset, take) {
-            Some(true) => {}
-            Some(false) => return None,
-            None => {
-                // The kernel cannot tell: read as before.
-                self.outbox = None;
-                return None;
+    /// Queues the next chunk for the kernel to send and returns its stand-in; `None` when
+    /// the caller should read the chunk instead.
+    ///
+    /// Only a chunk the page cache holds goes to the kernel, so that the event loop never
+    /// waits for the disk. But the cache loses pages of files at rest (memory pressure, or
+    /// a proactive reclaimer: on the VMs that measure labserv, DAMON pages out cold memory,
+    /// and a cached 1 GiB image had lost 9,800 of its 262,144 pages after a few idle
+    /// minutes with 20 GiB free), so a long download meets chunks the cache lacks in part.
+    /// Reading such a chunk costs a copy in and a copy out; instead, while the kernel sends
+    /// one chunk, the next is brought into the cache on the blocking pool if it needs to be
+    /// (see [`sendfile::warm`]), and sent like the rest. A chunk is read only if the cache
+    /// still lacks it after that.
+    fn send_from_cache(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        loop {
+            let Some((offset, take)) = self.next_chunk() else {
+                return Poll::Ready(None);
+            };
+            if let Some((at, job)) = &mut self.warming
+                && *at == offset
+            {
+                // Whatever came of it, the page cache is asked again below.
+                let _ = ready!(Pin::new(job).poll(cx));
+                self.warming = None;
+                self.warmed = Some(offset);
             }
+            let (Some(outbox), Some(file)) = (&self.outbox, &self.file) else {
+                return Poll::Ready(None);
+            };
+            match sendfile::cached(file, offset, take) {
+                Some(true) => {}
+                Some(false) if self.warmed != Some(offset) => {
+                    self.warm(offset, take);
+                    continue;
+                }
+                Some(false) => return Poll::Ready(None),
+                None => {
+                    // The kernel cannot tell: read as before.
+                    self.outbox = None;
+                    return Poll::Ready(None);
+                }
+            }
+            let chunk = outbox.push(file, offset, take);
+            self.advance(take as u64);
+            self.remaining -= take as u64;
+            if let (Some(file), Some((next, take))) = (&self.file, self.next_chunk())
+                && sendfile::cached(file, next, take) == Some(false)
+            {
+                self.warm(next, take);
+            }
+            return Poll::Ready(Some(chunk));
         }
-        let chunk = outbox.push(file, *offset, take);
-        self.advance(take as u64);
-        self.remaining -= take as u64;
-        Some(chunk)
+    }
+
+    /// Where the next chunk for the kernel starts and how long it is, if the stream is at
+    /// file bytes and can send them that way.
+    fn next_chunk(&self) -> Option<(u64, usize)> {
+        self.outbox.as_ref()?;
+        match self.segments.front()? {
+            &Segment::File { offset, len } => {
+                let take = usize::try_from(len).map_or(STAND_IN_LEN, |l| l.min(STAND_IN_LEN));
+                Some((offset, take))
+            }
+            Segment::Bytes(_) => None,
+        }
+    }
+
+    /// Starts bringing `len` bytes at `offset` into the page cache on the blocking pool
+    /// (a job already running for other bytes runs on unwatched).
+    fn warm(&mut self, offset: u64, len: usize) {
+        let Some(file) = self.file.clone() else {
+            return;
+        };
+        let job = tokio::task::spawn_blocking(move || sendfile::warm(&file, offset, len));
+        self.warming = Some((offset, job));
     }
 
     /// Moves the front file segment on by `n` bytes taken from it (read, or queued for
@@ -313,7 +371,7 @@ impl FileStream {
                     return Poll::Ready(Some(Ok(Frame::data(b))));
                 }
                 Some(Segment::File { .. }) => {
-                    if let Some(stand_in) = self.send_from_cache() {
+                    if let Some(stand_in) = ready!(self.send_from_cache(cx)) {
                         return Poll::Ready(Some(Ok(Frame::data(stand_in))));
                     }
                     if let Some(chunk) = self.read_from_cache() {
@@ -343,8 +401,65 @@ impl FileStream {
             }
         };
         self.remaining -= chunk.len() as u64;
-        // Read ahead while hyper writes this chunk to the socket.
-        self.start_read();
+        if self.outbox.is_none() {
+            // Read ahead while hyper writes this chunk to the socket. A stream the kernel
+            // sends instead goes back to the page cache for its next chunk.
+            self.start_read();
+        }
         Poll::Ready(Some(Ok(Frame::data(chunk))))
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::num::NonZeroU64;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_download_that_meets_a_hole_in_the_page_cache_stays_with_the_kernel() {
+        // On the source tree's disk: a file system that can drop a file's pages.
+        let dir = tempfile::Builder::new()
+            .prefix(".body-test")
+            .tempdir_in(env!("CARGO_MANIFEST_DIR"))
+            .unwrap();
+        let path = dir.path().join("fw.img");
+        let len: u64 = 6 << 20;
+        std::fs::write(&path, vec![0x5a; len as usize]).unwrap();
+        let file = File::open(&path).unwrap();
+        file.sync_all().unwrap();
+        // Whole MiBs: the page cache may hold the file in folios of up to 2 MiB, and
+        // drops only whole ones.
+        let hole = 2 << 20;
+        rustix::fs::fadvise(
+            &file,
+            hole,
+            NonZeroU64::new(2 << 20),
+            rustix::fs::Advice::DontNeed,
+        )
+        .unwrap();
+        assert_eq!(
+            sendfile::cached(&file, hole, 4096),
+            Some(false),
+            "the test needs part of the file out of the page cache"
+        );
+
+        let outbox = Outbox::default();
+        let mut stream = FileStream::new(Some(file), vec![Segment::File { offset: 0, len }]);
+        stream.send_through(&outbox);
+        let (mut by_kernel, mut copied) = (0, 0);
+        while let Some(frame) = std::future::poll_fn(|cx| stream.poll_next(cx)).await {
+            let data = frame.unwrap().into_data().unwrap();
+            if sendfile::is_stand_in(&data) {
+                by_kernel += data.len();
+            } else {
+                copied += data.len();
+            }
+        }
+        assert_eq!(by_kernel + copied, len as usize);
+        assert_eq!(
+            copied, 0,
+            "bytes copied through user space instead of sent by the kernel"
+        );
     }
 }

@@ -21,12 +21,13 @@
 //! serv never asks hyper for `writev(false)` or `pipeline_flush`, which would have it copy
 //! frames into its own buffer; the tests download files byte for byte on both paths.
 //! Only file bytes already in the page cache go this way, so the event loop never waits
-//! for a disk; the rest is read as before.
+//! for a disk: bytes the cache lacks are brought in on the blocking pool first ([`warm`]),
+//! or read as before if that fails.
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IoSlice};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -50,6 +51,12 @@ fn stand_in_offset(slice: &[u8]) -> Option<usize> {
     let base = STAND_IN.as_ptr() as usize;
     let at = (slice.as_ptr() as usize).checked_sub(base)?;
     (at < STAND_IN_LEN && !slice.is_empty()).then_some(at)
+}
+
+/// Whether `bytes` is a stand-in.
+#[cfg(test)]
+pub(crate) fn is_stand_in(bytes: &[u8]) -> bool {
+    stand_in_offset(bytes).is_some()
 }
 
 /// File bytes a stand-in stands for.
@@ -168,6 +175,32 @@ fn send_file(_: &TcpStream, _: &File, _: &mut u64, _: usize) -> io::Result<usize
 
 fn mismatch() -> io::Error {
     io::Error::other("a file chunk was written out of turn; connection ended")
+}
+
+/// Brings `len` bytes of `file` at `offset` into the page cache, waiting for the disk but
+/// copying nothing: `sendfile` to `/dev/null` reads the pages in and drops them unread.
+/// Blocking: call it off the event loop. An error when `/dev/null` cannot be opened or the
+/// file is shorter than asked.
+#[cfg(target_os = "linux")]
+pub(crate) fn warm(file: &File, mut offset: u64, len: usize) -> io::Result<()> {
+    static NULL: OnceLock<Option<File>> = OnceLock::new();
+    let null = NULL
+        .get_or_init(|| File::options().write(true).open("/dev/null").ok())
+        .as_ref()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no /dev/null"))?;
+    let mut left = len;
+    while left > 0 {
+        match rustix::fs::sendfile(null, file, Some(&mut offset), left)? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => left -= n,
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn warm(_: &File, _: u64, _: usize) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
 }
 
 /// Whether all of `len` bytes of `file` at `offset` are in the page cache, so that
