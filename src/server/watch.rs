@@ -279,6 +279,9 @@ pub(crate) struct Tracked {
     pacer: Option<Pacer>,
     /// File bytes to send with `sendfile` in place of stand-ins (see [`sendfile`]).
     outbox: Option<Outbox>,
+    /// Whether the socket has been told to keep little unsent (see
+    /// [`sendfile::keep_little_unsent`]); done before the first file bytes go.
+    little_unsent: bool,
     /// What the connection's first read took in beyond what was asked for, for the reads
     /// that follow.
     ahead: Option<ReadAhead>,
@@ -319,6 +322,7 @@ impl Tracked {
             draining: false,
             carry: None,
             outbox: None,
+            little_unsent: false,
             ahead: None,
         }
     }
@@ -496,12 +500,17 @@ impl AsyncWrite for Tracked {
             return self.poll_write(cx, first);
         }
         let mut bufs = bufs;
-        if let (Some(outbox), Stream::Plain(tcp)) = (&self.outbox, &self.inner) {
+        let this = &mut *self;
+        if let (Some(outbox), Stream::Plain(tcp)) = (&this.outbox, &this.inner) {
             match sendfile::plan(bufs) {
                 Plan::File { at, len } => {
+                    if !this.little_unsent {
+                        sendfile::keep_little_unsent(tcp);
+                        this.little_unsent = true;
+                    }
                     let result = sendfile::poll_send(outbox, tcp, cx, at, len);
                     if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-                        self.state.on_write();
+                        this.state.on_write();
                     }
                     return result;
                 }
