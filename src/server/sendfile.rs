@@ -183,6 +183,9 @@ const NOTSENT_LOWAT: u32 = 16 * 1024;
 ///
 /// The price is more calls: one `sendfile` and one wake-up per few tens of KiB once the
 /// wire, not serv, is what holds a download back (a few thousand a second at a gigabit).
+/// Where serv's CPU is the limit it shows: 100 downloads at once on loopback under cubic
+/// took 1.13 s of CPU against 0.78 for 6.7 GB, and ran 4% slower (3,138 against 3,278
+/// MB/s); under BBR they ran 15% faster (2,895 against 2,518).
 /// Set when a connection first sends file bytes, so small answers never pay it.
 pub(crate) fn keep_little_unsent(tcp: &TcpStream) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
