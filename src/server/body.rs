@@ -88,11 +88,24 @@ pub struct FileStream {
     /// Where file bytes go to be sent by the kernel, on a connection that can (see
     /// [`sendfile`]).
     outbox: Option<Outbox>,
-    /// A chunk being brought into the page cache on the blocking pool, for the kernel to
-    /// send once it is there: where it starts, and the job.
-    warming: Option<(u64, JoinHandle<io::Result<()>>)>,
-    /// Where the last chunk warmed starts: if the cache still lacks it, it is read.
-    warmed: Option<u64>,
+    /// What is known of the page cache for the next chunk the kernel sends.
+    ahead: Ahead,
+}
+
+/// What a file stream sending through the kernel knows of its next chunk, found out while
+/// the chunk before it went out (see [`FileStream::send_from_cache`]).
+#[derive(Debug, Default)]
+enum Ahead {
+    /// Nothing yet: the page cache is asked when the chunk is due.
+    #[default]
+    Unknown,
+    /// The chunk at this offset was all in the page cache.
+    Cached(u64),
+    /// The chunk at this offset is being brought into the page cache on the blocking pool.
+    Warming(u64, JoinHandle<io::Result<()>>),
+    /// The chunk at this offset has been brought in: if the cache still lacks it, it is
+    /// read instead.
+    Warmed(u64),
 }
 
 impl FileStream {
@@ -118,8 +131,7 @@ impl FileStream {
             counted: file_backed,
             try_cache: cfg!(target_os = "linux"),
             outbox: None,
-            warming: None,
-            warmed: None,
+            ahead: Ahead::Unknown,
         }
     }
 
@@ -159,37 +171,42 @@ impl FileStream {
             let Some((offset, take)) = self.next_chunk() else {
                 return Poll::Ready(None);
             };
-            if let Some((at, job)) = &mut self.warming
+            if let Ahead::Warming(at, job) = &mut self.ahead
                 && *at == offset
             {
                 // Whatever came of it, the page cache is asked again below.
                 let _ = ready!(Pin::new(job).poll(cx));
-                self.warming = None;
-                self.warmed = Some(offset);
+                self.ahead = Ahead::Warmed(offset);
             }
             let (Some(outbox), Some(file)) = (&self.outbox, &self.file) else {
                 return Poll::Ready(None);
             };
-            match sendfile::cached(file, offset, take) {
-                Some(true) => {}
-                Some(false) if self.warmed != Some(offset) => {
-                    self.warm(offset, take);
-                    continue;
-                }
-                Some(false) => return Poll::Ready(None),
-                None => {
-                    // The kernel cannot tell: read as before.
-                    self.outbox = None;
-                    return Poll::Ready(None);
+            let known = matches!(self.ahead, Ahead::Cached(at) if at == offset);
+            if !known {
+                match sendfile::cached(file, offset, take) {
+                    Some(true) => {}
+                    Some(false) if !matches!(self.ahead, Ahead::Warmed(at) if at == offset) => {
+                        self.warm(offset, take);
+                        continue;
+                    }
+                    Some(false) => return Poll::Ready(None),
+                    None => {
+                        // The kernel cannot tell: read as before.
+                        self.outbox = None;
+                        return Poll::Ready(None);
+                    }
                 }
             }
             let chunk = outbox.push(file, offset, take);
             self.advance(take as u64);
             self.remaining -= take as u64;
-            if let (Some(file), Some((next, take))) = (&self.file, self.next_chunk())
-                && sendfile::cached(file, next, take) == Some(false)
-            {
-                self.warm(next, take);
+            self.ahead = Ahead::Unknown;
+            if let (Some(file), Some((next, take))) = (&self.file, self.next_chunk()) {
+                match sendfile::cached(file, next, take) {
+                    Some(true) => self.ahead = Ahead::Cached(next),
+                    Some(false) => self.warm(next, take),
+                    None => {}
+                }
             }
             return Poll::Ready(Some(chunk));
         }
@@ -215,7 +232,7 @@ impl FileStream {
             return;
         };
         let job = tokio::task::spawn_blocking(move || sendfile::warm(&file, offset, len));
-        self.warming = Some((offset, job));
+        self.ahead = Ahead::Warming(offset, job);
     }
 
     /// Moves the front file segment on by `n` bytes taken from it (read, or queued for
