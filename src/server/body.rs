@@ -186,7 +186,8 @@ impl FileStream {
                 match sendfile::cached(file, offset, take) {
                     Some(true) => {}
                     Some(false) if !matches!(self.ahead, Ahead::Warmed(at) if at == offset) => {
-                        self.warm(offset, take);
+                        let file = file.clone();
+                        self.warm(file, offset, take);
                         continue;
                     }
                     Some(false) => return Poll::Ready(None),
@@ -204,7 +205,10 @@ impl FileStream {
             if let (Some(file), Some((next, take))) = (&self.file, self.next_chunk()) {
                 match sendfile::cached(file, next, take) {
                     Some(true) => self.ahead = Ahead::Cached(next),
-                    Some(false) => self.warm(next, take),
+                    Some(false) => {
+                        let file = file.clone();
+                        self.warm(file, next, take);
+                    }
                     None => {}
                 }
             }
@@ -225,12 +229,9 @@ impl FileStream {
         }
     }
 
-    /// Starts bringing `len` bytes at `offset` into the page cache on the blocking pool
-    /// (a job already running for other bytes runs on unwatched).
-    fn warm(&mut self, offset: u64, len: usize) {
-        let Some(file) = self.file.clone() else {
-            return;
-        };
+    /// Starts bringing `len` bytes of `file` at `offset` into the page cache on the
+    /// blocking pool (a job already running for other bytes runs on unwatched).
+    fn warm(&mut self, file: Arc<File>, offset: u64, len: usize) {
         let job = tokio::task::spawn_blocking(move || sendfile::warm(&file, offset, len));
         self.ahead = Ahead::Warming(offset, job);
     }
