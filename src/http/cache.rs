@@ -1,23 +1,26 @@
-//! A small-file cache validated on every request.
+//! A small-file cache that never answers with an old version.
 //!
 //! Most requests in a lab are for small files fetched again and again (manifests, update
-//! descriptors, index pages). For those, one `stat` replaces open + read + close, and the
-//! response headers are prepared once. Every hit is checked against the file's device,
-//! inode, size, modification and change times, so a replaced or rewritten file is seen
-//! on the very next request. Files changed within the last [`SETTLE`] are not cached: the
-//! kernel stamps times with a coarse clock, and a same-size rewrite inside one tick would
-//! otherwise look unchanged.
+//! descriptors, index pages). For those, the content and the response headers are kept
+//! ready, and a hit costs no system call when inotify watches vouch for the file (see
+//! [`changes`]: a path with no symlink on a local file system). Any other hit is checked
+//! with one `stat` against the file's device, inode, size, modification and change times,
+//! so a replaced or rewritten file is seen on the very next request. Such files are cached
+//! only once unchanged for [`SETTLE`]: the kernel stamps times with a coarse clock, and a
+//! same-size rewrite inside one tick would otherwise look unchanged.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::Metadata;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::HeaderValue;
 
+use super::changes::{self, Change, Watcher};
 use super::validators::Validators;
 
 /// Files at most this large are cached.
@@ -28,6 +31,9 @@ const MAX_BYTES: usize = 16 * 1024 * 1024;
 const MAX_ENTRIES: usize = 4096;
 /// How long a file must have been left alone before it is cached.
 const SETTLE: Duration = Duration::from_secs(1);
+/// How long watches vouch for an entry before it is checked with `stat` once more: the
+/// bound on how long a change that makes no inotify event can go unseen.
+const RECHECK: Duration = Duration::from_secs(1);
 
 /// What identifies one version of a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +89,10 @@ impl Identity {
 /// One cached file: its bytes and its ready-made response headers.
 #[derive(Debug)]
 pub(crate) struct Cached {
+    /// Whether watches vouch for it (else every hit is checked with `stat`).
+    watched: bool,
+    /// When it was last known to be the file there (see [`Cache::now`]).
+    checked: AtomicU64,
     identity: Identity,
     pub(crate) bytes: Bytes,
     pub(crate) validators: Validators,
@@ -92,53 +102,186 @@ pub(crate) struct Cached {
 /// The cache: full path to the last version of the file seen there. Paths are keyed by
 /// their bytes: hashing a `Path` walks its components, and these come from `confine`,
 /// already in one normal form.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Cache {
     inner: Mutex<Inner>,
+    /// Whether entries can be vouched for by watches (see [`changes`]).
+    watching: bool,
+    /// Lives as long as the cache: an event loop drops its registration of the watcher
+    /// once the cache is gone.
+    token: Arc<()>,
+    /// Where the cache's clock starts.
+    born: Instant,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     map: HashMap<OsString, Arc<Cached>>,
     bytes: usize,
+    watcher: Option<Watcher>,
 }
 
 impl Cache {
-    /// The cached copy of `path` if it is still the file that `meta` describes.
-    pub(crate) fn get(&self, path: &Path, meta: &Metadata) -> Option<Arc<Cached>> {
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let hit = inner.map.get(path.as_os_str())?;
-        (hit.identity == Identity::of(meta)).then(|| hit.clone())
+    /// An empty cache, with watches where the system gives an inotify instance.
+    pub(crate) fn new() -> Self {
+        let watcher = Watcher::new();
+        Self {
+            watching: watcher.is_some(),
+            inner: Mutex::new(Inner {
+                watcher,
+                ..Inner::default()
+            }),
+            token: Arc::new(()),
+            born: Instant::now(),
+        }
     }
 
-    /// Caches `bytes` as the content of `path` described by `meta`, if the file has settled.
-    /// Returns the entry either way, so the caller can answer from it.
+    /// Milliseconds since the cache was made.
+    fn now(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The cached copy of `path` if watches vouch that it is still the file there, with
+    /// no system call. `None` leaves it to the caller to `stat` the file and ask [`get`].
+    ///
+    /// [`get`]: Cache::get
+    pub(crate) fn vouched(&self, path: &Path) -> Option<Arc<Cached>> {
+        if !self.watching {
+            return None;
+        }
+        let current = changes::catch_up(
+            &self.token,
+            || match &self.lock().watcher {
+                Some(watcher) => watcher.duplicate(),
+                None => Err(std::io::Error::other("no watcher")),
+            },
+            || self.lock().catch_up(),
+        );
+        if !current {
+            return None;
+        }
+        let inner = self.lock();
+        let hit = inner.map.get(path.as_os_str())?;
+        let recent = self
+            .now()
+            .saturating_sub(hit.checked.load(Ordering::Relaxed))
+            < RECHECK.as_millis() as u64;
+        (hit.watched && recent).then(|| hit.clone())
+    }
+
+    /// Sets up the watches for `path` (below `root`) before it is read for the cache.
+    /// What it returns goes to [`insert`] with the content.
+    ///
+    /// [`insert`]: Cache::insert
+    pub(crate) fn prepare(&self, root: &Path, path: &Path) -> Option<u64> {
+        self.lock().watcher.as_mut()?.watch(root, path)
+    }
+
+    /// The cached copy of `path` if it is still the file that `meta` describes.
+    pub(crate) fn get(&self, path: &Path, meta: &Metadata) -> Option<Arc<Cached>> {
+        let inner = self.lock();
+        let hit = inner.map.get(path.as_os_str())?;
+        if hit.identity != Identity::of(meta) {
+            return None;
+        }
+        hit.checked.store(self.now(), Ordering::Relaxed);
+        Some(hit.clone())
+    }
+
+    /// Caches `bytes` as the content of `path` described by `meta`: vouched for by its
+    /// watches if `prepared` (from [`prepare`]) still holds, else checked on every hit, and
+    /// then only once the file has settled. Returns the entry either way, so the caller can
+    /// answer from it.
+    ///
+    /// [`prepare`]: Cache::prepare
     pub(crate) fn insert(
         &self,
         path: &Path,
         meta: &Metadata,
         bytes: Bytes,
         content_type: HeaderValue,
+        prepared: Option<u64>,
     ) -> Arc<Cached> {
         let identity = Identity::of(meta);
         let settled = identity.settled(SystemTime::now());
+        let mut inner = self.lock();
+        // Events read since the watches were set up may have been about this file, and
+        // found nothing to forget.
+        let mut watched =
+            prepared.is_some() && inner.watcher.as_ref().map(|w| w.generation) == prepared;
+        // A watched file needs no settling: a change within the clock's tick is an event.
+        let mut keep = watched || settled;
+        if keep && (inner.map.len() >= MAX_ENTRIES || inner.bytes + bytes.len() > MAX_BYTES) {
+            // Starting over takes this file's watches off too.
+            inner.start_over();
+            watched = false;
+            keep = settled;
+        }
         let entry = Arc::new(Cached {
+            watched,
+            checked: AtomicU64::new(self.now()),
             identity,
             validators: Validators::of(meta),
             bytes,
             content_type,
         });
-        if settled {
-            let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-            if inner.map.len() >= MAX_ENTRIES || inner.bytes + entry.bytes.len() > MAX_BYTES {
-                inner.map.clear();
-                inner.bytes = 0;
-            }
+        if keep {
             inner.bytes += entry.bytes.len();
             if let Some(old) = inner.map.insert(path.as_os_str().to_owned(), entry.clone()) {
                 inner.bytes -= old.bytes.len();
             }
         }
         entry
+    }
+}
+
+impl Inner {
+    /// Reads the queued events and forgets the entries they name.
+    fn catch_up(&mut self) {
+        let Inner {
+            map,
+            bytes,
+            watcher,
+        } = self;
+        let Some(watcher) = watcher else {
+            return;
+        };
+        watcher.drain(|change| match change {
+            Change::Entry(path) => {
+                if let Some(old) = map.remove(path.as_os_str()) {
+                    *bytes -= old.bytes.len();
+                }
+            }
+            Change::Tree(dir) => {
+                let mut below = dir.into_os_string();
+                below.push("/");
+                map.retain(|path, entry| {
+                    let keep = !path
+                        .as_encoded_bytes()
+                        .starts_with(below.as_encoded_bytes());
+                    if !keep {
+                        *bytes -= entry.bytes.len();
+                    }
+                    keep
+                });
+            }
+            Change::All => {
+                map.clear();
+                *bytes = 0;
+            }
+        });
+    }
+
+    /// Empties the cache, watches and all.
+    fn start_over(&mut self) {
+        self.map.clear();
+        self.bytes = 0;
+        if let Some(watcher) = &mut self.watcher {
+            watcher.forget_all();
+        }
     }
 }

@@ -4,12 +4,54 @@
 //! - `handler`: from a request to a file, a listing or an error page.
 //! - `validators`: ETag and Last-Modified, and what conditional requests make of them.
 //! - `reply`: whole, single-range and multipart answers.
-//! - `cache`: small files kept in memory, revalidated on every hit.
+//! - `cache`: small files kept in memory, never answered from once changed.
+//! - `changes`: the inotify watches that vouch for cached files without a `stat` per hit.
 //! - `listing`: directory listings in HTML and JSON.
 //! - `ranges`: `Range` header parsing.
 //! - `upload`: `PUT` and multipart `POST` uploads (`--upload`).
 
 mod cache;
+#[cfg(target_os = "linux")]
+mod changes;
+#[cfg(not(target_os = "linux"))]
+mod changes {
+    //! Without inotify, every cache hit is checked with `stat`.
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+
+    pub(crate) enum Change {
+        Entry(PathBuf),
+        Tree(PathBuf),
+        All,
+    }
+
+    #[derive(Debug)]
+    pub(crate) struct Watcher {
+        pub(crate) generation: u64,
+    }
+
+    impl Watcher {
+        pub(crate) fn new() -> Option<Self> {
+            None
+        }
+        pub(crate) fn watch(&mut self, _root: &Path, _file: &Path) -> Option<u64> {
+            None
+        }
+        pub(crate) fn drain(&mut self, _forget: impl FnMut(Change)) {}
+        pub(crate) fn forget_all(&mut self) {}
+        pub(crate) fn duplicate(&self) -> std::io::Result<std::convert::Infallible> {
+            Err(std::io::Error::other("no inotify"))
+        }
+    }
+
+    pub(crate) fn catch_up<T>(
+        _token: &Arc<()>,
+        _duplicate: impl FnOnce() -> std::io::Result<T>,
+        _drain: impl FnOnce(),
+    ) -> bool {
+        false
+    }
+}
 pub(crate) mod handler;
 mod listing;
 pub(crate) mod ranges;
