@@ -31,7 +31,7 @@ pub(crate) struct FileServer {
     symlinks: Symlinks,
     /// Log request targets, rewrites and headers.
     debug: bool,
-    /// Small files, validated on every hit.
+    /// Small files, never answered from once changed (see `cache`).
     cache: Cache,
     /// Take uploads; `None` is read-only.
     uploads: Option<Uploads>,
