@@ -27,7 +27,7 @@
 //! the entries they name dropped, under the cache's lock.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -70,7 +70,7 @@ pub(crate) struct Watcher {
     /// Each watch by its descriptor.
     on: HashMap<i32, Watched>,
     /// Directories already watched, so that a file caches with no system call for them.
-    dirs: HashMap<PathBuf, i32>,
+    dirs: HashSet<PathBuf>,
     /// Counts the reads that found events. An entry is trusted to its watches only if no
     /// events were read between setting them up and caching it: those events may have been
     /// about it, and found nothing to forget.
@@ -108,7 +108,7 @@ impl Watcher {
             inotify,
             watches,
             on: HashMap::new(),
-            dirs: HashMap::new(),
+            dirs: HashSet::new(),
             generation: 0,
         })
     }
@@ -153,15 +153,14 @@ impl Watcher {
     }
 
     fn watch_dir(&mut self, dir: &Path) -> Option<()> {
-        if self.dirs.contains_key(dir) {
+        if self.dirs.contains(dir) {
             return Some(());
         }
         if !is_local(dir) {
             return None;
         }
         let wd = self.watches.add(dir, DIR_EVENTS).ok()?;
-        self.dirs
-            .insert(dir.to_path_buf(), wd.get_watch_descriptor_id());
+        self.dirs.insert(dir.to_path_buf());
         self.record(wd, dir, true);
         Some(())
     }
