@@ -695,6 +695,73 @@ async fn slowloris_does_not_block_others_and_is_dropped() {
 }
 
 #[tokio::test]
+async fn a_client_silent_after_connecting_then_slow_to_send_is_served() {
+    let srv = TestServer::start().await;
+    srv.put("a.txt", b"served late");
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    // Longer than the kernel holds a silent connection back from the server (about 1 s),
+    // then the head in two parts: the server must wait for each, not give up or spin.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    conn.write_all(b"GET /a.txt HTTP/1.1\r\nHo").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    conn.write_all(b"st: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let sent = Instant::now();
+    let resp = read_response(&mut conn).await.expect("a response");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body, b"served late");
+    // At once, not when some timer next happens to look at the connection.
+    assert!(
+        sent.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        sent.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_closes_its_sending_side_still_gets_a_whole_download() {
+    // The watchdog looks at a running request at least every 300 ms here.
+    let srv =
+        TestServer::start_with(|c| c.limits.header_timeout = Duration::from_millis(300)).await;
+    let data = pattern(4 * 1024 * 1024);
+    srv.put("big.bin", &data);
+    // As `nc -N` does: the request, then the sending side shut, then a read to the end.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    let mut conn = socket.connect(srv.addr).await.unwrap();
+    conn.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    conn.shutdown().await.unwrap();
+    // Read at about 3 MB/s, so the download lasts over a second, several of the
+    // watchdog's looks, with bytes moving all along.
+    let mut got = Vec::new();
+    let mut chunk = vec![0u8; 32 * 1024];
+    let start = Instant::now();
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk))
+            .await
+            .expect("the download goes on")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&chunk[..n]);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(got.starts_with(b"HTTP/1.1 200"));
+    assert_eq!(got.len() - head_end, data.len(), "the whole file");
+    assert!(got[head_end..] == data[..]);
+    assert!(
+        start.elapsed() > Duration::from_millis(600),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn idle_keep_alive_outlives_the_header_timeout_then_closes() {
     let srv = TestServer::start_with(|c| {
         c.limits.header_timeout = Duration::from_millis(200);

@@ -24,6 +24,7 @@ use super::body::Body;
 use super::faults::{Cut, Faults};
 use super::gate::{Access, Gate};
 use super::sendfile::Outbox;
+use super::socket::{Listener, Tcp};
 use super::tls::Tls;
 use super::watch::{ConnState, Stream, Tracked, watchdog};
 use crate::shutdown::Shutdown;
@@ -40,12 +41,20 @@ pub(crate) trait Handler: Send + Sync + 'static {
     /// Told of each connection as it is accepted. What it returns comes with every
     /// request of the connection (the [`Tag`] extension) and goes to `closed` when the
     /// connection ends.
-    fn accepted(&self, _stream: &tokio::net::TcpStream) -> Option<u64> {
+    fn accepted(&self, _stream: &Tcp) -> Option<u64> {
         None
     }
 
     /// A connection `accepted` tagged has ended.
     fn closed(&self, _tag: u64) {}
+
+    /// Whether a response may keep its connection silent for long (an app thinking
+    /// before it answers). hyper then also reads while each response is under way, to
+    /// notice at once a client that leaves. A handler that answers at once spares its
+    /// connections that read: it would block on nearly every one and put it in the event
+    /// loop for nothing (see `socket`). The watchdog still notices a client that leaves
+    /// while nothing moves, and a write to a client that has gone fails.
+    const MAY_THINK: bool = true;
 
     /// Waits until the handler would take another connection; called before each
     /// accept. A handler that shares its listener with other processes can hold back
@@ -85,13 +94,21 @@ pub(crate) async fn run<H: Handler>(
     builder
         .http1()
         .max_buf_size(limits.max_header_bytes.max(8192))
-        .max_headers(limits.max_header_bytes / 3);
+        .max_headers(limits.max_header_bytes / 3)
+        .half_close(!H::MAY_THINK);
     builder
         .http2()
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     // Set on the listening socket, TCP_NODELAY is inherited by every connection it
     // accepts: one system call fewer per connection than setting it on each.
     let _ = socket2::SockRef::from(&listener).set_tcp_nodelay(true);
+    let listener = match Listener::new(listener) {
+        Ok(listener) => listener,
+        Err(e) => {
+            warn!(target: "labserv::http", "the listening socket could not join the event loop: {e}");
+            return;
+        }
+    };
     let graceful = GracefulShutdown::new();
     let anchor = tokio::spawn(keep_a_timer(limits.header_timeout));
     let closing = Arc::new(AtomicBool::new(false));
@@ -159,6 +176,9 @@ pub(crate) async fn run<H: Handler>(
                 };
                 tokio::spawn(async move {
                     let _busy = busy;
+                    let Ok(stream) = stream.into_polled() else {
+                        return;
+                    };
                     // The handshake counts against the header timeout.
                     if let Some(stream) = tls.accept(stream, peer, limits.header_timeout).await {
                         let stream = Stream::Tls(Box::new(stream));

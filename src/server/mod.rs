@@ -10,6 +10,7 @@ pub mod gate;
 mod line;
 mod plain;
 mod sendfile;
+pub(crate) mod socket;
 pub mod tls;
 mod watch;
 

@@ -18,6 +18,7 @@ use super::Limits;
 use super::faults::Pacer;
 use super::line::{MAX_REQUEST_LINE, RequestLine, URI_TOO_LONG};
 use super::sendfile::{self, Outbox, Plan};
+use super::socket::Tcp;
 
 /// Milliseconds since the first call, never 0 (0 means "not set" below).
 fn now_ms() -> u64 {
@@ -49,7 +50,7 @@ pub(crate) struct ConnState {
 }
 
 impl ConnState {
-    pub(crate) fn new(stream: &TcpStream, closing: Arc<AtomicBool>) -> Self {
+    pub(crate) fn new(stream: &Tcp, closing: Arc<AtomicBool>) -> Self {
         #[cfg(not(unix))]
         let _ = stream;
         Self {
@@ -58,7 +59,9 @@ impl ConnState {
             in_flight: AtomicUsize::new(0),
             h2: AtomicBool::new(false),
             #[cfg(unix)]
-            fd: std::os::fd::AsRawFd::as_raw_fd(stream),
+            fd: stream
+                .fd()
+                .map_or(-1, |fd| std::os::fd::AsRawFd::as_raw_fd(&fd)),
             closing,
             cut: AtomicBool::new(false),
         }
@@ -153,7 +156,9 @@ pub(crate) async fn watchdog(state: &ConnState, limits: Limits) -> String {
                 format!("no traffic for {:?}", limits.idle_timeout)
             };
         }
-        if busy && state.peer_closed() {
+        // Only while nothing moves: a client that has closed its sending side and is still
+        // reading a download (`nc -N` does so) is still being served.
+        if busy && now.saturating_sub(last_io) >= PEER_CHECK_MS && state.peer_closed() {
             return "the client closed the connection".to_string();
         }
         // Nothing wakes this task when a request head starts arriving, so it looks again
@@ -176,7 +181,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
 /// A client's connection: plain TCP, or TLS over it.
 pub(crate) enum Stream {
-    Plain(TcpStream),
+    Plain(Tcp),
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }
 
@@ -187,7 +192,7 @@ impl Stream {
         match self {
             Stream::Plain(tcp) => {
                 let _ = tcp.try_write(answer);
-                let _ = socket2::SockRef::from(&*tcp).shutdown(std::net::Shutdown::Write);
+                let _ = tcp.shutdown_write();
             }
             Stream::Tls(tls) => super::tls::refuse(tls, answer),
         }
@@ -501,9 +506,13 @@ impl AsyncWrite for Tracked {
         }
         let mut bufs = bufs;
         let this = &mut *self;
-        if let (Some(outbox), Stream::Plain(tcp)) = (&this.outbox, &this.inner) {
+        if let (Some(outbox), Stream::Plain(tcp)) = (&this.outbox, &mut this.inner) {
             match sendfile::plan(bufs) {
                 Plan::File { at, len } => {
+                    let tcp = match tcp.polled() {
+                        Ok(tcp) => &*tcp,
+                        Err(e) => return Poll::Ready(Err(e)),
+                    };
                     if !this.little_unsent {
                         sendfile::keep_little_unsent(tcp);
                         this.little_unsent = true;

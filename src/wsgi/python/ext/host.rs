@@ -202,7 +202,7 @@ fn pump(mut body: Incoming, max: u64) -> mpsc::Receiver<Piece> {
 }
 
 impl Handler for PyHost {
-    fn accepted(&self, stream: &tokio::net::TcpStream) -> Option<u64> {
+    fn accepted(&self, stream: &crate::server::socket::Tcp) -> Option<u64> {
         let tag = self.tags.fetch_add(1, Ordering::Relaxed);
         let conns = self.conns.fetch_add(1, Ordering::AcqRel) + 1;
         if let Some(seat) = &self.others {
@@ -212,7 +212,7 @@ impl Handler for PyHost {
             self.ctl.as_fd(),
             ctl::OPENED,
             &tag.to_be_bytes(),
-            Some(stream.as_fd()),
+            stream.fd(),
         ) {
             debug!(target: "labserv::wsgi", "the supervisor was not told of a connection: {e}");
         }
