@@ -107,6 +107,7 @@ pub(crate) struct Tcp(Inner);
 
 enum Inner {
     /// Not in the event loop: every call is tried at once.
+    #[cfg_attr(not(unix), allow(dead_code))] // accepted straight into the event loop there
     Unpolled(std::net::TcpStream),
     /// In the event loop, which wakes the connection when it can go on.
     Polled(tokio::net::TcpStream),
