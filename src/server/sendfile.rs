@@ -166,8 +166,9 @@ pub(crate) fn poll_send(
 /// The most file bytes a connection leaves waiting in the kernel, not yet on the wire.
 const NOTSENT_LOWAT: u32 = 16 * 1024;
 
-/// Tells the kernel to take only [`NOTSENT_LOWAT`] bytes of this connection beyond what
-/// is on the wire (`TCP_NOTSENT_LOWAT`), and to ask for more once half of that is left.
+/// Under BBR, tells the kernel to take only [`NOTSENT_LOWAT`] bytes of this connection
+/// beyond what is on the wire (`TCP_NOTSENT_LOWAT`), and to ask for more once half of
+/// that is left.
 ///
 /// Without it, `sendfile` queues a download up to the whole send buffer (4 MiB here)
 /// ahead of the wire. Under BBR (the default congestion control of the VMs that measure
@@ -179,18 +180,27 @@ const NOTSENT_LOWAT: u32 = 16 * 1024;
 /// two runs: 0.24 s of serv's CPU per GiB against 0.47, and 3,095 against 2,078 MB/s;
 /// then 0.20 against 0.36 s and 3,953 against 2,712 MB/s (lighttpd 0.28 to 0.34 s).
 /// Smaller was faster (16 KiB 3,638 MB/s, 32 KiB 3,515, 64 KiB 3,147, unset 2,628).
-/// Under cubic: 3,314 against 2,959 MB/s, for 0.21 s of CPU against 0.17.
 ///
 /// The price is more calls: one `sendfile` and one wake-up per few tens of KiB once the
 /// wire, not serv, is what holds a download back (a few thousand a second at a gigabit).
-/// Where serv's CPU is the limit it shows: 100 downloads at once on loopback under cubic
-/// took 1.13 s of CPU against 0.78 for 6.7 GB, and ran 4% slower (3,138 against 3,278
-/// MB/s); under BBR they ran 15% faster (2,895 against 2,518).
-/// Set when a connection first sends file bytes, so small answers never pay it.
+/// Under cubic, which paces nothing, that price buys nothing: 100 downloads at once on
+/// loopback ran faster without the limit in 10 of 13 rounds side by side (medians 4,230
+/// against 3,950 MB/s over 8 rounds), and one download was no faster with it (3,605
+/// against 3,870 MB/s in one run, 4,057 against 3,990 in another). So the limit is set
+/// only where the connection's congestion control is BBR (one `getsockopt` per
+/// connection that sends file bytes; small answers never pay it).
 pub(crate) fn keep_little_unsent(tcp: &TcpStream) {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    let _ = socket2::SockRef::from(tcp).set_tcp_notsent_lowat(NOTSENT_LOWAT);
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    #[cfg(target_os = "linux")]
+    {
+        let sock = socket2::SockRef::from(tcp);
+        if sock
+            .tcp_congestion()
+            .is_ok_and(|name| name.starts_with(b"bbr"))
+        {
+            let _ = sock.set_tcp_notsent_lowat(NOTSENT_LOWAT);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
     let _ = tcp;
 }
 
@@ -292,6 +302,25 @@ pub(crate) fn cached(_: &File, _: u64, _: usize) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn only_a_connection_under_bbr_is_told_to_keep_little_unsent() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        for (ca, limited) in [(&b"cubic"[..], false), (&b"bbr"[..], true)] {
+            let _client = TcpStream::connect(addr).await.unwrap();
+            let (server, _) = listener.accept().await.unwrap();
+            let sock = socket2::SockRef::from(&server);
+            let name = String::from_utf8_lossy(ca);
+            sock.set_tcp_congestion(ca)
+                .unwrap_or_else(|e| panic!("{name} not available here: {e}"));
+            assert_ne!(sock.tcp_notsent_lowat().unwrap(), NOTSENT_LOWAT);
+            keep_little_unsent(&server);
+            let lowat = sock.tcp_notsent_lowat().unwrap();
+            assert_eq!(lowat == NOTSENT_LOWAT, limited, "{name}: {lowat}");
+        }
+    }
 
     #[test]
     fn a_write_is_split_at_its_first_stand_in() {

@@ -78,9 +78,10 @@ impl ConnState {
             && self.head_started.load(Ordering::Relaxed) == 0
     }
 
-    /// Whether the client has closed its side while a request runs. A silent app (a CGI
-    /// script thinking) never makes hyper read or write, so nothing else would notice.
-    /// Like nginx, a client's FIN counts as leaving.
+    /// Whether the client has closed its side while a request runs. hyper notices that
+    /// itself only for a handler that may think (`Handler::MAY_THINK`), and then only when
+    /// the event loop reports the socket readable; this is the check for the rest (and the
+    /// backstop). Like nginx, a client's FIN counts as leaving.
     #[cfg(unix)]
     fn peer_closed(&self) -> bool {
         let mut byte = 0u8;
@@ -284,7 +285,7 @@ pub(crate) struct Tracked {
     pacer: Option<Pacer>,
     /// File bytes to send with `sendfile` in place of stand-ins (see [`sendfile`]).
     outbox: Option<Outbox>,
-    /// Whether the socket has been told to keep little unsent (see
+    /// Whether the socket has been set up to send files (see
     /// [`sendfile::keep_little_unsent`]); done before the first file bytes go.
     little_unsent: bool,
     /// What the connection's first read took in beyond what was asked for, for the reads
