@@ -183,12 +183,13 @@ const NOTSENT_LOWAT: u32 = 16 * 1024;
 ///
 /// The price is more calls: one `sendfile` and one wake-up per few tens of KiB once the
 /// wire, not serv, is what holds a download back (a few thousand a second at a gigabit).
-/// Under cubic, which paces nothing, that price buys nothing: 100 downloads at once on
-/// loopback ran faster without the limit in 10 of 13 rounds side by side (medians 4,230
-/// against 3,950 MB/s over 8 rounds), and one download was no faster with it (3,605
-/// against 3,870 MB/s in one run, 4,057 against 3,990 in another). So the limit is set
-/// only where the connection's congestion control is BBR (one `getsockopt` per
-/// connection that sends file bytes; small answers never pay it).
+/// Under cubic, which paces nothing, the price shows where serv's CPU is the limit: 100
+/// downloads at once on loopback ran faster without it in 10 of 13 rounds side by side
+/// (medians 4,230 against 3,950 MB/s over 8 rounds). One download gained about 6% with
+/// it (4,060 against 3,815 MB/s, medians of 30 over 10 rounds; nginx 3,835). The limit
+/// is set only where the connection's congestion control is BBR (one `getsockopt` per
+/// connection that sends file bytes; small answers never pay it), which gives up that
+/// gain under cubic to keep the fleet's speed.
 pub(crate) fn keep_little_unsent(tcp: &TcpStream) {
     #[cfg(target_os = "linux")]
     {
