@@ -10,8 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_util::io::poll_read_buf;
 use tracing::info;
 
 use super::Limits;
@@ -290,26 +292,13 @@ pub(crate) struct Tracked {
     little_unsent: bool,
     /// What the connection's first read took in beyond what was asked for, for the reads
     /// that follow.
-    ahead: Option<ReadAhead>,
+    ahead: Option<BytesMut>,
 }
 
 /// How much the first read of a connection takes in. hyper first asks for just the length
 /// of the HTTP/2 preface, to tell the two protocols apart; reading a whole ordinary head
 /// at once spares every connection a second system call.
 const FIRST_READ: usize = 4096;
-
-/// Bytes read from the socket and not yet handed on.
-struct ReadAhead {
-    bytes: Box<[u8]>,
-    start: usize,
-    end: usize,
-}
-
-impl ReadAhead {
-    fn is_empty(&self) -> bool {
-        self.start == self.end
-    }
-}
 
 impl Tracked {
     pub(crate) fn new(
@@ -336,25 +325,22 @@ impl Tracked {
     /// Reads from the socket, or from what the first read took in ahead.
     fn read_inner(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let first = !self.sniffed && buf.remaining() < FIRST_READ;
-        if !first && self.ahead.as_ref().is_none_or(ReadAhead::is_empty) {
+        if !first && self.ahead.as_ref().is_none_or(BytesMut::is_empty) {
             self.ahead = None;
             return Pin::new(&mut self.inner).poll_read(cx, buf);
         }
         // The buffer stays while the first bytes are awaited, and goes once handed on.
-        let ahead = self.ahead.get_or_insert_with(|| ReadAhead {
-            bytes: vec![0; FIRST_READ].into_boxed_slice(),
-            start: 0,
-            end: 0,
-        });
+        // It is read into as it comes from the allocator, not zeroed first: a read
+        // fills only its spare room, and only what was filled is handed on.
+        let ahead = self
+            .ahead
+            .get_or_insert_with(|| BytesMut::with_capacity(FIRST_READ));
         if ahead.is_empty() {
-            let mut into = ReadBuf::new(&mut ahead.bytes);
-            ready!(Pin::new(&mut self.inner).poll_read(cx, &mut into))?;
-            ahead.start = 0;
-            ahead.end = into.filled().len();
+            ready!(poll_read_buf(Pin::new(&mut self.inner), cx, ahead))?;
         }
-        let n = (ahead.end - ahead.start).min(buf.remaining());
-        buf.put_slice(&ahead.bytes[ahead.start..ahead.start + n]);
-        ahead.start += n;
+        let n = ahead.len().min(buf.remaining());
+        buf.put_slice(&ahead[..n]);
+        ahead.advance(n);
         if ahead.is_empty() {
             self.ahead = None;
         }
