@@ -70,7 +70,7 @@ impl AccessRecord {
         };
         logging::access_with(|line| {
             // `<peer> "<method> <target> <version>" <status> <bytes> <ms>ms<cut>`
-            let _ = write!(line, "{}", self.peer);
+            push_peer(line, self.peer);
             line.push_str(" \"");
             line.push_str(self.method.as_str());
             line.push(' ');
@@ -105,6 +105,28 @@ impl AccessRecord {
             line.push_str("ms");
             line.push_str(cut);
         });
+    }
+}
+
+/// Appends `peer` as `SocketAddr`'s `Display` writes it. An IPv4 client, the common case
+/// in a lab, is written with `itoa`: through `core::fmt` its address and port took about
+/// 1% of a keep-alive request's CPU.
+fn push_peer(line: &mut String, peer: SocketAddr) {
+    match peer {
+        SocketAddr::V4(v4) => {
+            let mut number = itoa::Buffer::new();
+            let [a, b, c, d] = v4.ip().octets();
+            line.push_str(number.format(a));
+            for octet in [b, c, d] {
+                line.push('.');
+                line.push_str(number.format(octet));
+            }
+            line.push(':');
+            line.push_str(number.format(v4.port()));
+        }
+        SocketAddr::V6(_) => {
+            let _ = write!(line, "{peer}");
+        }
     }
 }
 
@@ -177,6 +199,29 @@ impl Drop for Logged {
         if let Some(record) = self.record.take() {
             let complete = self.inner.is_end_stream();
             record.finish(self.sent, complete);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_are_written_as_display_writes_them() {
+        for peer in [
+            "0.0.0.0:0",
+            "10.0.0.7:8080",
+            "192.168.100.255:65535",
+            "127.0.0.1:54321",
+            "[::1]:8080",
+            "[fe80::1%3]:69",
+            "[2001:db8::ff00:42:8329]:443",
+        ] {
+            let peer: SocketAddr = peer.parse().unwrap();
+            let mut line = String::from("x ");
+            push_peer(&mut line, peer);
+            assert_eq!(line, format!("x {peer}"));
         }
     }
 }
