@@ -20,7 +20,7 @@ apt_install() {
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-# Builds one of labserv's binaries (release) and prints its path.
+# Builds one of labserv's binaries (release) and prints its path; HERE is the checkout.
 release_bin() {
     echo "building $1 (release)" >&2
     (cd "$HERE" && cargo build --release --quiet --bin "$1")
@@ -36,8 +36,8 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])' "$@"
 }
 
-# Waits until URL answers with a success status (curl's further options after it), for
-# up to WAIT_TENTHS tenths of a second (100); an error when it never does.
+# Waits until URL answers with no error status (below 400; curl's further options after
+# it), for up to WAIT_TENTHS tenths of a second (100); an error when it never does.
 wait_url() {
     local url=$1 i
     shift
