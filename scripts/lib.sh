@@ -66,8 +66,18 @@ ratio() {
     }'
 }
 
-# The servers in round R's order: SERVERS rotated by R, so each goes first in turn.
+# The servers in round R's order: each goes first in turn (SERVERS rotated by R), and
+# every other round the order runs backwards. With rotation alone each server ran right
+# after the same one in every round (in bench/http serv after python, whose keep-alive
+# run ends in timeouts), so whatever one run leaves behind fell on the same server each
+# time; now a server follows one neighbour in odd rounds and the other in even ones.
 order() {
     local r=$1 n=${#SERVERS[@]} i
-    for ((i = 0; i < n; i++)); do echo "${SERVERS[$(((i + r) % n))]}"; done
+    for ((i = 0; i < n; i++)); do
+        if ((r % 2)); then
+            echo "${SERVERS[$(((r + i) % n))]}"
+        else
+            echo "${SERVERS[$(((r % n - i + n) % n))]}"
+        fi
+    done
 }
