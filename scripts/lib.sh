@@ -1,13 +1,21 @@
 # Helpers the bench and test scripts share. Sourced, not run:
 # `source "$HERE/scripts/lib.sh"`.
 
-# Installs what is missing with one apt-get run. Each argument is a command, or
-# COMMAND:PACKAGE when the Debian package has another name (`in.tftpd:tftpd-hpa`).
-need_tools() {
-    local spec missing=()
+# Prints, one to a line, the Debian packages of the commands that are missing. Each
+# argument is a command, or COMMAND:PACKAGE when the package has another name
+# (`/usr/sbin/in.tftpd:tftpd-hpa`).
+missing_packages() {
+    local spec
     for spec in "$@"; do
-        command -v "${spec%%:*}" >/dev/null 2>&1 || missing+=("${spec#*:}")
+        command -v "${spec%%:*}" >/dev/null 2>&1 || echo "${spec#*:}"
     done
+}
+
+# Installs what is missing of the commands given (as for `missing_packages`) with one
+# apt-get run.
+need_tools() {
+    local missing
+    mapfile -t missing < <(missing_packages "$@")
     ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
 }
 
