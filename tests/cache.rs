@@ -157,3 +157,145 @@ async fn a_change_that_makes_no_event_is_seen_within_a_second_or_two() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// A listing as JSON: each entry's type, size and modification time by name.
+async fn listing(
+    c: &reqwest::Client,
+    url: &str,
+) -> std::collections::BTreeMap<String, (String, u64, String)> {
+    let resp = c.get(format!("{url}?format=json")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page: serde_json::Value = resp.json().await.unwrap();
+    let entries = page["entries"].as_array().expect("entries").iter();
+    entries
+        .map(|e| {
+            let text = |key: &str| e[key].as_str().unwrap_or_default().to_owned();
+            let size = e["size"].as_u64().expect("size");
+            (text("name"), (text("type"), size, text("modified")))
+        })
+        .collect()
+}
+
+/// Lists `url` twice as JSON (the second from kept entries) and once as HTML, checks
+/// that the three agree on the names, and returns the JSON listing.
+async fn listed(
+    c: &reqwest::Client,
+    url: &str,
+) -> std::collections::BTreeMap<String, (String, u64, String)> {
+    let first = listing(c, url).await;
+    let again = listing(c, url).await;
+    assert_eq!(first, again, "listed twice with no change between");
+    let page = c.get(url).send().await.unwrap().text().await.unwrap();
+    for name in again.keys() {
+        assert!(page.contains(&format!("<span>{name}")), "{name} in\n{page}");
+    }
+    let parent = usize::from(page.contains("href=\"../\""));
+    assert_eq!(
+        page.matches("<li>").count() - parent,
+        again.len(),
+        "the page lists as many entries as the JSON:\n{page}"
+    );
+    again
+}
+
+#[tokio::test]
+async fn a_listing_shows_every_change_at_once() {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    let srv = TestServer::start().await;
+    let root = srv.root();
+    let c = client();
+    let url = srv.url("/fw/");
+    srv.put("fw/a.img", b"aaa");
+    srv.put("fw/b.img", b"bbbb");
+    srv.put("fw/boards/x/readme", b"x");
+    // `latest.img` points outside the served tree, where no watch sees its target.
+    let builds = srv.dir.path().join("builds");
+    common::put(&builds, "fw.img", b"build 1");
+    std::os::unix::fs::symlink(builds.join("fw.img"), root.join("fw/latest.img")).unwrap();
+    let names = |l: &std::collections::BTreeMap<String, _>| l.keys().cloned().collect::<Vec<_>>();
+    let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(secs);
+    let now = listed(&c, &url).await;
+    assert_eq!(names(&now), ["a.img", "b.img", "boards", "latest.img"]);
+    assert_eq!(
+        now["latest.img"],
+        ("file".into(), 7, now["latest.img"].2.clone())
+    );
+
+    // Added, removed and renamed.
+    srv.put("fw/c.img", b"c");
+    assert_eq!(
+        names(&listed(&c, &url).await),
+        ["a.img", "b.img", "boards", "c.img", "latest.img"]
+    );
+    std::fs::remove_file(root.join("fw/b.img")).unwrap();
+    std::fs::rename(root.join("fw/c.img"), root.join("fw/d.img")).unwrap();
+    assert_eq!(
+        names(&listed(&c, &url).await),
+        ["a.img", "boards", "d.img", "latest.img"]
+    );
+
+    // Grown in place, then its time set back (as `touch -d` or an unpacked archive does).
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(root.join("fw/a.img"))
+        .unwrap();
+    std::io::Write::write_all(&mut file, b" and more").unwrap();
+    assert_eq!(listed(&c, &url).await["a.img"].1, 12);
+    file.set_modified(at(978_307_200)).unwrap();
+    assert_eq!(listed(&c, &url).await["a.img"].2, "2001-01-01T00:00:00Z");
+    drop(file);
+
+    // A subdirectory's time changes with what is made in it, which the listed directory
+    // hears nothing of.
+    std::fs::File::open(root.join("fw/boards"))
+        .unwrap()
+        .set_modified(at(1_009_843_200))
+        .unwrap();
+    assert_eq!(listed(&c, &url).await["boards"].2, "2002-01-01T00:00:00Z");
+    srv.put("fw/boards/y/readme", b"y");
+    assert_ne!(listed(&c, &url).await["boards"].2, "2002-01-01T00:00:00Z");
+
+    // A symlink's target grows, far from any watch.
+    std::fs::write(builds.join("fw.img"), b"build 2, bigger").unwrap();
+    assert_eq!(listed(&c, &url).await["latest.img"].1, 15);
+
+    // The directory moved away and another made in its place (a clean build).
+    std::fs::rename(root.join("fw"), root.join("fw.old")).unwrap();
+    srv.put("fw/new.img", b"new");
+    assert_eq!(names(&listed(&c, &url).await), ["new.img"]);
+
+    // The served root itself.
+    let top = srv.url("/");
+    assert_eq!(names(&listed(&c, &top).await), ["fw", "fw.old"]);
+    srv.put("top.img", b"top");
+    assert_eq!(names(&listed(&c, &top).await), ["fw", "fw.old", "top.img"]);
+}
+
+/// A write through a name outside the served tree (a hard link) makes no event on the
+/// listed directory; the listing still shows it within the recheck period (a second).
+#[tokio::test]
+async fn a_listed_change_that_makes_no_event_is_seen_within_a_second_or_two() {
+    let srv = TestServer::start().await;
+    let c = client();
+    let url = srv.url("/fw/");
+    let path = srv.put("fw/state.bin", b"old");
+    let elsewhere = srv.dir.path().join("state.bin");
+    std::fs::hard_link(&path, &elsewhere).unwrap();
+    assert_eq!(listed(&c, &url).await["state.bin"].1, 3);
+
+    std::fs::write(&elsewhere, b"newer").unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let size = listing(&c, &url).await["state.bin"].1;
+        if size == 5 {
+            break;
+        }
+        assert_eq!(size, 3);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the write through the other name was never listed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -8,6 +8,12 @@
 //! so a replaced or rewritten file is seen on the very next request. Such files are cached
 //! only once unchanged for [`SETTLE`]: the kernel stamps times with a coarse clock, and a
 //! same-size rewrite inside one tick would otherwise look unchanged.
+//!
+//! A directory's entries are kept the same way, only while watches vouch for them: a
+//! listing asked for again is made from memory, without reading the directory and
+//! looking up each name (two thirds of a fresh listing's time, in the kernel). What the
+//! directory's own watch cannot see, a subdirectory's time or a symlink's target, is
+//! looked up again for every listing (see `listing::refresh`).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -21,6 +27,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 
 use super::changes::{self, Change, Watcher};
+use super::listing::Listed;
 use super::validators::Validators;
 
 /// Files at most this large are cached.
@@ -31,9 +38,15 @@ const MAX_BYTES: usize = 16 * 1024 * 1024;
 const MAX_ENTRIES: usize = 4096;
 /// How long a file must have been left alone before it is cached.
 const SETTLE: Duration = Duration::from_secs(1);
-/// How long watches vouch for an entry before it is checked with `stat` once more: the
-/// bound on how long a change that makes no inotify event can go unseen.
+/// How long watches vouch for an entry before it is checked with `stat` once more (a
+/// listing: read once more): the bound on how long a change that makes no inotify event
+/// can go unseen.
 const RECHECK: Duration = Duration::from_secs(1);
+/// Kept listings at most; past it the cache starts over.
+const MAX_LISTINGS: usize = 256;
+/// Entries of kept listings at most, all together (about 100 bytes each); a directory with
+/// more is read for every listing, and past it the cache starts over.
+const MAX_LISTED: usize = 200_000;
 
 /// What identifies one version of a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +131,11 @@ pub(crate) struct Cache {
 struct Inner {
     map: HashMap<OsString, Arc<Cached>>,
     bytes: usize,
+    /// Directories' entries, kept only while watches vouch for them, with when each was
+    /// read (see [`Cache::now`]).
+    listings: HashMap<OsString, (u64, Arc<Listed>)>,
+    /// Their entries, all together.
+    listed: usize,
     watcher: Option<Watcher>,
 }
 
@@ -150,18 +168,7 @@ impl Cache {
     ///
     /// [`get`]: Cache::get
     pub(crate) fn vouched(&self, path: &Path) -> Option<Arc<Cached>> {
-        if !self.watching {
-            return None;
-        }
-        let current = changes::catch_up(
-            &self.token,
-            || match &self.lock().watcher {
-                Some(watcher) => watcher.duplicate(),
-                None => Err(std::io::Error::other("no watcher")),
-            },
-            || self.lock().catch_up(),
-        );
-        if !current {
+        if !self.caught_up() {
             return None;
         }
         let inner = self.lock();
@@ -171,6 +178,68 @@ impl Cache {
             .saturating_sub(hit.checked.load(Ordering::Relaxed))
             < RECHECK.as_millis() as u64;
         (hit.watched && recent).then(|| hit.clone())
+    }
+
+    /// Whether watches vouch for entries, and the cache has forgotten every entry that
+    /// this thread's event loop has seen an event about.
+    fn caught_up(&self) -> bool {
+        self.watching
+            && changes::catch_up(
+                &self.token,
+                || match &self.lock().watcher {
+                    Some(watcher) => watcher.duplicate(),
+                    None => Err(std::io::Error::other("no watcher")),
+                },
+                || self.lock().catch_up(),
+            )
+    }
+
+    /// The kept entries of the directory `dir` if watches vouch that it has had no change
+    /// since they were read: none to its names, nor to its files' sizes and times. What
+    /// its own watch cannot see is for the caller to look at again (`listing::refresh`).
+    pub(crate) fn listing(&self, dir: &Path) -> Option<Arc<Listed>> {
+        if !self.caught_up() {
+            return None;
+        }
+        let inner = self.lock();
+        let (read, listed) = inner.listings.get(dir.as_os_str())?;
+        let recent = self.now().saturating_sub(*read) < RECHECK.as_millis() as u64;
+        recent.then(|| listed.clone())
+    }
+
+    /// Sets up the watches for the directory `dir` (below `root`, or `root`) before it is
+    /// read for a listing. What it returns goes to [`keep_listing`] with the entries.
+    ///
+    /// [`keep_listing`]: Cache::keep_listing
+    pub(crate) fn prepare_listing(&self, root: &Path, dir: &Path) -> Option<u64> {
+        self.lock().watcher.as_mut()?.watch_listed(root, dir)
+    }
+
+    /// Keeps the entries of `dir` if `prepared` (from [`prepare_listing`]) still holds:
+    /// no event was read since the watches were set up, which might have been about an
+    /// entry already read.
+    ///
+    /// [`prepare_listing`]: Cache::prepare_listing
+    pub(crate) fn keep_listing(&self, dir: &Path, listed: Arc<Listed>, prepared: Option<u64>) {
+        let mut inner = self.lock();
+        let current = inner.watcher.as_ref().map(|w| w.generation);
+        let count = listed.entries.len();
+        if prepared.is_none() || current != prepared || count > MAX_LISTED {
+            return;
+        }
+        if inner.listings.len() >= MAX_LISTINGS || inner.listed + count > MAX_LISTED {
+            // Starting over takes this directory's watch off too.
+            inner.start_over();
+            return;
+        }
+        let read = self.now();
+        inner.listed += count;
+        if let Some((_, old)) = inner
+            .listings
+            .insert(dir.as_os_str().to_owned(), (read, listed))
+        {
+            inner.listed -= old.entries.len();
+        }
     }
 
     /// Sets up the watches for `path` (below `root`) before it is read for the cache.
@@ -240,31 +309,53 @@ impl Cache {
 }
 
 impl Inner {
-    /// Reads the queued events and forgets the entries they name.
+    /// Reads the queued events and forgets the entries and listings they name.
     fn catch_up(&mut self) {
         let Inner {
             map,
             bytes,
+            listings,
+            listed,
             watcher,
         } = self;
         let Some(watcher) = watcher else {
             return;
         };
+        let unlist =
+            |listings: &mut HashMap<_, (_, Arc<Listed>)>, listed: &mut usize, dir: &Path| {
+                if let Some((_, old)) = listings.remove(dir.as_os_str()) {
+                    *listed -= old.entries.len();
+                }
+            };
         watcher.drain(|change| match change {
             Change::Entry(path) => {
                 if let Some(old) = map.remove(path.as_os_str()) {
                     *bytes -= old.bytes.len();
                 }
+                // The directory that holds it lists it.
+                if let Some(dir) = path.parent() {
+                    unlist(listings, listed, dir);
+                }
             }
             Change::Tree(dir) => {
+                if let Some(parent) = dir.parent() {
+                    unlist(listings, listed, parent);
+                }
+                unlist(listings, listed, &dir);
                 let mut below = dir.into_os_string();
                 below.push("/");
+                let below = below.as_encoded_bytes();
                 map.retain(|path, entry| {
-                    let keep = !path
-                        .as_encoded_bytes()
-                        .starts_with(below.as_encoded_bytes());
+                    let keep = !path.as_encoded_bytes().starts_with(below);
                     if !keep {
                         *bytes -= entry.bytes.len();
+                    }
+                    keep
+                });
+                listings.retain(|path, (_, old)| {
+                    let keep = !path.as_encoded_bytes().starts_with(below);
+                    if !keep {
+                        *listed -= old.entries.len();
                     }
                     keep
                 });
@@ -272,6 +363,8 @@ impl Inner {
             Change::All => {
                 map.clear();
                 *bytes = 0;
+                listings.clear();
+                *listed = 0;
             }
         });
     }
@@ -280,6 +373,8 @@ impl Inner {
     fn start_over(&mut self) {
         self.map.clear();
         self.bytes = 0;
+        self.listings.clear();
+        self.listed = 0;
         if let Some(watcher) = &mut self.watcher {
             watcher.forget_all();
         }

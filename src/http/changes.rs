@@ -1,5 +1,7 @@
 //! Knowing that a cached file is unchanged without asking the file system on every request:
 //! inotify watches on the file and on every directory between it and the served root.
+//! A kept listing is vouched for the same way, by watches on every directory from the
+//! served root to the listed one, which also reports its files' writes and attributes.
 //!
 //! Checking each hit with a `statx` of the file's path costs an eighth of the CPU time of
 //! a 4 KiB keep-alive request on a 2-core machine (`perf stat` of two servers loaded side
@@ -17,7 +19,8 @@
 //!   on NFS, SMB or a virtual machine's shared folder produce no events here.
 //!
 //! Changes that make no event are still seen within the cache's `RECHECK`: a write
-//! through a shared memory mapping, or anything the rules above missed. A vouched entry
+//! through a shared memory mapping, a write to a listed file through a hard link in
+//! another directory, or anything the rules above missed. A vouched entry
 //! older than that is checked with `statx` once more.
 //!
 //! Each event loop learns of queued events from its own registration of the inotify
@@ -71,6 +74,8 @@ pub(crate) struct Watcher {
     on: HashMap<i32, Watched>,
     /// Directories already watched, so that a file caches with no system call for them.
     dirs: HashSet<PathBuf>,
+    /// Those of them watched for their files' changes too, for a kept listing.
+    listed: HashSet<PathBuf>,
     /// Counts the reads that found events. An entry is trusted to its watches only if no
     /// events were read between setting them up and caching it: those events may have been
     /// about it, and found nothing to forget.
@@ -87,8 +92,11 @@ const FILE_EVENTS: WatchMask = WatchMask::MODIFY
 
 /// A directory's own changes and its names': one added, removed or renamed. The content
 /// of a cached file is its own watch's business, so writes to other files in the
-/// directory (a log growing there) wake nothing.
+/// directory (a log growing there) wake nothing, unless the directory's listing is kept
+/// (see [`LISTED_EVENTS`]). Added to what the watch asks already, never replacing it: a
+/// directory mounted at a second place is one watch for both.
 const DIR_EVENTS: WatchMask = WatchMask::ATTRIB
+    .union(WatchMask::MASK_ADD)
     .union(WatchMask::DELETE_SELF)
     .union(WatchMask::MOVE_SELF)
     .union(WatchMask::DONT_FOLLOW)
@@ -97,6 +105,11 @@ const DIR_EVENTS: WatchMask = WatchMask::ATTRIB
     .union(WatchMask::MOVED_FROM)
     .union(WatchMask::MOVED_TO)
     .union(WatchMask::ONLYDIR);
+
+/// A directory whose listing is kept: its names, and the size and times of the files in it.
+/// A write to a file there is reported to the directory's watch as well as the file's, as
+/// is a change of its attributes (`touch`, `chmod`).
+const LISTED_EVENTS: WatchMask = DIR_EVENTS.union(WatchMask::MODIFY);
 
 impl Watcher {
     /// A new inotify instance; `None` if the system refuses one (the cache then checks
@@ -109,6 +122,7 @@ impl Watcher {
             watches,
             on: HashMap::new(),
             dirs: HashSet::new(),
+            listed: HashSet::new(),
             generation: 0,
         })
     }
@@ -117,12 +131,42 @@ impl Watcher {
     /// Returns the generation to hand to the cache with the file's content, or `None`
     /// when the file cannot be trusted to watches (see the module's rules).
     pub(crate) fn watch(&mut self, root: &Path, file: &Path) -> Option<u64> {
-        let below = file.strip_prefix(root).ok()?;
+        self.watch_way(root, file)?;
+        let wd = self.watches.add(file, FILE_EVENTS).ok()?;
+        self.record(wd, file, false);
+        Some(self.generation)
+    }
+
+    /// Sets up the watches that will vouch for the listing of `dir` (below `root`, or
+    /// `root` itself): those of a cached file's way, and one on `dir` for its names and its
+    /// files' changes. Returns the generation to hand to the cache with the entries, or
+    /// `None` when the listing cannot be trusted to watches.
+    pub(crate) fn watch_listed(&mut self, root: &Path, dir: &Path) -> Option<u64> {
+        self.watch_way(root, dir)?;
+        if !self.listed.contains(dir) {
+            if !is_local(dir) {
+                return None;
+            }
+            let wd = self.watches.add(dir, LISTED_EVENTS).ok()?;
+            self.dirs.insert(dir.to_path_buf());
+            self.listed.insert(dir.to_path_buf());
+            self.record(wd, dir, true);
+        }
+        Some(self.generation)
+    }
+
+    /// Watches `root` and every directory between it and `path` (not `path` itself), if
+    /// `path` is below `root` with no symlink on the way.
+    fn watch_way(&mut self, root: &Path, path: &Path) -> Option<()> {
+        let below = path.strip_prefix(root).ok()?;
         // No symlink on the way: the path is its own canonical form.
-        if std::fs::canonicalize(file).ok()? != file {
+        if std::fs::canonicalize(path).ok()? != path {
             return None;
         }
         let mut dir = root.to_path_buf();
+        if below.as_os_str().is_empty() {
+            return Some(());
+        }
         self.watch_dir(&dir)?;
         let mut names = below.components().peekable();
         while let Some(name) = names.next() {
@@ -132,9 +176,7 @@ impl Watcher {
             dir.push(name);
             self.watch_dir(&dir)?;
         }
-        let wd = self.watches.add(file, FILE_EVENTS).ok()?;
-        self.record(wd, file, false);
-        Some(self.generation)
+        Some(())
     }
 
     /// Notes that the watch `wd` (new, or one already on the same file) is on `path`.
@@ -200,6 +242,7 @@ impl Watcher {
             if let Some(gone) = self.on.remove(&id) {
                 for path in &gone.paths {
                     self.dirs.remove(path);
+                    self.listed.remove(path);
                 }
                 forget(Change::All);
             }
@@ -238,6 +281,7 @@ impl Watcher {
             let _ = self.watches.remove(watched.wd);
         }
         self.dirs.clear();
+        self.listed.clear();
         // Events still queued for the old watches must not vouch for new entries.
         self.generation += 1;
     }

@@ -6,6 +6,7 @@ use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -31,8 +32,9 @@ pub(crate) struct FileServer {
     symlinks: Symlinks,
     /// Log request targets, rewrites and headers.
     debug: bool,
-    /// Small files, never answered from once changed (see `cache`).
-    cache: Cache,
+    /// Small files and directories' entries, never answered from once changed (see
+    /// `cache`). Shared with the blocking threads that make listings.
+    cache: Arc<Cache>,
     /// Take uploads; `None` is read-only.
     uploads: Option<Uploads>,
 }
@@ -48,7 +50,7 @@ impl FileServer {
             root,
             symlinks,
             debug,
-            cache: Cache::new(),
+            cache: Arc::new(Cache::new()),
             uploads,
         }
     }
@@ -219,15 +221,28 @@ impl FileServer {
         let json = wants_json(req);
         let upload = self.uploads.is_some();
         let url_path = path.to_string();
-        // Read, sorted and written out in one go off the runtime.
-        let render = move || {
-            listing::read(&owned).map(|mut entries| {
-                sort.apply(&mut entries, !json);
-                if json {
-                    listing::json(&url_path, &entries)
-                } else {
-                    listing::html(&url_path, &entries, sort, upload)
+        // Entries kept since an earlier listing, if watches vouch for them (asked here, on
+        // the event loop that has seen the events).
+        let kept = self.cache.listing(dir);
+        let cache = self.cache.clone();
+        let root = self.root.clone();
+        // Read (or looked at again), sorted and written out in one go off the runtime.
+        let render = move || -> io::Result<String> {
+            let read;
+            let entries = match &kept {
+                Some(listed) => listing::refresh(&owned, listed)?,
+                None => {
+                    let prepared = cache.prepare_listing(&root, &owned);
+                    read = Arc::new(listing::read(&owned)?);
+                    cache.keep_listing(&owned, read.clone(), prepared);
+                    Cow::Borrowed(read.entries.as_slice())
                 }
+            };
+            let ordered = sort.order(&entries, !json);
+            Ok(if json {
+                listing::json(&url_path, &ordered)
+            } else {
+                listing::html(&url_path, &ordered, sort, upload)
             })
         };
         let text = match tokio::task::spawn_blocking(render).await {

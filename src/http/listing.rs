@@ -1,6 +1,8 @@
 //! Directory listings: HTML for browsers (made for a phone in one hand as much as for a
 //! desktop: no external assets, no JavaScript needed to download), JSON for scripts.
 
+use std::borrow::Cow;
+use std::ffi::OsString;
 use std::io;
 use std::path::Path;
 use std::time::SystemTime;
@@ -36,6 +38,18 @@ pub(crate) enum Kind {
     Broken,
     /// A device, socket or pipe: listed, never served.
     Other,
+}
+
+/// A directory as read: its entries in no order (see [`Sort::order`]), and those whose
+/// description can change with no event on the directory's own inotify watch, to be looked
+/// at again whenever the entries are listed from memory (see [`refresh`]).
+#[derive(Debug)]
+pub(crate) struct Listed {
+    pub entries: Vec<Entry>,
+    /// By position, with the name as the directory spells it: subdirectories (their
+    /// times change with what is in them), symlinks (their targets can be anywhere), and
+    /// names whose type the directory did not say.
+    pub volatile: Vec<(usize, OsString)>,
 }
 
 fn rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
@@ -78,12 +92,12 @@ impl Sort {
         sort
     }
 
-    /// Orders `entries`: directories first (for a page; a script's JSON keeps them among
-    /// the files), then by the key, names (case-insensitive, then exact) breaking ties.
-    pub(crate) fn apply(self, entries: &mut Vec<Entry>, dirs_first: bool) {
+    /// `entries` in this order: directories first (for a page; a script's JSON keeps them
+    /// among the files), then by the key, names (case-insensitive, then exact) breaking
+    /// ties.
+    pub(crate) fn order(self, entries: &[Entry], dirs_first: bool) -> Vec<&Entry> {
         // Each name is folded once, not at every comparison (and only when it has
-        // something to fold); small keys are sorted, not the entries themselves, which are
-        // then moved once into their places.
+        // something to fold); small keys are sorted, not the entries.
         let folded: Vec<Option<String>> = entries
             .iter()
             .map(|e| {
@@ -125,9 +139,7 @@ impl Sort {
                 da.cmp(&db).then(by).then(name)
             });
         }
-        let order: Vec<usize> = keyed.into_iter().map(|(.., i)| i).collect();
-        let mut slots: Vec<Option<Entry>> = std::mem::take(entries).into_iter().map(Some).collect();
-        entries.extend(order.into_iter().filter_map(|i| slots[i].take()));
+        keyed.into_iter().map(|(.., i)| &entries[i]).collect()
     }
 
     /// The query a column heading links to: this column, the other way round when it is
@@ -153,9 +165,12 @@ impl Sort {
     }
 }
 
-/// Reads `dir` and returns its entries, in no order (see [`Sort::apply`]).
-/// Symlinks are described by what they point to; a missing target is a broken link.
-/// Blocking: call off the runtime.
+/// What a listing shows of one entry: its kind, size and modification time.
+type Description = (Kind, u64, Option<SystemTime>);
+
+/// Reads `dir`: its entries in no order (see [`Sort::order`]) and which of them
+/// [`refresh`] must look at again. Symlinks are described by what they point to; a missing
+/// target is a broken link. Blocking: call off the runtime.
 ///
 /// rustix reads the names into one buffer (no allocation per name), and each name is
 /// looked up relative to the open directory, asking only for what a listing shows.
@@ -163,47 +178,32 @@ impl Sort {
 /// # Errors
 /// The directory cannot be read.
 #[cfg(target_os = "linux")]
-pub(crate) fn read(dir: &Path) -> io::Result<Vec<Entry>> {
+pub(crate) fn read(dir: &Path) -> io::Result<Listed> {
     use std::mem::MaybeUninit;
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::os::unix::ffi::OsStrExt;
 
-    use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, StatxFlags};
+    use rustix::fs::{FileType, Mode, OFlags, RawDir};
 
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let fd = rustix::fs::open(dir, flags, Mode::empty())?;
     let mut buf = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
     let mut names = RawDir::new(&fd, &mut buf);
     let mut entries = Vec::new();
+    let mut volatile = Vec::new();
     while let Some(entry) = names.next() {
         let entry = entry?;
         let raw = entry.file_name();
         if matches!(raw.to_bytes(), b"." | b"..") {
             continue;
         }
-        let meta = rustix::fs::statx(
-            &fd,
-            raw,
-            AtFlags::empty(),
-            StatxFlags::TYPE | StatxFlags::SIZE | StatxFlags::MTIME,
-        );
-        let (kind, size, modified) = match meta {
-            Ok(st) => {
-                let t = st.stx_mtime;
-                let nanos = Duration::from_nanos(t.tv_nsec.into());
-                let modified = match u64::try_from(t.tv_sec) {
-                    Ok(secs) => UNIX_EPOCH.checked_add(Duration::from_secs(secs) + nanos),
-                    Err(_) => UNIX_EPOCH
-                        .checked_sub(Duration::from_secs(t.tv_sec.unsigned_abs()))
-                        .and_then(|at| at.checked_add(nanos)),
-                };
-                match FileType::from_raw_mode(st.stx_mode.into()) {
-                    FileType::Directory => (Kind::Dir, 0, modified),
-                    FileType::RegularFile => (Kind::File, st.stx_size, modified),
-                    _ => (Kind::Other, 0, modified),
-                }
-            }
-            Err(_) => (Kind::Broken, 0, None),
-        };
+        let (kind, size, modified) = describe(&fd, raw);
+        if matches!(
+            entry.file_type(),
+            FileType::Directory | FileType::Symlink | FileType::Unknown
+        ) {
+            let name = std::ffi::OsStr::from_bytes(raw.to_bytes());
+            volatile.push((entries.len(), name.to_owned()));
+        }
         let name = match std::str::from_utf8(raw.to_bytes()) {
             Ok(name) => name.to_owned(),
             Err(_) => String::from_utf8_lossy(raw.to_bytes()).into_owned(),
@@ -215,30 +215,79 @@ pub(crate) fn read(dir: &Path) -> io::Result<Vec<Entry>> {
             modified,
         });
     }
+    Ok(Listed { entries, volatile })
+}
+
+/// Describes the entry `name` of the open directory `dir`.
+#[cfg(target_os = "linux")]
+fn describe<Fd: std::os::fd::AsFd, P: rustix::path::Arg>(dir: Fd, name: P) -> Description {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use rustix::fs::{AtFlags, FileType, StatxFlags};
+
+    let wanted = StatxFlags::TYPE | StatxFlags::SIZE | StatxFlags::MTIME;
+    let Ok(st) = rustix::fs::statx(dir, name, AtFlags::empty(), wanted) else {
+        return (Kind::Broken, 0, None);
+    };
+    let t = st.stx_mtime;
+    let nanos = Duration::from_nanos(t.tv_nsec.into());
+    let modified = match u64::try_from(t.tv_sec) {
+        Ok(secs) => UNIX_EPOCH.checked_add(Duration::from_secs(secs) + nanos),
+        Err(_) => UNIX_EPOCH
+            .checked_sub(Duration::from_secs(t.tv_sec.unsigned_abs()))
+            .and_then(|at| at.checked_add(nanos)),
+    };
+    match FileType::from_raw_mode(st.stx_mode.into()) {
+        FileType::Directory => (Kind::Dir, 0, modified),
+        FileType::RegularFile => (Kind::File, st.stx_size, modified),
+        _ => (Kind::Other, 0, modified),
+    }
+}
+
+/// The entries of `listed`, a listing of `dir` kept from an earlier read, with its
+/// volatile entries looked at again: borrowed when none changed. Blocking.
+///
+/// # Errors
+/// The directory cannot be opened.
+#[cfg(target_os = "linux")]
+pub(crate) fn refresh<'a>(dir: &Path, listed: &'a Listed) -> io::Result<Cow<'a, [Entry]>> {
+    use rustix::fs::{Mode, OFlags};
+
+    let mut entries = Cow::Borrowed(listed.entries.as_slice());
+    if listed.volatile.is_empty() {
+        return Ok(entries);
+    }
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(dir, flags, Mode::empty())?;
+    for (at, name) in &listed.volatile {
+        let now = describe(&fd, name.as_os_str());
+        let was = &entries[*at];
+        if (was.kind, was.size, was.modified) != now {
+            let entry = &mut entries.to_mut()[*at];
+            (entry.kind, entry.size, entry.modified) = now;
+        }
+    }
     Ok(entries)
 }
 
-/// Reads `dir` and returns its entries, in no order (see [`Sort::apply`]).
-/// Symlinks are described by what they point to; a missing target is a broken link.
-/// Blocking: call off the runtime.
+/// Reads `dir`: its entries in no order (see [`Sort::order`]), every one of them for
+/// [`refresh`] to look at again. Symlinks are described by what they point to; a missing
+/// target is a broken link. Blocking: call off the runtime.
 ///
 /// # Errors
 /// The directory cannot be read.
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn read(dir: &Path) -> io::Result<Vec<Entry>> {
+pub(crate) fn read(dir: &Path) -> io::Result<Listed> {
     let mut entries = Vec::new();
+    let mut volatile = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        let name = entry
-            .file_name()
+        let raw = entry.file_name();
+        let (kind, size, modified) = describe(&entry.path());
+        volatile.push((entries.len(), raw.clone()));
+        let name = raw
             .into_string()
             .unwrap_or_else(|raw| raw.to_string_lossy().into_owned());
-        let (kind, size, modified) = match std::fs::metadata(entry.path()) {
-            Ok(m) if m.is_dir() => (Kind::Dir, 0, m.modified().ok()),
-            Ok(m) if m.is_file() => (Kind::File, m.len(), m.modified().ok()),
-            Ok(m) => (Kind::Other, 0, m.modified().ok()),
-            Err(_) => (Kind::Broken, 0, None),
-        };
         entries.push(Entry {
             name,
             kind,
@@ -246,15 +295,45 @@ pub(crate) fn read(dir: &Path) -> io::Result<Vec<Entry>> {
             modified,
         });
     }
+    Ok(Listed { entries, volatile })
+}
+
+/// Describes the entry at `path`.
+#[cfg(not(target_os = "linux"))]
+fn describe(path: &Path) -> Description {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => (Kind::Dir, 0, m.modified().ok()),
+        Ok(m) if m.is_file() => (Kind::File, m.len(), m.modified().ok()),
+        Ok(m) => (Kind::Other, 0, m.modified().ok()),
+        Err(_) => (Kind::Broken, 0, None),
+    }
+}
+
+/// The entries of `listed`, a listing of `dir` kept from an earlier read, with its
+/// volatile entries looked at again: borrowed when none changed. Blocking.
+///
+/// # Errors
+/// None here; the signature matches Linux's.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn refresh<'a>(dir: &Path, listed: &'a Listed) -> io::Result<Cow<'a, [Entry]>> {
+    let mut entries = Cow::Borrowed(listed.entries.as_slice());
+    for (at, name) in &listed.volatile {
+        let now = describe(&dir.join(name));
+        let was = &entries[*at];
+        if (was.kind, was.size, was.modified) != now {
+            let entry = &mut entries.to_mut()[*at];
+            (entry.kind, entry.size, entry.modified) = now;
+        }
+    }
     Ok(entries)
 }
 
 /// The JSON listing: `{"path": "/dir/", "entries": [{"name", "type", "size", "modified"}]}`.
-pub(crate) fn json(url_path: &str, entries: &[Entry]) -> String {
+pub(crate) fn json(url_path: &str, entries: &[&Entry]) -> String {
     #[derive(Serialize)]
     struct Listing<'a> {
         path: &'a str,
-        entries: &'a [Entry],
+        entries: &'a [&'a Entry],
     }
     serde_json::to_string(&Listing {
         path: url_path,
@@ -304,7 +383,7 @@ addEventListener('drop',e=>{e.preventDefault();f.classList.remove('over');i.file
 
 /// The HTML listing of `url_path`: breadcrumbs, sortable columns, directories first, a
 /// parent link except at the root, and the upload form when uploads are on.
-pub(crate) fn html(url_path: &str, entries: &[Entry], sort: Sort, upload: bool) -> String {
+pub(crate) fn html(url_path: &str, entries: &[&Entry], sort: Sort, upload: bool) -> String {
     use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
     use std::fmt::Write as _;
 
@@ -436,11 +515,11 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     fn kinds(dir: &std::path::Path) -> Vec<(String, Kind, u64)> {
-        let mut entries = read(dir).unwrap();
-        Sort::default().apply(&mut entries, false);
-        entries
+        let listed = read(dir).unwrap();
+        Sort::default()
+            .order(&listed.entries, false)
             .into_iter()
-            .map(|e| (e.name, e.kind, e.size))
+            .map(|e| (e.name.clone(), e.kind, e.size))
             .collect()
     }
 
@@ -478,7 +557,7 @@ mod tests {
         for i in 0..3000 {
             std::fs::write(dir.path().join(format!("{i:05}-{}", "x".repeat(40))), b"").unwrap();
         }
-        let entries = read(dir.path()).unwrap();
+        let entries = read(dir.path()).unwrap().entries;
         let mut names: Vec<_> = entries.iter().map(|e| e.name.clone()).collect();
         names.sort();
         names.dedup();
@@ -495,9 +574,12 @@ mod tests {
         std::fs::write(d.join("a.img"), [0; 20]).unwrap();
         std::fs::create_dir(d.join("z")).unwrap();
         let names = |sort: Sort, dirs_first: bool| {
-            let mut entries = read(d).unwrap();
-            sort.apply(&mut entries, dirs_first);
-            entries.into_iter().map(|e| e.name).collect::<Vec<_>>()
+            let listed = read(d).unwrap();
+            let ordered = sort.order(&listed.entries, dirs_first);
+            ordered
+                .into_iter()
+                .map(|e| e.name.clone())
+                .collect::<Vec<_>>()
         };
         let by = |by: By, descending: bool| Sort { by, descending };
         assert_eq!(

@@ -4,8 +4,10 @@
 //! - `handler`: from a request to a file, a listing or an error page.
 //! - `validators`: ETag and Last-Modified, and what conditional requests make of them.
 //! - `reply`: whole, single-range and multipart answers.
-//! - `cache`: small files kept in memory, never answered from once changed.
-//! - `changes`: the inotify watches that vouch for cached files without a `stat` per hit.
+//! - `cache`: small files and directories' entries kept in memory, never answered from
+//!   once changed.
+//! - `changes`: the inotify watches that vouch for cached files and listings without a
+//!   `stat` per hit.
 //! - `listing`: directory listings in HTML and JSON.
 //! - `ranges`: `Range` header parsing.
 //! - `upload`: `PUT` and multipart `POST` uploads (`--upload`).
