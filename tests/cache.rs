@@ -299,3 +299,33 @@ async fn a_listed_change_that_makes_no_event_is_seen_within_a_second_or_two() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Past the number of listings it keeps, the cache starts over, watches and all; the
+/// listings made since are as fresh as ever, the first directories' as well as the last.
+#[tokio::test]
+async fn listings_stay_fresh_when_more_directories_are_listed_than_are_kept() {
+    let srv = TestServer::start().await;
+    let c = client();
+    // More than the 256 directories whose entries are kept.
+    let boards: Vec<String> = (0..300).map(|i| format!("board-{i:03}")).collect();
+    for board in &boards {
+        srv.put(&format!("{board}/fw.img"), b"v1");
+    }
+    for board in &boards {
+        let url = srv.url(&format!("/{board}/"));
+        assert_eq!(listing(&c, &url).await["fw.img"].1, 2);
+    }
+    for board in [&boards[0], &boards[255], &boards[299]] {
+        let url = srv.url(&format!("/{board}/"));
+        assert_eq!(
+            listing(&c, &url).await["fw.img"].1,
+            2,
+            "{board} listed again"
+        );
+        srv.put(&format!("{board}/fw.img"), b"v2, longer");
+        let now = listing(&c, &url).await;
+        assert_eq!(now["fw.img"].1, 10, "{board} after its image was rewritten");
+        srv.put(&format!("{board}/new.img"), b"new");
+        assert!(listing(&c, &url).await.contains_key("new.img"), "{board}");
+    }
+}
