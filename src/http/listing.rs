@@ -40,7 +40,7 @@ pub(crate) enum Kind {
     Other,
 }
 
-/// A directory as read: its entries in no order (see [`Sort::order`]), and those whose
+/// A directory as read: its entries in name order (see [`Sort::order`]), and those whose
 /// description can change with no event on the directory's own inotify watch, to be looked
 /// at again whenever the entries are listed from memory (see [`refresh`]).
 #[derive(Debug)]
@@ -92,54 +92,31 @@ impl Sort {
         sort
     }
 
-    /// `entries` in this order: directories first (for a page; a script's JSON keeps them
-    /// among the files), then by the key, names (case-insensitive, then exact) breaking
-    /// ties.
+    /// `entries`, which are in name order (as [`read`] leaves them), in this order:
+    /// directories first (for a page; a script's JSON keeps them among the files), then by
+    /// the key, names breaking ties. No name is compared here: a listing made from kept
+    /// entries sorts only when asked for sizes or times, and then by numbers.
     pub(crate) fn order(self, entries: &[Entry], dirs_first: bool) -> Vec<&Entry> {
-        // Each name is folded once, not at every comparison (and only when it has
-        // something to fold); small keys are sorted, not the entries.
-        let folded: Vec<Option<String>> = entries
-            .iter()
-            .map(|e| {
-                let plain = e
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii() && !b.is_ascii_uppercase());
-                (!plain).then(|| e.name.to_lowercase())
-            })
-            .collect();
-        // (directory last?, folded name, exact name, position): compared as a tuple.
-        let mut keyed: Vec<(bool, &str, &str, usize)> = entries
-            .iter()
-            .zip(&folded)
-            .enumerate()
-            .map(|(i, (e, f))| {
-                let dir = dirs_first && e.kind == Kind::Dir;
-                (!dir, f.as_deref().unwrap_or(&e.name), e.name.as_str(), i)
-            })
-            .collect();
-        if self.by == By::Name && !self.descending {
-            // The usual order, straight from the keys (a listing's sort is a real share
-            // of its cost).
-            keyed.sort_unstable();
+        let mut ordered: Vec<&Entry> = if self.by == By::Name && self.descending {
+            entries.iter().rev().collect()
         } else {
-            keyed.sort_unstable_by(|&(da, fa, na, a), &(db, fb, nb, b)| {
-                let by = match self.by {
-                    By::Name => std::cmp::Ordering::Equal,
-                    By::Size => entries[a].size.cmp(&entries[b].size),
-                    By::Time => entries[a].modified.cmp(&entries[b].modified),
-                };
-                let by = if self.descending { by.reverse() } else { by };
-                let name = (fa, na).cmp(&(fb, nb));
-                let name = if self.descending && self.by == By::Name {
-                    name.reverse()
-                } else {
-                    name
-                };
-                da.cmp(&db).then(by).then(name)
-            });
+            entries.iter().collect()
+        };
+        // Stable sorts: entries of the same size or time stay in name order.
+        match (self.by, self.descending) {
+            (By::Name, _) => {}
+            (By::Size, false) => ordered.sort_by_key(|e| e.size),
+            (By::Size, true) => ordered.sort_by_key(|e| std::cmp::Reverse(e.size)),
+            (By::Time, false) => ordered.sort_by_key(|e| e.modified),
+            (By::Time, true) => ordered.sort_by_key(|e| std::cmp::Reverse(e.modified)),
         }
-        keyed.into_iter().map(|(.., i)| &entries[i]).collect()
+        if dirs_first {
+            let (mut dirs, files): (Vec<&Entry>, Vec<&Entry>) =
+                ordered.into_iter().partition(|e| e.kind == Kind::Dir);
+            dirs.extend(files);
+            ordered = dirs;
+        }
+        ordered
     }
 
     /// The query a column heading links to: this column, the other way round when it is
@@ -165,10 +142,51 @@ impl Sort {
     }
 }
 
+impl Listed {
+    /// The listing of `entries` (with `volatile` pointing into them), put in name order:
+    /// case-insensitive, then exact. Each name is folded once, not at every comparison
+    /// (and only when it has something to fold); small keys are sorted, and the entries
+    /// then moved once into their places.
+    fn in_name_order(entries: Vec<Entry>, mut volatile: Vec<(usize, OsString)>) -> Self {
+        let folded: Vec<Option<String>> = entries
+            .iter()
+            .map(|e| {
+                let plain = e
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii() && !b.is_ascii_uppercase());
+                (!plain).then(|| e.name.to_lowercase())
+            })
+            .collect();
+        let mut keyed: Vec<(&str, &str, usize)> = entries
+            .iter()
+            .zip(&folded)
+            .enumerate()
+            .map(|(i, (e, f))| (f.as_deref().unwrap_or(&e.name), e.name.as_str(), i))
+            .collect();
+        keyed.sort_unstable();
+        let order: Vec<usize> = keyed.into_iter().map(|(.., old)| old).collect();
+        // Where each entry goes, for `volatile`.
+        let mut to = vec![0; order.len()];
+        for (new, &old) in order.iter().enumerate() {
+            to[old] = new;
+        }
+        let mut slots: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
+        let entries = order
+            .into_iter()
+            .filter_map(|old| slots[old].take())
+            .collect();
+        for (at, _) in &mut volatile {
+            *at = to[*at];
+        }
+        Self { entries, volatile }
+    }
+}
+
 /// What a listing shows of one entry: its kind, size and modification time.
 type Description = (Kind, u64, Option<SystemTime>);
 
-/// Reads `dir`: its entries in no order (see [`Sort::order`]) and which of them
+/// Reads `dir`: its entries in name order (see [`Sort::order`]) and which of them
 /// [`refresh`] must look at again. Symlinks are described by what they point to; a missing
 /// target is a broken link. Blocking: call off the runtime.
 ///
@@ -215,7 +233,7 @@ pub(crate) fn read(dir: &Path) -> io::Result<Listed> {
             modified,
         });
     }
-    Ok(Listed { entries, volatile })
+    Ok(Listed::in_name_order(entries, volatile))
 }
 
 /// Describes the entry `name` of the open directory `dir`.
@@ -270,7 +288,7 @@ pub(crate) fn refresh<'a>(dir: &Path, listed: &'a Listed) -> io::Result<Cow<'a, 
     Ok(entries)
 }
 
-/// Reads `dir`: its entries in no order (see [`Sort::order`]), every one of them for
+/// Reads `dir`: its entries in name order (see [`Sort::order`]), every one of them for
 /// [`refresh`] to look at again. Symlinks are described by what they point to; a missing
 /// target is a broken link. Blocking: call off the runtime.
 ///
@@ -295,7 +313,7 @@ pub(crate) fn read(dir: &Path) -> io::Result<Listed> {
             modified,
         });
     }
-    Ok(Listed { entries, volatile })
+    Ok(Listed::in_name_order(entries, volatile))
 }
 
 /// Describes the entry at `path`.
@@ -548,6 +566,32 @@ mod tests {
                 ("pipe".to_string(), Kind::Other, 0),
             ]
         );
+        // Read in name order, with the entries to look at again pointing at their names:
+        // the subdirectory and the links, not the files or the pipe.
+        let listed = read(d).unwrap();
+        let names: Vec<&str> = listed.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "boot",
+                "caf\u{fffd}.bin",
+                "current",
+                "dangling",
+                "fw.img",
+                "latest.img",
+                "pipe"
+            ]
+        );
+        let mut volatile: Vec<&str> = listed
+            .volatile
+            .iter()
+            .map(|(at, name)| {
+                assert_eq!(name.to_str(), Some(names[*at]));
+                names[*at]
+            })
+            .collect();
+        volatile.sort_unstable();
+        assert_eq!(volatile, ["boot", "current", "dangling", "latest.img"]);
     }
 
     #[test]
@@ -601,6 +645,17 @@ mod tests {
         assert_eq!(
             names(by(By::Size, true), true),
             ["z", "b.img", "a.img", "A.img"]
+        );
+        // Ties keep name order, whichever way the key goes.
+        std::fs::write(d.join("B.img"), [0; 30]).unwrap();
+        std::fs::write(d.join("c.img"), [0; 30]).unwrap();
+        assert_eq!(
+            names(by(By::Size, true), false),
+            ["B.img", "b.img", "c.img", "a.img", "A.img", "z"]
+        );
+        assert_eq!(
+            names(by(By::Size, false), true),
+            ["z", "A.img", "a.img", "B.img", "b.img", "c.img"]
         );
     }
 }
