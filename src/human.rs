@@ -8,7 +8,7 @@ pub(crate) fn bytes(n: u64) -> String {
     out
 }
 
-/// [`bytes`], written onto the end of `out`.
+/// [`bytes()`], written onto the end of `out`.
 pub(crate) fn write_bytes(out: &mut String, n: u64) {
     use std::fmt::Write as _;
     const UNITS: [(u64, &str); 4] = [

@@ -71,8 +71,8 @@ impl std::fmt::Debug for Tls {
 }
 
 /// A kept certificate lives this long; it is remade (with the same key) when less than
-/// [`RENEW_BEFORE`] is left. Apple's clients refuse server certificates valid for more
-/// than 825 days.
+/// [`RENEW_BEFORE_DAYS`] days are left. Apple's clients refuse server certificates valid
+/// for more than 825 days.
 const VALID_DAYS: i64 = 800;
 const RENEW_BEFORE_DAYS: i64 = 30;
 
