@@ -262,32 +262,6 @@ fn describe<Fd: std::os::fd::AsFd, P: rustix::path::Arg>(dir: Fd, name: P) -> De
     }
 }
 
-/// The entries of `listed`, a listing of `dir` kept from an earlier read, with its
-/// volatile entries looked at again: borrowed when none changed. Blocking.
-///
-/// # Errors
-/// The directory cannot be opened.
-#[cfg(target_os = "linux")]
-pub(crate) fn refresh<'a>(dir: &Path, listed: &'a Listed) -> io::Result<Cow<'a, [Entry]>> {
-    use rustix::fs::{Mode, OFlags};
-
-    let mut entries = Cow::Borrowed(listed.entries.as_slice());
-    if listed.volatile.is_empty() {
-        return Ok(entries);
-    }
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let fd = rustix::fs::open(dir, flags, Mode::empty())?;
-    for (at, name) in &listed.volatile {
-        let now = describe(&fd, name.as_os_str());
-        let was = &entries[*at];
-        if (was.kind, was.size, was.modified) != now {
-            let entry = &mut entries.to_mut()[*at];
-            (entry.kind, entry.size, entry.modified) = now;
-        }
-    }
-    Ok(entries)
-}
-
 /// Reads `dir`: its entries in name order (see [`Sort::order`]), every one of them for
 /// [`refresh`] to look at again. Symlinks are described by what they point to; a missing
 /// target is a broken link. Blocking: call off the runtime.
@@ -331,12 +305,23 @@ fn describe(path: &Path) -> Description {
 /// volatile entries looked at again: borrowed when none changed. Blocking.
 ///
 /// # Errors
-/// None here; the signature matches Linux's.
-#[cfg(not(target_os = "linux"))]
+/// The directory cannot be opened.
 pub(crate) fn refresh<'a>(dir: &Path, listed: &'a Listed) -> io::Result<Cow<'a, [Entry]>> {
     let mut entries = Cow::Borrowed(listed.entries.as_slice());
+    if listed.volatile.is_empty() {
+        return Ok(entries);
+    }
+    #[cfg(target_os = "linux")]
+    let look = {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(dir, flags, Mode::empty())?;
+        move |name: &std::ffi::OsStr| describe(&fd, name)
+    };
+    #[cfg(not(target_os = "linux"))]
+    let look = |name: &std::ffi::OsStr| describe(&dir.join(name));
     for (at, name) in &listed.volatile {
-        let now = describe(&dir.join(name));
+        let now = look(name);
         let was = &entries[*at];
         if (was.kind, was.size, was.modified) != now {
             let entry = &mut entries.to_mut()[*at];
