@@ -134,8 +134,6 @@ struct Inner {
     /// Directories' entries, kept only while watches vouch for them, with when each was
     /// read (see [`Cache::now`]).
     listings: HashMap<OsString, (u64, Arc<Listed>)>,
-    /// Their entries, all together.
-    listed: usize,
     watcher: Option<Watcher>,
 }
 
@@ -227,19 +225,19 @@ impl Cache {
         if prepared.is_none() || current != prepared || count > MAX_LISTED {
             return;
         }
-        if inner.listings.len() >= MAX_LISTINGS || inner.listed + count > MAX_LISTED {
+        // A directory read again replaces its own entries, which do not count against it.
+        inner.listings.remove(dir.as_os_str());
+        // Counted here, on a fresh read, rather than kept up to date at every forgetting.
+        let kept: usize = inner.listings.values().map(|(_, l)| l.entries.len()).sum();
+        if inner.listings.len() >= MAX_LISTINGS || kept + count > MAX_LISTED {
             // Starting over takes this directory's watch off too.
             inner.start_over();
             return;
         }
         let read = self.now();
-        inner.listed += count;
-        if let Some((_, old)) = inner
+        inner
             .listings
-            .insert(dir.as_os_str().to_owned(), (read, listed))
-        {
-            inner.listed -= old.entries.len();
-        }
+            .insert(dir.as_os_str().to_owned(), (read, listed));
     }
 
     /// Sets up the watches for `path` (below `root`) before it is read for the cache.
@@ -315,18 +313,11 @@ impl Inner {
             map,
             bytes,
             listings,
-            listed,
             watcher,
         } = self;
         let Some(watcher) = watcher else {
             return;
         };
-        let unlist =
-            |listings: &mut HashMap<_, (_, Arc<Listed>)>, listed: &mut usize, dir: &Path| {
-                if let Some((_, old)) = listings.remove(dir.as_os_str()) {
-                    *listed -= old.entries.len();
-                }
-            };
         watcher.drain(|change| match change {
             Change::Entry(path) => {
                 if let Some(old) = map.remove(path.as_os_str()) {
@@ -334,14 +325,14 @@ impl Inner {
                 }
                 // The directory that holds it lists it.
                 if let Some(dir) = path.parent() {
-                    unlist(listings, listed, dir);
+                    listings.remove(dir.as_os_str());
                 }
             }
             Change::Tree(dir) => {
                 if let Some(parent) = dir.parent() {
-                    unlist(listings, listed, parent);
+                    listings.remove(parent.as_os_str());
                 }
-                unlist(listings, listed, &dir);
+                listings.remove(dir.as_os_str());
                 let mut below = dir.into_os_string();
                 below.push("/");
                 let below = below.as_encoded_bytes();
@@ -352,19 +343,12 @@ impl Inner {
                     }
                     keep
                 });
-                listings.retain(|path, (_, old)| {
-                    let keep = !path.as_encoded_bytes().starts_with(below);
-                    if !keep {
-                        *listed -= old.entries.len();
-                    }
-                    keep
-                });
+                listings.retain(|path, _| !path.as_encoded_bytes().starts_with(below));
             }
             Change::All => {
                 map.clear();
                 *bytes = 0;
                 listings.clear();
-                *listed = 0;
             }
         });
     }
@@ -374,7 +358,6 @@ impl Inner {
         self.map.clear();
         self.bytes = 0;
         self.listings.clear();
-        self.listed = 0;
         if let Some(watcher) = &mut self.watcher {
             watcher.forget_all();
         }
