@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use crate::config::{ServerConfig, Service, Socket};
 use crate::error::{Error, Result};
 use crate::logging::{self, LogGuard};
+use crate::server::balance::{self, Balance};
 use crate::shutdown::{Shutdown, Signals};
 use crate::wsgi::python::Workers;
 
@@ -150,6 +151,8 @@ fn serve(
 /// A runtime per core keeps a connection on the thread that accepted it: no work-stealing
 /// wake-ups between threads, which on a small machine is a measurable share of the cost
 /// of a small request.
+/// Since a connection never moves, the threads take turns by their counts of open
+/// connections ([`balance`]) rather than by which wakes first.
 fn run_until_signal(
     runtime: tokio::runtime::Runtime,
     mut signals: Signals,
@@ -157,6 +160,8 @@ fn run_until_signal(
     serve: ServeOnCore,
 ) -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let balance = (threads > 1).then(|| Balance::new(threads));
+    let seat = |i| balance.as_ref().map(|b| b.seat(i));
     let shutdown = Shutdown::new();
     let mut workers = Vec::new();
     for i in 1..threads {
@@ -165,6 +170,7 @@ fn run_until_signal(
             .map_err(|e| Error::io("sharing the listener", e))?;
         let serve = serve.clone();
         let shutdown = shutdown.clone();
+        let seat = seat(i);
         let worker = std::thread::Builder::new()
             .name(format!("labserv-{i}"))
             .spawn(move || {
@@ -172,7 +178,7 @@ fn run_until_signal(
                 let result = runtime.block_on(async {
                     let listener = tokio::net::TcpListener::from_std(listener)
                         .map_err(|e| Error::io("registering the listener", e))?;
-                    serve(listener, shutdown.clone()).await
+                    balance::seated(seat, serve(listener, shutdown.clone())).await
                 });
                 // One thread failing stops them all rather than leaving half a server.
                 shutdown.trigger();
@@ -185,7 +191,7 @@ fn run_until_signal(
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| Error::io("registering the listener", e))?;
         let server = async {
-            let served = serve(listener, shutdown.clone()).await;
+            let served = balance::seated(seat(0), serve(listener, shutdown.clone())).await;
             shutdown.trigger();
             served
         };

@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use super::Limits;
 use super::access::{AccessRecord, Logged};
+use super::balance::{self, Seat};
 use super::body::Body;
 use super::faults::{Cut, Faults};
 use super::gate::{Access, Gate};
@@ -112,6 +113,7 @@ pub(crate) async fn run<H: Handler>(
     let graceful = GracefulShutdown::new();
     let anchor = tokio::spawn(keep_a_timer(limits.header_timeout));
     let closing = Arc::new(AtomicBool::new(false));
+    let seat = balance::current();
 
     loop {
         let accepted = tokio::select! {
@@ -119,6 +121,9 @@ pub(crate) async fn run<H: Handler>(
             accepted = async {
                 loop {
                     handler.ready_for_more().await;
+                    if let Some(seat) = &seat {
+                        seat.turn().await;
+                    }
                     tokio::select! {
                         accepted = listener.accept() => break accepted,
                         () = handler.no_more() => {}
@@ -139,7 +144,7 @@ pub(crate) async fn run<H: Handler>(
         let tag = handler.accepted(&stream);
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let state = Arc::new(ConnState::new(&stream, closing.clone()));
-        let busy = crate::memory::Busy::start();
+        let busy = (crate::memory::Busy::start(), seat.as_ref().map(Seat::took));
         let watcher = graceful.watcher();
         let handler = handler.clone();
         // Only a handler that tags connections hears of their end.

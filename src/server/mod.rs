@@ -3,6 +3,7 @@
 //! What is served is a `Handler`'s business; nothing here knows about files or apps.
 
 mod access;
+pub(crate) mod balance;
 pub(crate) mod body;
 pub(crate) mod conn;
 pub mod faults;
