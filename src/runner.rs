@@ -151,6 +151,7 @@ fn serve(
 /// A runtime per core keeps a connection on the thread that accepted it: no work-stealing
 /// wake-ups between threads, which on a small machine is a measurable share of the cost
 /// of a small request.
+///
 /// Since a connection never moves, the threads take turns by their counts of open
 /// connections ([`balance`]) rather than by which wakes first.
 fn run_until_signal(

@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Notify;
 
 /// How many more connections than the emptiest other loop a loop may hold and still take
-/// one more. With none to spare, two loops taking a connection at the same moment would
-/// both be held back by the other's count on every burst.
+/// one more. With none to spare, two loops would have to take turns strictly through a
+/// burst, and a connection would wait whenever the loop whose turn it was had a request
+/// in hand; one to spare keeps the split within a connection or two.
 const SLACK: usize = 1;
 
 /// One loop's place: its open connections, and its wake-up when it waits for its turn.
