@@ -25,7 +25,7 @@ const SLACK: usize = 1;
 
 /// One loop's place: its open connections, and its wake-up when it waits for its turn.
 /// Aligned to its own cache lines: every loop reads every count on each accept, and
-/// writes only its own.
+/// writes only its own (and another's wake-up only when that loop may be waiting).
 #[repr(align(128))]
 struct Place {
     open: AtomicUsize,
@@ -80,9 +80,9 @@ impl Seat {
             .iter()
             .enumerate()
             .filter(|&(i, _)| i != self.index)
-            .map(|(_, place)| place.open.load(Ordering::Relaxed))
+            .map(|(_, place)| place.open.load(Ordering::SeqCst))
             .min();
-        emptiest.is_none_or(|fewest| self.place().open.load(Ordering::Relaxed) <= fewest + SLACK)
+        emptiest.is_none_or(|fewest| self.place().open.load(Ordering::SeqCst) <= fewest + SLACK)
     }
 
     /// Waits until this loop may take another connection: at once unless it holds more
@@ -95,10 +95,16 @@ impl Seat {
     }
 
     /// Counts a connection this loop has taken, until the returned guard is dropped.
+    ///
+    /// Wakes only the loops this one may have held back: those holding more than
+    /// [`SLACK`] beyond this loop's count before it took one. The others are not
+    /// waiting on this loop, and a wake-up would only write to their cache lines on
+    /// every connection. The counts are sequentially consistent so that a loop that
+    /// saw this loop's old count and went to wait is seen here holding its own.
     pub(crate) fn took(&self) -> Taken {
-        self.place().open.fetch_add(1, Ordering::Relaxed);
+        let mine = self.place().open.fetch_add(1, Ordering::SeqCst) + 1;
         for (i, place) in self.balance.places.iter().enumerate() {
-            if i != self.index {
+            if i != self.index && place.open.load(Ordering::SeqCst) >= mine + SLACK {
                 place.turn.notify_one();
             }
         }
@@ -112,7 +118,7 @@ pub(crate) struct Taken(Seat);
 impl Drop for Taken {
     fn drop(&mut self) {
         let place = self.0.place();
-        place.open.fetch_sub(1, Ordering::Relaxed);
+        place.open.fetch_sub(1, Ordering::SeqCst);
         place.turn.notify_one();
     }
 }
