@@ -287,9 +287,6 @@ pub(crate) struct Tracked {
     pacer: Option<Pacer>,
     /// File bytes to send with `sendfile` in place of stand-ins (see [`sendfile`]).
     outbox: Option<Outbox>,
-    /// Whether the socket has been set up to send files (see
-    /// [`sendfile::keep_little_unsent`]); done before the first file bytes go.
-    little_unsent: bool,
     /// What the connection's first read took in beyond what was asked for, for the reads
     /// that follow.
     ahead: Option<BytesMut>,
@@ -317,7 +314,6 @@ impl Tracked {
             draining: false,
             carry: None,
             outbox: None,
-            little_unsent: false,
             ahead: None,
         }
     }
@@ -500,10 +496,6 @@ impl AsyncWrite for Tracked {
                         Ok(tcp) => &*tcp,
                         Err(e) => return Poll::Ready(Err(e)),
                     };
-                    if !this.little_unsent {
-                        sendfile::keep_little_unsent(tcp);
-                        this.little_unsent = true;
-                    }
                     let result = sendfile::poll_send(outbox, tcp, cx, at, len);
                     if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
                         this.state.on_write();
