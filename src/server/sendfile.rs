@@ -136,21 +136,22 @@ pub(crate) fn plan(bufs: &[IoSlice<'_>]) -> Plan {
 /// loop comes back to it (at once, if nothing else is ready). A turn also ends when the
 /// socket takes no more.
 ///
-/// Without turns, a download went on until the kernel refused, which with the notsent
-/// limit below came to anything from a few tens of KiB to the whole 1 MiB of a chunk.
-/// With many downloads at once, long turns got ahead of BBR's pacing: the kernel then
-/// held bytes back with pacing timers (about one for every five segments sent), and the
-/// downloads spread apart over the file. Short turns keep each download's bytes within what BBR lets out
-/// at once. 100 curls fetching one 64 MiB image at once on loopback, 6 rotating rounds
-/// side by side with the build before: 4,773 to 5,173 MB/s against 4,069 to 4,435
-/// (lighttpd 3,731 to 4,418), with 3,900 to 7,200 pacing timers a fleet against 28,600
-/// to 33,900 (`HRTIMER` in `/proc/softirqs`; lighttpd 19,800 to 30,000) and 0.73 to 0.87
-/// s of serv's CPU against 0.99 to 1.14. Of the sizes tried (5 rounds), 128 KiB was the
-/// fastest: 64 KiB gave 4,408 to 4,712 MB/s, 32 KiB 3,355 to 3,667 (more calls), and 256
-/// KiB kept most of the timers. One download of 1 GiB was not slowed (medians of 5:
+/// Without turns, a download went on until the kernel refused, which with the
+/// notsent limit below came to anything from a few tens of KiB to the whole 1 MiB of
+/// a chunk. With many downloads at once, long turns got ahead of BBR's pacing: the
+/// kernel then held bytes back with pacing timers (about one for every five segments
+/// sent), and the downloads spread apart over the file. Short turns keep each
+/// download's bytes within what BBR lets out at once. 100 curls fetching one 64 MiB
+/// image at once on loopback, 6 rotating rounds side by side with the build before:
+/// 4,773 to 5,173 MB/s against 4,069 to 4,435 (lighttpd 3,731 to 4,418), with 3,900
+/// to 7,200 pacing timers a fleet against 28,600 to 33,900 (`HRTIMER` in
+/// `/proc/softirqs`; lighttpd 19,800 to 30,000) and 0.73 to 0.87 s of serv's CPU
+/// against 0.99 to 1.14. Of the sizes tried (5 rounds), 128 KiB was the fastest: 64
+/// KiB gave 4,408 to 4,712 MB/s, 32 KiB 3,355 to 3,667 (more calls), and 256 KiB
+/// kept most of the timers. One download of 1 GiB was not slowed (medians of 5:
 /// 4,859 against 4,856 MB/s). Under cubic, which paces nothing, turns made the fleet
-/// slower (5,725 to 5,902 MB/s against 6,980 to 7,017), so a connection takes turns only
-/// under BBR, as it keeps little unsent only under BBR.
+/// slower (5,725 to 5,902 MB/s against 6,980 to 7,017), so a connection takes turns
+/// only under BBR, as it keeps little unsent only under BBR.
 const TURN: usize = 128 * 1024;
 
 /// Sends up to `len` file bytes for the stand-in written from `at`, when the socket has
