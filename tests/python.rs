@@ -118,6 +118,17 @@ fn a_bare_app_gets_a_pep_3333_environ() {
     assert_eq!(seen["run_once"], false);
     assert_eq!(seen["native"], true);
     assert_eq!(seen["body"], "hello");
+    // Outside the root path the app is not asked.
+    assert_eq!(http_get("127.0.0.1", port, "/other/env").0, 404);
+    assert_eq!(http_get("127.0.0.1", port, "/apix").0, 404);
+    // httpoxy: a client's Proxy header never becomes the app's HTTP_PROXY.
+    let text = curl(&[
+        "-H",
+        "Proxy: http://evil.example:3128",
+        &format!("http://127.0.0.1:{port}/api/env"),
+    ]);
+    let seen: serde_json::Value = serde_json::from_str(&text).expect(&text);
+    assert_eq!(seen["HTTP_PROXY"], serde_json::Value::Null);
 }
 
 #[test]
@@ -357,6 +368,40 @@ fn an_app_that_fails_to_import_exits_2_in_one_line() {
 }
 
 #[test]
+fn an_asgi_app_exits_2_in_one_line_naming_asgi() {
+    for app in ["apps:asgi", "apps:asgi_object", "apps:asgi_plain"] {
+        let out = command(WSGI)
+            .args([app, "0", "--chdir"])
+            .arg(apps_dir())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{app}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{app}: {err}");
+        assert!(
+            err.contains("ASGI") && err.contains("uvicorn"),
+            "{app}: {err}"
+        );
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("Serving"));
+    }
+}
+
+#[test]
+fn head_with_the_gets_content_length_is_answered_200() {
+    let (_srv, port) = start("apps:head", &apps_dir(), &[], &[]);
+    let head = curl(&["-I", &format!("http://127.0.0.1:{port}/status")]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("content-length: 40"),
+        "{head}"
+    );
+    assert_eq!(
+        curl(&[&format!("http://127.0.0.1:{port}/status")]),
+        "forty bytes of firmware status text here"
+    );
+}
+
+#[test]
 fn no_python_exits_2_in_one_line() {
     let out = command(WSGI)
         .args(["apps:environ", "0", "--python", "/nonexistent/python3"])
@@ -445,6 +490,38 @@ application = bottle.default_app()\n",
 }
 
 #[test]
+fn flask_answers_head_and_reads_a_chunked_body_whole() {
+    let venv = venv();
+    let dir = tempfile::tempdir().unwrap();
+    common::put(
+        dir.path(),
+        "flasksize.py",
+        b"from flask import Flask, request\napp = Flask(__name__)\n\
+@app.route('/api/status')\ndef status():\n    return {'board': 'rev-b'}\n\
+@app.post('/api/upload')\ndef upload():\n    return str(len(request.get_data()))\n",
+    );
+    let python = venv.join("bin/python");
+    let (_srv, port) = start(
+        "flasksize:app",
+        dir.path(),
+        &["--python", python.to_str().unwrap()],
+        &[],
+    );
+    let head = curl(&["-I", &format!("http://127.0.0.1:{port}/api/status")]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let image = dir.path().join("fw.img");
+    std::fs::write(&image, vec![0x5au8; 10 << 20]).unwrap();
+    let got = curl(&[
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        &format!("@{}", image.display()),
+        &format!("http://127.0.0.1:{port}/api/upload"),
+    ]);
+    assert_eq!(got, (10 << 20).to_string());
+}
+
+#[test]
 fn a_django_project_is_served() {
     let venv = venv();
     let dir = tempfile::tempdir().unwrap();
@@ -487,6 +564,18 @@ fn workers_end_with_the_server_even_when_it_is_killed() {
         gone_within(&workers, Duration::from_secs(1)),
         "orphans left"
     );
+}
+
+#[test]
+fn one_worker_by_default_so_an_app_keeps_one_state() {
+    let (srv, port) = start("apps:faults", &apps_dir(), &[], &[]);
+    let answers: Vec<_> = (0..6).map(|_| http_get("127.0.0.1", port, "/")).collect();
+    assert!(answers.iter().all(|a| a == &answers[0]), "{answers:?}");
+    assert_eq!(children(srv.child.id()).len(), 1);
+    drop(srv);
+    let (srv, _port) = start("apps:faults", &apps_dir(), &["-w", "auto"], &[]);
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(children(srv.child.id()).len(), cores);
 }
 
 /// A bare app that answers `version`.

@@ -395,9 +395,9 @@ pub struct WsgiArgs {
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
 
-    /// Python worker processes, each serving one request at a time [default: the number
-    /// of cores]
-    #[arg(short = 'w', long, value_name = "N", value_parser = values::count("--workers"))]
+    /// Python worker processes, each serving one request at a time, or `auto` for one
+    /// per core [default: 1, so that an app keeping state in memory sees one state]
+    #[arg(short = 'w', long, value_name = "N", value_parser = values::workers("--workers"))]
     pub workers: Option<usize>,
 
     /// Run (and import) the Python app from DIR

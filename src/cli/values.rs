@@ -61,6 +61,20 @@ pub fn count(name: &'static str) -> impl Parse<usize> {
     }
 }
 
+/// A worker count: a whole number from 1 to 1024, or `auto` for one per core.
+pub fn workers(name: &'static str) -> impl Parse<usize> {
+    let number = count(name);
+    move |v: &str| {
+        if v.trim().eq_ignore_ascii_case("auto") {
+            Ok(std::thread::available_parallelism().map_or(1, usize::from))
+        } else {
+            number(v).map_err(|_| {
+                SettingsError::new(name, v, "expected a whole number from 1 to 1024, or auto")
+            })
+        }
+    }
+}
+
 /// A URL path prefix: empty, or starting with `/`; a trailing `/` is dropped.
 pub fn root_path(name: &'static str) -> impl Parse<String> {
     move |v: &str| {

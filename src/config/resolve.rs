@@ -270,9 +270,9 @@ fn python_app(app: &str, args: &WsgiArgs) -> Result<Service> {
             std::env::current_dir().map_err(|e| Error::io("reading the current directory", e))?
         }
     };
-    let workers = args
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+    // One by default, as gunicorn and granian: a mock keeping state in memory must not
+    // answer from two states.
+    let workers = args.workers.unwrap_or(1);
     let name = format!(
         "{app} ({workers} Python worker{}{})",
         if workers == 1 { "" } else { "s" },

@@ -129,6 +129,8 @@ pub(crate) fn environ(
         ("wsgi.multithread", "True"),
         ("wsgi.multiprocess", "False"),
         ("wsgi.run_once", "False"),
+        // The input ends where the body does, chunked or not.
+        ("wsgi.input_terminated", "True"),
     ] {
         env.insert(name.to_string(), value.to_string());
     }
@@ -201,7 +203,8 @@ impl Handler for AppHost {
         let declared = headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.trim().parse::<u64>().ok());
+            .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+            .filter(|_| !bodiless(&parts.method, code));
         let collected = match output {
             Output::Collected(bytes) => Some(Ok(bytes)),
             Output::Streamed(rx) => match declared {
@@ -356,6 +359,15 @@ pub(crate) fn status_code(status: &str) -> Option<StatusCode> {
         .next()
         .and_then(|c| c.parse::<u16>().ok())
         .and_then(|c| StatusCode::from_u16(c).ok())
+}
+
+/// Whether an answer carries no body whatever its Content-Length says: HEAD, 1xx, 204
+/// and 304. An app answering HEAD with the GET's Content-Length and no body is right.
+pub(crate) fn bodiless(method: &http::Method, code: StatusCode) -> bool {
+    method == http::Method::HEAD
+        || code.is_informational()
+        || code == StatusCode::NO_CONTENT
+        || code == StatusCode::NOT_MODIFIED
 }
 
 /// The Content-Length in `headers`, when it is a number.

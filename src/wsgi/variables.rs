@@ -9,32 +9,40 @@ use percent_encoding::percent_decode_str;
 
 use crate::server::conn::Secure;
 
-/// The decoded request path holds a NUL byte, which no environment can carry.
+/// Why a request's path makes no environ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct NulInPath;
+pub(crate) enum BadPath {
+    /// The decoded path holds a NUL byte, which no environment can carry.
+    Nul,
+    /// The path lies outside the app's root path (`--root-path`): not the app's to answer.
+    OutsideRoot,
+}
 
 /// Calls `set(name, value)` for each CGI variable of a request. The path is
 /// percent-decoded and, when it lies under `root_path`, split into `SCRIPT_NAME` (the
 /// root path) and `PATH_INFO` (the rest). Header values are as the client sent them,
-/// a repeated header's values joined with commas.
+/// a repeated header's values joined with commas. Two kinds of header never reach an
+/// app, as with nginx, Apache and gunicorn: `Proxy` (httpoxy: it would become the
+/// `HTTP_PROXY` that HTTP libraries take as their proxy) and any name with `_` (which
+/// would pass for the `-` header a proxy in front vouched for).
 ///
 /// # Errors
-/// [`NulInPath`], before anything is set.
+/// [`BadPath`], before anything is set.
 pub(crate) fn cgi_variables(
     parts: &http::request::Parts,
     peer: SocketAddr,
     local: SocketAddr,
     root_path: &str,
     mut set: impl FnMut(&[u8], &[u8]),
-) -> Result<(), NulInPath> {
+) -> Result<(), BadPath> {
     let path: Vec<u8> = percent_decode_str(parts.uri.path()).collect();
     if path.contains(&0) {
-        return Err(NulInPath);
+        return Err(BadPath::Nul);
     }
     let path_info = path
         .strip_prefix(root_path.as_bytes())
         .filter(|rest| rest.is_empty() || rest.starts_with(b"/"))
-        .unwrap_or(&path);
+        .ok_or(BadPath::OutsideRoot)?;
     set(b"REQUEST_METHOD", parts.method.as_str().as_bytes());
     set(b"SCRIPT_NAME", root_path.as_bytes());
     set(b"PATH_INFO", path_info);
@@ -62,6 +70,9 @@ pub(crate) fn cgi_variables(
     let mut name = Vec::with_capacity(64);
     let mut joined = Vec::new();
     for key in parts.headers.keys() {
+        if key.as_str() == "proxy" || key.as_str().contains('_') {
+            continue;
+        }
         joined.clear();
         for (i, v) in parts.headers.get_all(key).iter().enumerate() {
             if i > 0 {
@@ -126,8 +137,26 @@ mod tests {
         assert_eq!(get(&vars, "SCRIPT_NAME"), Some("/api"));
         assert_eq!(get(&vars, "PATH_INFO"), Some("/café"));
         assert_eq!(get(&vars, "QUERY_STRING"), Some("x=1"));
-        let vars = variables("/apix/a", "/api", &[]);
-        assert_eq!(get(&vars, "PATH_INFO"), Some("/apix/a"));
+        // Outside the root path: no environ (the host answers 404).
+        assert!(variables("/apix/a", "/api", &[]).is_empty());
+        assert!(variables("/other/env", "/api", &[]).is_empty());
+        let vars = variables("/api", "/api", &[]);
+        assert_eq!(get(&vars, "PATH_INFO"), Some(""));
+    }
+
+    #[test]
+    fn proxy_and_underscored_headers_never_reach_an_app() {
+        let vars = variables(
+            "/",
+            "",
+            &[
+                ("proxy", "http://evil.example:3128"),
+                ("x_forwarded_for", "10.9.9.9"),
+                ("x-forwarded-for", "10.0.0.2"),
+            ],
+        );
+        assert_eq!(get(&vars, "HTTP_PROXY"), None);
+        assert_eq!(get(&vars, "HTTP_X_FORWARDED_FOR"), Some("10.0.0.2"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ def _wait_for(path):
 
 def environ(environ, start_response):
     keys = ["REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERVER_PROTOCOL",
-            "CONTENT_TYPE", "CONTENT_LENGTH", "HTTP_X_BOARD", "wsgi.url_scheme"]
+            "CONTENT_TYPE", "CONTENT_LENGTH", "HTTP_X_BOARD", "HTTP_PROXY", "wsgi.url_scheme"]
     seen = {k: environ.get(k) for k in keys}
     seen["version"] = list(environ["wsgi.version"])
     seen["multiprocess"] = environ["wsgi.multiprocess"]
@@ -123,3 +123,29 @@ def faults(environ, start_response):
 def whoami(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [sys.prefix.encode()]
+
+
+async def asgi(scope, receive, send):
+    # An ASGI app (what FastAPI and Starlette are): labserv's wsgi refuses it at start.
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"asgi"})
+
+
+class AsgiClass:
+    async def __call__(self, scope, receive, send):
+        await asgi(scope, receive, send)
+
+
+asgi_object = AsgiClass()
+
+
+def asgi_plain(scope, receive, send):
+    # A plain function of ASGI's three arguments (returning a coroutine).
+    return asgi(scope, receive, send)
+
+
+def head(environ, start_response):
+    # What Flask does for HEAD: the GET's Content-Length and no body.
+    body = b"" if environ["REQUEST_METHOD"] == "HEAD" else b"forty bytes of firmware status text here"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "40")])
+    return [body]

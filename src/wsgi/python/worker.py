@@ -45,6 +45,22 @@ def _load(spec):
     raise AttributeError("%s has no %s" % (target, " or ".join(names)))
 
 
+def _asgi(app):
+    """Whether `app` is an ASGI app (FastAPI, Starlette, Quart, Connexion 3, Django's
+    asgi.py): a coroutine function or a coroutine `__call__`, or a callable taking the
+    three arguments (scope, receive, send) where WSGI takes two."""
+    import inspect
+
+    if inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(getattr(app, "__call__", None)):
+        return True
+    try:
+        params = inspect.signature(app).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in params if p.kind in kinds and p.default is p.empty) == 3
+
+
 def _extension(fd):
     import importlib.machinery
     import importlib.util
@@ -182,6 +198,12 @@ def main():
     except BaseException as e:  # the supervisor prints this one line and exits 2
         sock.send(b"X" + _why(e).encode("utf-8", "replace"))
         return
+    if _asgi(app):
+        why = ("it is an ASGI app (async, called with scope, receive, send); labserv's wsgi "
+               "hosts WSGI apps only: serve it with uvicorn or granian --interface asgi, "
+               "or give labserv a WSGI app")
+        sock.send(b"X" + why.encode())
+        return
     try:
         labserv = _extension(ext)
     except BaseException as e:
@@ -197,6 +219,9 @@ def main():
             "wsgi.multithread": False,
             "wsgi.multiprocess": True,
             "wsgi.run_once": False,
+            # The input ends where the body does, also without Content-Length (chunked):
+            # Werkzeug and WebOb read a chunked body only when this says so.
+            "wsgi.input_terminated": True,
             "wsgi.file_wrapper": FileWrapper,
         },
         "empty": empty,

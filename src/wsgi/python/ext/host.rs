@@ -22,10 +22,10 @@ use crate::server::body::{FileStream, Segment};
 use crate::server::conn::{Handler, Secure, Tag};
 use crate::server::text_response as plain;
 use crate::shutdown::Shutdown;
-use crate::wsgi::host::{collect, content_length, refuse_too_large, status_code};
+use crate::wsgi::host::{bodiless, collect, content_length, refuse_too_large, status_code};
 use crate::wsgi::python::PythonConfig;
 use crate::wsgi::python::ctl::{self, ANSWERABLE, EMPTY, IDLE, TIMED_OUT};
-use crate::wsgi::variables::cgi_variables;
+use crate::wsgi::variables::{BadPath, cgi_variables};
 
 /// Requests that may wait for the app at once; past this they get 503 straight away.
 const MAX_WAITING: usize = 1024;
@@ -305,8 +305,12 @@ impl Handler for PyHost {
             environ.extend_from_slice(value);
             environ.push(0);
         });
-        if made.is_err() {
-            return plain(StatusCode::BAD_REQUEST, "bad request path");
+        match made {
+            Ok(()) => {}
+            Err(BadPath::OutsideRoot) => {
+                return plain(StatusCode::NOT_FOUND, "not under the app's root path");
+            }
+            Err(BadPath::Nul) => return plain(StatusCode::BAD_REQUEST, "bad request path"),
         }
         let what = || format!("{peer} {} {}", parts.method, parts.uri);
         let was_idle = !self.busy();
@@ -391,10 +395,12 @@ impl Handler for PyHost {
         let Some((code, headers)) = self.head(&what, &status, &headers) else {
             return failed();
         };
-        let limit = content_length(&headers).filter(|&n| self.validate && n <= CHECKED_BODY);
+        // HEAD, 1xx, 204 and 304 carry no body, whatever Content-Length says.
+        let checked = self.validate && !bodiless(&parts.method, code);
+        let limit = content_length(&headers).filter(|&n| checked && n <= CHECKED_BODY);
         let body = match (answer, limit) {
             (Answer::Whole(body), _) => {
-                if !self.length_fits(&what, &headers, body.len() as u64, false) {
+                if checked && !self.length_fits(&what, &headers, body.len() as u64, false) {
                     return failed();
                 }
                 Body::full(body)
