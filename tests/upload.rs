@@ -203,3 +203,90 @@ fn a_full_disk_is_507_and_the_old_file_stays() {
         b"the good image"
     );
 }
+
+#[test]
+fn the_form_makes_a_missing_folder_as_put_does() {
+    let www = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let log = file(src.path(), "app.log", b"board 7 booted");
+    std::fs::write(www.path().join("notes"), b"a file").unwrap();
+    let (_srv, port) = serv(www.path(), &["--upload"]);
+    // The README's own example, into a folder that is not there yet.
+    let (body, code) = curl(&[
+        "-F",
+        &format!("f=@{log}"),
+        &format!("http://127.0.0.1:{port}/logs/rev2/"),
+    ]);
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(
+        std::fs::read(www.path().join("logs/rev2/app.log")).unwrap(),
+        b"board 7 booted"
+    );
+    // A file in the folder's place is not a folder.
+    let (body, code) = curl(&[
+        "-F",
+        &format!("f=@{log}"),
+        &format!("http://127.0.0.1:{port}/notes/"),
+    ]);
+    assert_eq!(code, 409, "{body}");
+}
+
+#[test]
+fn the_forms_files_together_count_against_max_upload() {
+    let www = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let a = file(src.path(), "a.bin", &pattern(90_000));
+    let b = file(src.path(), "b.bin", &pattern(90_000));
+    let (_srv, port) = serv(www.path(), &["--upload", "--max-upload", "100K"]);
+    let url = format!("http://127.0.0.1:{port}/");
+    // Each alone fits; together they do not.
+    let (body, code) = curl(&[
+        "-H",
+        "Transfer-Encoding: chunked",
+        "-F",
+        &format!("one=@{a}"),
+        "-F",
+        &format!("two=@{b}"),
+        &url,
+    ]);
+    assert_eq!(code, 413, "{body}");
+    assert_eq!(names(www.path()), ["a.bin"]);
+    // A declared length past the limit is refused before a byte is read.
+    let (body, code) = curl(&["-F", &format!("one=@{a}"), "-F", &format!("two=@{b}"), &url]);
+    assert_eq!(code, 413, "{body}");
+}
+
+/// The most memory `pid` has held, in KiB (VmHWM).
+fn peak_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_form_whose_boundary_never_comes_is_refused_without_holding_it() {
+    let www = tempfile::tempdir().unwrap();
+    let (srv, port) = serv(www.path(), &["--upload"]);
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.write_all(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n\
+          Content-Length: 500000000\r\n\r\n",
+    )
+    .unwrap();
+    // Up to 500 MB of bytes with no boundary in them, until the server answers.
+    let junk = vec![b'a'; 1 << 20];
+    let mut sent = 0u64;
+    while sent < 500_000_000 && conn.write_all(&junk).is_ok() {
+        sent += junk.len() as u64;
+    }
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut conn, &mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        sent < 100 << 20,
+        "the server read {sent} bytes before refusing"
+    );
+    let peak = peak_kib(srv.child.id());
+    assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
+}

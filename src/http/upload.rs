@@ -5,6 +5,8 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -128,25 +130,52 @@ pub(crate) async fn post(
             "POST takes a multipart/form-data upload",
         );
     };
+    if let Some(len) = declared_len(&req)
+        && len > uploads.max_size.saturating_add(FORM_SLACK)
+    {
+        return too_large(uploads, peer, &dir_path).response();
+    }
+    // A folder that is not there yet is made, as PUT makes one.
     let dir = match target(root, &decode_path(&dir_path), peer) {
-        Ok(dir) if dir.is_dir() => dir,
-        Ok(_) => return text_response(StatusCode::NOT_FOUND, "no such directory"),
+        Ok(dir) if dir.exists() && !dir.is_dir() => {
+            return text_response(StatusCode::CONFLICT, "a file has that name, not a folder");
+        }
+        Ok(dir) => dir,
         Err(failed) => return failed.response(),
     };
-    let mut form = multer::Multipart::new(req.into_body().into_data_stream(), boundary);
+    let meter = Arc::new(Meter::default());
+    let body = Metered {
+        inner: req.into_body().into_data_stream(),
+        meter: meter.clone(),
+    };
+    let mut form = multer::Multipart::new(body, boundary);
     let mut lines = Vec::new();
     let mut status = StatusCode::CREATED;
+    // Every file of the form counts against --max-upload.
+    let mut left = uploads;
     loop {
         let field = match form.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
+            Err(_) if meter.over.load(Ordering::Relaxed) => {
+                warn!(target: "labserv::http", "{peer} POST {dir_path}: refused: more than {MAX_FORM_OVERHEAD} bytes of the form are not a file");
+                return text_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the form's boundaries or part headers never came",
+                );
+            }
             Err(e) => {
                 warn!(target: "labserv::http", "{peer} POST {dir_path}: the form could not be read: {e}");
                 return text_response(StatusCode::BAD_REQUEST, &format!("bad form: {e}"));
             }
         };
         let Some(file_name) = field.file_name().map(str::to_string) else {
-            continue; // a plain form field
+            // A plain form field: read past, its bytes counted as read.
+            let mut field = field;
+            while let Ok(Some(chunk)) = field.chunk().await {
+                meter.drained(chunk.len());
+            }
+            continue;
         };
         let name = match part_name(&file_name) {
             Ok(name) => name,
@@ -159,9 +188,19 @@ pub(crate) async fn post(
             }
         };
         let shown = format!("{}{}", with_slash(&dir_path), name);
-        let stored = store(dir.join(name), &shown, uploads, field, peer).await;
+        let meter = meter.clone();
+        let field = futures_lite::StreamExt::map(field, move |chunk| {
+            if let Ok(chunk) = &chunk {
+                meter.drained(chunk.len());
+            }
+            chunk
+        });
+        let stored = store(dir.join(name), &shown, left, field, peer).await;
         match stored {
-            Ok(stored) => lines.push(stored.line()),
+            Ok(stored) => {
+                left.max_size -= stored.size;
+                lines.push(stored.line());
+            }
             Err(failed) => {
                 status = failed.0;
                 lines.push(failed.1);
@@ -176,6 +215,68 @@ pub(crate) async fn post(
         return result_page(status, &lines);
     }
     text_response(status, &lines.join("\n"))
+}
+
+/// The most of a form that may wait in the parser while not being a file's bytes: its
+/// preamble, part headers and boundaries. A body whose boundary never comes is refused
+/// past it instead of being held whole in memory.
+const MAX_FORM_OVERHEAD: u64 = 1 << 20;
+
+/// What a form's declared length may hold past `--max-upload`: boundaries, part headers
+/// and small plain fields.
+const FORM_SLACK: u64 = 64 << 10;
+
+/// Counts what a form's body fed the parser and what came out of it as file bytes: the
+/// difference is what the parser holds.
+#[derive(Debug, Default)]
+struct Meter {
+    fed: AtomicU64,
+    out: AtomicU64,
+    over: AtomicBool,
+}
+
+impl Meter {
+    fn drained(&self, n: usize) {
+        self.out.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// A request body fed to the form parser through a [`Meter`]; it fails once the parser
+/// would hold more than [`MAX_FORM_OVERHEAD`].
+struct Metered<S> {
+    inner: S,
+    meter: Arc<Meter>,
+}
+
+impl<S, E> futures_lite::Stream for Metered<S>
+where
+    S: futures_lite::Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Item = Result<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let item = std::task::ready!(std::pin::Pin::new(&mut this.inner).poll_next(cx));
+        std::task::Poll::Ready(item.map(|chunk| {
+            let chunk = chunk.map_err(Into::into)?;
+            let fed = this
+                .meter
+                .fed
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed)
+                + chunk.len() as u64;
+            let held = fed.saturating_sub(this.meter.out.load(Ordering::Relaxed));
+            // The chunk itself is allowed for: hyper hands over up to a read buffer's worth.
+            if held > MAX_FORM_OVERHEAD + chunk.len() as u64 {
+                this.meter.over.store(true, Ordering::Relaxed);
+                return Err("too much of the form is not a file".into());
+            }
+            Ok(chunk)
+        }))
+    }
 }
 
 /// What a browser sees after posting the form: each line, and the way back.
