@@ -95,6 +95,38 @@ fn a_resuming_client_gets_through_drop_after_byte_for_byte() {
 }
 
 #[test]
+fn a_percentage_cuts_once_at_that_point_of_the_file_and_a_resume_completes() {
+    let (dir, data) = firmware(1_000_000);
+    let (_srv, port, banner) = serv(dir.path(), &["--drop-after", "30%"]);
+    assert!(
+        banner.contains("downloads cut once at 30% of the file"),
+        "{banner}"
+    );
+    let url = format!("http://127.0.0.1:{port}/fw.img");
+    let out = dir.path().join("got.img");
+    let first = curl_w(&url, &out, &[], "%{http_code} %{size_download} %{exitcode}");
+    assert_eq!(first, "200 300000 18");
+    // One resume, as an OTA tester means by "drop at 30%".
+    let second = curl_w(
+        &url,
+        &out,
+        &["-C", "-"],
+        "%{http_code} %{size_download} %{exitcode}",
+    );
+    assert_eq!(second, "206 700000 0");
+    assert!(std::fs::read(&out).unwrap() == data, "the bytes differ");
+    // A range before the point that runs across it is cut there.
+    let part = dir.path().join("part.img");
+    let seen = curl_w(
+        &url,
+        &part,
+        &["-r", "100000-599999"],
+        "%{http_code} %{size_download}",
+    );
+    assert_eq!(seen, "206 200000");
+}
+
+#[test]
 fn wget_retries_through_fail_every() {
     let (dir, data) = firmware(10_000);
     let (srv, port, banner) = serv(dir.path(), &["--fail-every", "2"]);

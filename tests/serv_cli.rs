@@ -269,6 +269,41 @@ fn a_download_cut_at_the_drain_deadline_is_logged_as_cut_by_shutdown() {
 }
 
 #[test]
+fn every_fault_option_gives_way_to_shutdown() {
+    let dir = served_dir();
+    std::fs::write(dir.path().join("big.img"), vec![7u8; 8 * 1024 * 1024]).unwrap();
+    for (fault, value) in [
+        ("--limit-rate", "10K"),
+        ("--delay", "60s"),
+        ("--drop-after", "90%"),
+    ] {
+        let mut cmd = command(SERV);
+        cmd.args(["0", "127.0.0.1", "-d"])
+            .arg(dir.path())
+            .args([fault, value])
+            .env("DEBUG", "1");
+        let mut srv = Running::spawn(cmd);
+        let port = srv.wait_port();
+        let mut srv = srv.with_log_lines();
+        let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        std::io::Write::write_all(&mut client, b"GET /big.img HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        // The server has the request (and is holding or pacing its answer).
+        srv.wait_line(|l| l.contains("request target /big.img") || l.contains("(--delay)"));
+        // Well inside the 5 s drain that a download without faults may take.
+        let asked = std::time::Instant::now();
+        srv.signal(libc::SIGINT);
+        assert_eq!(srv.wait_exit(Duration::from_secs(10)), Some(0), "{fault}");
+        let took = asked.elapsed();
+        assert!(
+            took < Duration::from_secs(3),
+            "{fault}: exited after {took:?}"
+        );
+        drop(client);
+    }
+}
+
+#[test]
 fn debug_logs_request_rewrites_and_headers() {
     let dir = served_dir();
     let log = dir.path().join("debug.log");

@@ -63,8 +63,9 @@ pub struct FaultArgs {
     #[arg(long, value_name = "RATE", value_parser = values::rate("--limit-rate"))]
     pub limit_rate: Option<u64>,
 
-    /// Close the connection after SIZE bytes (K, M, G suffixes) or PERCENT% of each
-    /// successful response body, so that the client has to resume with Range
+    /// Close the connection after SIZE bytes (K, M, G suffixes) of each successful
+    /// response body; or, with PERCENT%, once at that point of the file: a download
+    /// running across it is cut there, and a resume (Range) from there completes
     #[arg(long, value_name = "SIZE|PERCENT", value_parser = values::drop_after("--drop-after"))]
     pub drop_after: Option<crate::server::faults::DropAfter>,
 

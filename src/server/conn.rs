@@ -114,6 +114,9 @@ pub(crate) async fn run<H: Handler>(
     let anchor = tokio::spawn(keep_a_timer(limits.header_timeout));
     let closing = Arc::new(AtomicBool::new(false));
     let seat = balance::current();
+    // A connection slowed or held on purpose (--limit-rate, --delay) would outlast any
+    // drain: at shutdown it is closed at once rather than waited for.
+    let cut_at_shutdown = faults.as_ref().map(|_| (shutdown.clone(), closing.clone()));
 
     loop {
         let accepted = tokio::select! {
@@ -165,9 +168,10 @@ pub(crate) async fn run<H: Handler>(
                     peer,
                     tag,
                 )));
+                let stop = cut_at_shutdown.clone();
                 tokio::spawn(async move {
                     let _busy = busy;
-                    drive(conn, &state, limits, peer).await;
+                    drive(conn, &state, limits, peer, stop).await;
                     if let Some((tag, handler)) = ended {
                         handler.closed(tag);
                     }
@@ -179,6 +183,7 @@ pub(crate) async fn run<H: Handler>(
                     faults: faults.clone(),
                     gate: gate.clone(),
                 };
+                let stop = cut_at_shutdown.clone();
                 tokio::spawn(async move {
                     let _busy = busy;
                     let Ok(stream) = stream.into_polled() else {
@@ -188,7 +193,7 @@ pub(crate) async fn run<H: Handler>(
                     if let Some(stream) = tls.accept(stream, peer, limits.header_timeout).await {
                         let stream = Stream::Tls(Box::new(stream));
                         let conn = connection(&builder, stream, handler, extras, &state, peer, tag);
-                        drive(Box::pin(watcher.watch(conn)), &state, limits, peer).await;
+                        drive(Box::pin(watcher.watch(conn)), &state, limits, peer, stop).await;
                     }
                     if let Some((tag, handler)) = ended {
                         handler.closed(tag);
@@ -293,6 +298,7 @@ async fn with_faults<H: Handler>(
         return Faults::failure();
     }
     if let Some(delay) = faults.delay {
+        debug!(target: "labserv::http", "{what}: held {delay:?} on purpose (--delay)");
         tokio::time::sleep(delay).await;
     }
     let resp = handler.handle(req, peer).await;
@@ -301,7 +307,11 @@ async fn with_faults<H: Handler>(
     }
     let (parts, body) = resp.into_parts();
     let len = http_body::Body::size_hint(&body).exact();
-    let body = match faults.cut_at(len) {
+    let span = match parts.status {
+        http::StatusCode::PARTIAL_CONTENT => content_range(&parts.headers),
+        _ => len.map(|len| (0, len)),
+    };
+    let body = match faults.cut_at(len, span) {
         Some(at) => {
             let of = len.map_or_else(String::new, |len| format!(" of {len}"));
             info!(target: "labserv::http", "{what}: cut after {at}{of} bytes on purpose (--drop-after)");
@@ -310,6 +320,15 @@ async fn with_faults<H: Handler>(
         None => body,
     };
     Response::from_parts(parts, body)
+}
+
+/// Where a 206's body lies in the file: `(first byte, file size)` from its
+/// `Content-Range: bytes FIRST-LAST/SIZE` (none for a multipart answer).
+fn content_range(headers: &http::HeaderMap) -> Option<(u64, u64)> {
+    let value = headers.get(http::header::CONTENT_RANGE)?.to_str().ok()?;
+    let (range, size) = value.strip_prefix("bytes ")?.split_once('/')?;
+    let (first, _) = range.split_once('-')?;
+    Some((first.parse().ok()?, size.parse().ok()?))
 }
 
 /// What a connection adds around its handler, when asked for.
@@ -322,14 +341,28 @@ struct Extras {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Secure;
 
-/// Runs a connection until it ends or its watchdog cuts it.
+/// Runs a connection until it ends or its watchdog cuts it; with `stop`, also until
+/// shutdown (its flag set first, so that the access log says why the response ended).
 async fn drive<E: std::fmt::Display>(
     conn: impl Future<Output = Result<(), E>>,
     state: &ConnState,
     limits: Limits,
     peer: SocketAddr,
+    stop: Option<(Shutdown, Arc<AtomicBool>)>,
 ) {
+    let stopped = async {
+        match &stop {
+            Some((shutdown, closing)) => {
+                shutdown.triggered().await;
+                closing.store(true, Ordering::Release);
+            }
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
+        () = stopped => {
+            debug!(target: "labserv::http", "{peer} closed at shutdown (faults on purpose)");
+        }
         result = conn => {
             if let Err(e) = result {
                 debug!(target: "labserv::http", "{peer} connection ended: {e}");

@@ -21,7 +21,8 @@ use crate::human::bytes as human_bytes;
 pub enum DropAfter {
     /// After this many bytes.
     Bytes(u64),
-    /// After this many percent of the body (1 to 99), when its length is known.
+    /// At this many percent (1 to 99) into the file: a response that runs across that
+    /// point is cut there; one that starts at or past it (a resume) completes.
     Percent(u8),
 }
 
@@ -73,7 +74,7 @@ impl Faults {
                 ));
             }
             Some(DropAfter::Percent(p)) => {
-                parts.push(format!("connections cut after {p}% of each body"));
+                parts.push(format!("downloads cut once at {p}% of the file"));
             }
             None => {}
         }
@@ -108,11 +109,16 @@ impl Faults {
     }
 
     /// Where to cut a body of `len` bytes (`None`: unknown), if it is to be cut at all.
-    pub(crate) fn cut_at(&self, len: Option<u64>) -> Option<u64> {
-        let at = match (self.drop_after?, len) {
+    /// `span` is where the body lies in the whole file, `(first byte, file size)`: a
+    /// 206's `Content-Range`, or `(0, len)` for a whole body.
+    pub(crate) fn cut_at(&self, len: Option<u64>, span: Option<(u64, u64)>) -> Option<u64> {
+        let at = match (self.drop_after?, span) {
             (DropAfter::Bytes(n), _) => n,
-            // At least one byte, so that a client resuming again and again gets there.
-            (DropAfter::Percent(p), Some(len)) => (len * u64::from(p)).div_ceil(100).max(1),
+            (DropAfter::Percent(p), Some((first, size))) => {
+                // A point in the file, at least one byte in.
+                let point = (size * u64::from(p)).div_ceil(100).max(1);
+                point.checked_sub(first).filter(|&n| n > 0)?
+            }
             (DropAfter::Percent(_), None) => return None,
         };
         match len {
@@ -299,17 +305,27 @@ mod tests {
             drop_after: Some(DropAfter::Bytes(1000)),
             ..Faults::default()
         };
-        assert_eq!(bytes.cut_at(Some(5000)), Some(1000));
-        assert_eq!(bytes.cut_at(Some(1000)), None);
-        assert_eq!(bytes.cut_at(None), Some(1000));
+        assert_eq!(bytes.cut_at(Some(5000), Some((0, 5000))), Some(1000));
+        assert_eq!(bytes.cut_at(Some(1000), None), None);
+        assert_eq!(bytes.cut_at(None, None), Some(1000));
+        // Every response, resumes too, is cut after SIZE.
+        assert_eq!(bytes.cut_at(Some(3000), Some((2000, 5000))), Some(1000));
         let half = Faults {
             drop_after: Some(DropAfter::Percent(50)),
             ..Faults::default()
         };
-        assert_eq!(half.cut_at(Some(5001)), Some(2501));
-        assert_eq!(half.cut_at(Some(1)), None);
-        assert_eq!(half.cut_at(Some(2)), Some(1));
-        assert_eq!(half.cut_at(None), None);
+        let whole = |len| half.cut_at(Some(len), Some((0, len)));
+        assert_eq!(whole(5001), Some(2501));
+        assert_eq!(whole(1), None);
+        assert_eq!(whole(2), Some(1));
+        assert_eq!(half.cut_at(None, None), None);
+        // A percentage is a point in the file: a resume before it is cut there, one at or
+        // past it completes.
+        assert_eq!(half.cut_at(Some(4001), Some((1000, 5001))), Some(1501));
+        assert_eq!(half.cut_at(Some(2500), Some((2501, 5001))), None);
+        assert_eq!(half.cut_at(Some(100), Some((4000, 5001))), None);
+        // A range that ends before the point is not cut.
+        assert_eq!(half.cut_at(Some(100), Some((0, 5001))), None);
     }
 
     #[test]
@@ -323,7 +339,7 @@ mod tests {
         };
         assert_eq!(
             faults.describe(),
-            "100 KiB/s per connection, connections cut after 50% of each body, \
+            "100 KiB/s per connection, downloads cut once at 50% of the file, \
              every 2nd request gets 503, 250ms before each response"
         );
     }
