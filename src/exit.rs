@@ -17,9 +17,14 @@ pub fn main<A: CommandFactory + FromArgMatches>(
     program: &'static str,
     run: impl FnOnce(A) -> crate::Result<ExitCode>,
 ) -> ExitCode {
-    let parsed = A::command()
-        .name(program)
-        .bin_name(program)
+    let mut command = A::command().name(program).bin_name(program);
+    // An error's usage line is the one `--help` shows: clap would otherwise mark the
+    // arguments given (an empty PORT from a Procfile) as required (`serv <PORT>`).
+    let line = command.render_usage().to_string();
+    if let Some(line) = line.strip_prefix("Usage: ") {
+        command = command.override_usage(line.trim().to_string());
+    }
+    let parsed = command
         .try_get_matches()
         .and_then(|matches| A::from_arg_matches(&matches));
     match parsed {

@@ -96,6 +96,14 @@ fn bad_arguments_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     }
+    // An empty PORT (a Procfile's unset variable) leaves the usage line as --help has it.
+    let out = command(SERV).args(["", "--bogus"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Usage: serv [OPTIONS] [PORT] [IFACE]"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -152,6 +152,68 @@ fn a_certificate_is_made_once_kept_and_trusted_by_curl_openssl_and_python() {
     assert!(!text.contains("made a certificate"), "{text}");
 }
 
+/// openssl s_client's report of one connection to `port` with `args` that asks for a
+/// file and reads the answer to the end (by then a TLS 1.3 ticket has come too).
+fn s_client(port: u16, args: &[&str]) -> String {
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-ign_eof",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"GET /fw.img HTTP/1.0\r\n\r\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_server_picks_the_cipher_and_sessions_resume() {
+    let www = served_dir();
+    let data = tempfile::tempdir().unwrap();
+    let www_path = www.path().to_str().unwrap();
+    let (_srv, port, _) = start(SERV, data.path(), &["--tls", "-d", www_path]);
+    // A client listing the weaker suite first still gets the stronger one.
+    let text = s_client(
+        port,
+        &[
+            "-tls1_2",
+            "-cipher",
+            "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384",
+        ],
+    );
+    assert!(
+        text.contains("Cipher is ECDHE-ECDSA-AES256-GCM-SHA384"),
+        "{text}"
+    );
+    let text = s_client(
+        port,
+        &[
+            "-tls1_3",
+            "-ciphersuites",
+            "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384",
+        ],
+    );
+    assert!(text.contains("Cipher is TLS_AES_256_GCM_SHA384"), "{text}");
+    // A session saved by one connection is resumed by the next, at 1.2 and 1.3.
+    for version in ["-tls1_2", "-tls1_3"] {
+        let sess = data.path().join(format!("sess{version}"));
+        let sess = sess.to_str().unwrap();
+        let first = s_client(port, &[version, "-sess_out", sess]);
+        assert!(first.contains("New, "), "{version}: {first}");
+        let again = s_client(port, &[version, "-sess_in", sess]);
+        assert!(again.contains("Reused, "), "{version}: {again}");
+    }
+}
+
 #[test]
 fn plain_http_to_the_tls_port_gets_a_clear_answer() {
     let www = served_dir();

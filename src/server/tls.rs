@@ -112,6 +112,10 @@ impl Tls {
                 )
             })?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // The server's order picks the suite (rustls lists the strongest first), not
+        // whatever a client happens to list first. Resumption stays as rustls sets it up:
+        // TLS 1.2 session IDs from its in-memory cache, TLS 1.3 tickets.
+        config.ignore_client_order = true;
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             cert_path,
