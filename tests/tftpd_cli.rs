@@ -313,6 +313,52 @@ fn clients_finish_through_lost_packets_and_the_log_counts_the_retransmits() {
 }
 
 #[test]
+fn a_window_acknowledged_in_part_counts_its_resent_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(4096);
+    std::fs::write(dir.path().join("w.img"), &data).unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("tftpd.log");
+    let (_srv, port) = spawn_with(&dir, &["127.0.0.1", "0"], Some(&log));
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    sock.send_to(
+        b"\0\x01w.img\0octet\0blksize\0512\0windowsize\04\0",
+        ("127.0.0.1", port),
+    )
+    .unwrap();
+    let mut buf = [0u8; 1024];
+    let (_, server) = sock.recv_from(&mut buf).unwrap();
+    assert_eq!(buf[1], 6, "an OACK");
+    sock.send_to(&[0, 4, 0, 0], server).unwrap();
+    // Blocks 1 to 4 come; the client says it has only 1 and 2 (as atftp does after a gap).
+    let mut got = Vec::new();
+    for want in 1..=4u8 {
+        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..4], &[0, 3, 0, want]);
+        if want <= 2 {
+            got.extend_from_slice(&buf[4..n]);
+        }
+    }
+    sock.send_to(&[0, 4, 0, 2], server).unwrap();
+    // Then the window starts again at 3: 3 to 6, then 7 to 9 (block 9 is empty).
+    let mut next = 3u8;
+    while next <= 9 {
+        let (n, _) = sock.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..4], &[0, 3, 0, next]);
+        got.extend_from_slice(&buf[4..n]);
+        if next == 6 || next == 9 {
+            sock.send_to(&[0, 4, 0, next], server).unwrap();
+        }
+        next += 1;
+    }
+    assert!(got == data);
+    let text = wait_file(&log, |t| retransmits(t, "w.img").len() == 1);
+    assert_eq!(retransmits(&text, "w.img"), [2], "{text}");
+}
+
+#[test]
 fn delay_holds_each_packet_back() {
     let dir = tempfile::tempdir().unwrap();
     let data = pattern(2000);

@@ -185,6 +185,9 @@ where
                 window.clear()
             } else {
                 window.drain(..blocks_acked as usize);
+                // labserv patch: a window acknowledged in part goes out again from the
+                // first block missing (RFC 7440's rewind): those blocks are resends.
+                self.retransmits += window.len() as u32;
             }
 
             if self.read_all && window.is_empty() && self.ahead.is_empty() {
