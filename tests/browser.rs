@@ -16,6 +16,9 @@ fn the_listing_works_on_a_phone_and_a_desktop() {
     std::fs::write(www.path().join("fw.img"), pattern(2 * 1024 * 1024)).unwrap();
     std::fs::write(www.path().join("small.txt"), "boot log\n").unwrap();
     std::fs::create_dir(www.path().join("sub")).unwrap();
+    for long in ["fw-1.2.3.img", "rpi4-bootloader-update-2026-11-30.bin"] {
+        std::fs::write(www.path().join(long), b"image").unwrap();
+    }
     let fifo = std::ffi::CString::new(www.path().join("pipe").to_str().unwrap()).unwrap();
     // SAFETY: mkfifo with a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);

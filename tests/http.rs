@@ -201,6 +201,11 @@ async fn html_listing_is_sorted_with_sizes_and_escaped_links() {
         "size missing: {html}"
     );
     assert!(html.contains("href=\"sub/\""));
+    // Sorting and checksums are the page's buttons, not links a crawler would follow.
+    assert!(!html.contains("href=\"?"), "{html}");
+    assert!(!html.contains("?sha256\""), "{html}");
+    assert!(html.contains("data-q=\"?sort=size\""), "{html}");
+    assert!(html.contains("data-f=\"b.img\""), "{html}");
 }
 
 #[tokio::test]

@@ -311,6 +311,83 @@ fn every_fault_option_gives_way_to_shutdown() {
     }
 }
 
+/// Every file below `dir`, as paths relative to it, sorted.
+fn tree(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                let rel = e.path().strip_prefix(dir).unwrap().to_owned();
+                found.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn a_crawler_mirrors_exactly_the_tree_and_checksums_are_computed_once() {
+    let dir = served_dir();
+    std::fs::create_dir(dir.path().join("boards")).unwrap();
+    std::fs::write(dir.path().join("boards/rev2.bin"), b"rev 2").unwrap();
+    let log = tempfile::tempdir().unwrap();
+    let log = log.path().join("serv.log");
+    let mut cmd = command(SERV);
+    cmd.args(["0", "127.0.0.1", "-d"])
+        .arg(dir.path())
+        .env("LOG", &log)
+        .env("DEBUG", "1");
+    let mut srv = Running::spawn(cmd);
+    let port = srv.wait_port();
+    let mirror = tempfile::tempdir().unwrap();
+    let status = command("wget")
+        .args([
+            "-q",
+            "-r",
+            "-np",
+            "-nH",
+            "--no-proxy",
+            "-e",
+            "robots=off",
+            "-P",
+        ])
+        .arg(mirror.path())
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(
+        tree(mirror.path()),
+        [
+            "boards/index.html",
+            "boards/rev2.bin",
+            "fw_update.img",
+            "index.html"
+        ]
+    );
+    // A person's checksum: computed once for these bytes, again once they change.
+    let sum = || {
+        let (code, body) = get(port, "/fw_update.img?sha256");
+        assert_eq!(code, 200);
+        assert!(body.trim_end().ends_with("  fw_update.img"), "{body}");
+        body
+    };
+    let first = sum();
+    assert_eq!(sum(), first);
+    std::fs::write(dir.path().join("fw_update.img"), b"a newer image").unwrap();
+    let newer = sum();
+    assert_ne!(newer, first);
+    assert_eq!(sum(), newer);
+    srv.signal(libc::SIGTERM);
+    assert_eq!(srv.wait_exit(Duration::from_secs(5)), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("sha256 of ").count(), 2, "{text}");
+}
+
 #[test]
 fn debug_logs_request_rewrites_and_headers() {
     let dir = served_dir();

@@ -324,7 +324,7 @@ fn a_window_acknowledged_in_part_counts_its_resent_blocks() {
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     sock.send_to(
-        b"\0\x01w.img\0octet\0blksize\0512\0windowsize\04\0",
+        b"\0\x01w.img\0octet\0blksize\x00512\0windowsize\x004\0",
         ("127.0.0.1", port),
     )
     .unwrap();

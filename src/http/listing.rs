@@ -345,44 +345,22 @@ pub(crate) fn json(url_path: &str, entries: &[&Entry]) -> String {
     .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
-/// The style of the HTML listing: rows at least 44 px tall, no column that wraps, no
-/// sideways scrolling at a phone's 390 px, dark when the system is.
-const STYLE: &str = "\
-:root{color-scheme:light dark;--fg:#1b1b1b;--bg:#fff;--dim:#6a6a6a;--line:#e4e4e4;--link:#0b57d0;--hi:#f2f5fb}\
-@media (prefers-color-scheme:dark){:root{--fg:#e6e6e6;--bg:#161616;--dim:#9a9a9a;--line:#2c2c2c;--link:#8ab4f8;--hi:#1f2530}}\
-*{box-sizing:border-box}\
-body{margin:0 auto;max-width:64rem;padding:0 .75rem 2rem;font:16px/1.4 system-ui,sans-serif;color:var(--fg);background:var(--bg)}\
-nav{display:flex;flex-wrap:wrap;gap:.25rem;align-items:center;padding:.75rem 0;font-size:1.15rem;overflow-wrap:anywhere}\
-nav a{min-height:44px;display:inline-flex;align-items:center;padding:0 .25rem}\
-a{color:var(--link);text-decoration:none}\
-ul{list-style:none;margin:0;padding:0}\
-li{display:flex;align-items:stretch;border-top:1px solid var(--line)}\
-li>:first-child,.head{flex:1;display:flex;align-items:center;gap:.75rem;min-height:44px;min-width:0;padding:0 .25rem}\
-li>a:hover{background:var(--hi)}\
-li>*>:first-child,.head .n{flex:1;min-width:0;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}\
-li>*>*+*{white-space:nowrap;color:var(--dim);font-variant-numeric:tabular-nums;text-align:right}\
-li>*>:nth-child(2),.head .s{width:5.5rem}li>*>:nth-child(3),.head .t{width:6rem}\
-li>:nth-child(2),.head .pad{display:flex;align-items:center;justify-content:center;width:44px;min-height:44px;color:var(--dim);font-size:.8rem}\
-.head{font-size:.9rem;padding-right:calc(44px + .25rem)}.head .pad{display:none}\
-.head a{min-height:44px;display:flex;align-items:center}.head .s,.head .t{justify-content:flex-end}\
-li>span>:first-child{color:var(--dim)}\
-form{margin-top:1.5rem;padding:1rem;border:2px dashed var(--line);border-radius:.5rem}\
-form.over{border-color:var(--link)}\
-input,button{font:inherit;min-height:44px}\
-@media (max-width:30rem){li>:first-child,.head{gap:.5rem}li>*>*+*,.head .s,.head .t{width:4.6rem;font-size:.85rem}}";
+/// The style of the HTML listing: rows at least 44 px tall, whole names (wrapped, and on
+/// a phone with size and time on a line under them), no sideways scrolling at a phone's
+/// 390 px, dark when the system is.
+const STYLE: &str = include_str!("page/listing.css");
 
-/// Shows times short and in the reader's own zone (the time today, the day this year,
-/// else the month; all of it on hover), and sends files dropped on the page through the
-/// upload form. Without it the page shows UTC dates.
-const SCRIPT: &str = "\
-const now=new Date();for(const t of document.querySelectorAll('time')){const d=new Date(t.dateTime);\
-const o=d.toDateString()==now.toDateString()?{hour:'2-digit',minute:'2-digit',hour12:false}:\
-d.getFullYear()==now.getFullYear()?{month:'short',day:'numeric'}:{year:'numeric',month:'short'};\
-t.textContent=d.toLocaleString([],o);t.title=d.toLocaleString()}\
-const f=document.getElementById('up');if(f){const i=f.querySelector('input');\
-addEventListener('dragover',e=>{e.preventDefault();f.classList.add('over')});\
-addEventListener('dragleave',()=>f.classList.remove('over'));\
-addEventListener('drop',e=>{e.preventDefault();f.classList.remove('over');i.files=e.dataTransfer.files;f.requestSubmit()})}";
+/// Shows times in the reader's own zone, sorts and shows checksums on a tap, and sends
+/// files dropped on the page through the upload form. Without it the page shows UTC
+/// dates in name order, and every file still downloads.
+const SCRIPT: &str = include_str!("page/listing.js");
+
+/// The upload form, at the top of the page where a phone's thumb finds it; the script
+/// shows its "drop" words only where dragging works.
+const UPLOAD_FORM: &str = "<form id=\"up\" method=\"post\" enctype=\"multipart/form-data\">\
+     <label>Upload files here<span class=\"drop\" hidden> (or drop them on the page)</span>: \
+     <input type=\"file\" name=\"file\" multiple required></label> \
+     <button>Upload</button></form>\n";
 
 /// The HTML listing of `url_path`: breadcrumbs, sortable columns, directories first, a
 /// parent link except at the root, and the upload form when uploads are on.
@@ -414,9 +392,11 @@ pub(crate) fn html(url_path: &str, entries: &[&Entry], sort: Sort, upload: bool)
     }
     let _ = write!(
         out,
-        "</nav>\n<div class=\"head\"><a class=\"n\" href=\"{}\">Name{}</a>\
-         <a class=\"s\" href=\"{}\">Size{}</a><a class=\"t\" href=\"{}\">Modified{}</a>\
+        "</nav>\n{}<div class=\"head\"><button class=\"n\" data-q=\"{}\">Name{}</button>\
+         <button class=\"s\" data-q=\"{}\">Size{}</button>\
+         <button class=\"t\" data-q=\"{}\">Modified{}</button>\
          <span class=\"pad\"></span></div>\n<ul>\n",
+        if upload { UPLOAD_FORM } else { "" },
         sort.link(By::Name),
         sort.arrow(By::Name),
         sort.link(By::Size),
@@ -480,9 +460,13 @@ pub(crate) fn html(url_path: &str, entries: &[&Entry], sort: Sort, upload: bool)
                 crate::human::write_bytes(&mut out, e.size);
                 out.push_str("</span>");
                 time(&mut out);
-                out.push_str("</a><a href=\"");
+                out.push_str("</a><button data-f=\"");
                 out.push_str(&link);
-                out.push_str("?sha256\">SHA</a></li>\n");
+                let _ = writeln!(
+                    out,
+                    "\" title=\"SHA-256 of {}\">SHA</button></li>",
+                    attr(&e.name)
+                );
             }
             Kind::Broken | Kind::Other => {
                 // Listed so that nobody wonders where it went, but not a link: it cannot
@@ -499,14 +483,6 @@ pub(crate) fn html(url_path: &str, entries: &[&Entry], sort: Sort, upload: bool)
         }
     }
     out.push_str("</ul>\n");
-    if upload {
-        out.push_str(
-            "<form id=\"up\" method=\"post\" enctype=\"multipart/form-data\">\
-             <label>Upload files here (or drop them on the page): \
-             <input type=\"file\" name=\"file\" multiple required></label> \
-             <button>Upload</button></form>\n",
-        );
-    }
     let _ = write!(out, "<script>{SCRIPT}</script>\n</body>\n</html>\n");
     out
 }

@@ -3,10 +3,12 @@
 
     python listing.py BASE_URL DOWNLOAD_DIR UPLOAD_FILE SCREENSHOT_DIR
 
-The served tree holds fw.img (2 MiB), small.txt, sub/, a FIFO named pipe and a dangling
-symlink named dangling. Prints one line per check; any failure raises.
+The served tree holds fw.img (2 MiB), small.txt, sub/, a FIFO named pipe, a dangling
+symlink named dangling, and fw-1.2.3.img and rpi4-bootloader-update-2026-11-30.bin (long
+names that differ only near their ends). Prints one line per check; any failure raises.
 """
 
+import hashlib
 import os
 import sys
 import time
@@ -32,6 +34,10 @@ def browser(width, height):
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
         "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500,
     })
+    if width < 500:
+        # A phone's touch screen: a coarse pointer, no mouse to drag files with.
+        driver.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {
+            "enabled": True, "maxTouchPoints": 5})
     driver.execute_cdp_cmd("Page.setDownloadBehavior", {
         "behavior": "allow", "downloadPath": downloads,
     })
@@ -58,9 +64,9 @@ for width, height, label in ((390, 844, "phone"), (1280, 800, "desktop")):
 
         short = driver.execute_script("""
             const out = [];
-            for (const e of document.querySelectorAll('li > a, .head a, nav a, button')) {
+            for (const e of document.querySelectorAll('li > a, .head button, nav a, li > button, #up button')) {
                 const r = e.getBoundingClientRect();
-                if (r.height < 44 || (e.matches('li > a + a') && r.width < 44))
+                if (r.height < 44 || (e.matches('li > a + button') && r.width < 44))
                     out.push(e.textContent + ' ' + r.width + 'x' + r.height);
             }
             return out;""")
@@ -68,12 +74,36 @@ for width, height, label in ((390, 844, "phone"), (1280, 800, "desktop")):
 
         wrapped = driver.execute_script("""
             const out = [];
-            for (const e of document.querySelectorAll('li > * > *')) {
+            for (const e of document.querySelectorAll('li > * > * + *')) {
                 if (e.getClientRects().length > 1 || e.getBoundingClientRect().height > 30)
                     out.push(e.textContent);
             }
             return out;""")
-        check(f"{label}: no column wraps", not wrapped, wrapped)
+        check(f"{label}: sizes and times stay on one line", not wrapped, wrapped)
+
+        # Whole names: every name's text fits inside its box and inside the screen.
+        cut = driver.execute_script("""
+            const out = [];
+            for (const e of document.querySelectorAll('li > * > :first-child')) {
+                const r = e.getBoundingClientRect();
+                if (e.scrollWidth > e.clientWidth + 1 || r.right > innerWidth + 1)
+                    out.push(e.textContent);
+            }
+            return out;""")
+        check(f"{label}: whole names are shown", not cut, cut)
+        listed = names(driver)
+        check(f"{label}: the long names read whole",
+              "rpi4-bootloader-update-2026-11-30.bin" in listed and "fw-1.2.3.img" in listed,
+              listed)
+
+        form = driver.execute_script("""
+            const f = document.getElementById('up');
+            const r = f.getBoundingClientRect();
+            const drop = f.querySelector('.drop');
+            return [r.bottom <= innerHeight, drop.offsetParent !== null];""")
+        check(f"{label}: the upload form is on the first screen", form[0], form)
+        check(f"{label}: 'drop' is said only where dragging works",
+              form[1] == (label == "desktop"), form)
 
         links = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "a")]
         check(f"{label}: special files are not links",
@@ -98,12 +128,34 @@ for width, height, label in ((390, 844, "phone"), (1280, 800, "desktop")):
             "features": [{"name": "prefers-color-scheme", "value": "light"}]})
 
         # Sorting by size: smallest first, then the other way round.
-        driver.find_element(By.LINK_TEXT, "Size").click()
-        order = [n for n in names(driver) if n in ("fw.img", "small.txt")]
+        def size_button():
+            return driver.find_element(By.XPATH, "//button[starts-with(normalize-space(.), 'Size')]")
+
+        def sorted_by_size(want):
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                order = [n for n in names(driver) if n in ("fw.img", "small.txt")]
+                if order == want:
+                    break
+                time.sleep(0.1)
+            return order
+        size_button().click()
+        order = sorted_by_size(["small.txt", "fw.img"])
         check(f"{label}: sort by size", order == ["small.txt", "fw.img"], order)
-        driver.find_element(By.PARTIAL_LINK_TEXT, "Size").click()
-        order = [n for n in names(driver) if n in ("fw.img", "small.txt")]
+        size_button().click()
+        order = sorted_by_size(["fw.img", "small.txt"])
         check(f"{label}: sort by size, largest first", order == ["fw.img", "small.txt"], order)
+
+        # A tap on SHA shows the file's checksum under its row.
+        driver.find_element(By.CSS_SELECTOR, "button[data-f=\"small.txt\"]").click()
+        deadline = time.time() + 10
+        shown = ""
+        while time.time() < deadline and not shown:
+            sums = driver.find_elements(By.CSS_SELECTOR, "li.sum")
+            shown = sums[0].text if sums else ""
+            time.sleep(0.05)
+        check(f"{label}: SHA shows the checksum",
+              shown == "SHA-256 " + hashlib.sha256(b"boot log\n").hexdigest(), shown)
 
         if label == "phone":
             # A tap on a file downloads it.
@@ -120,7 +172,7 @@ for width, height, label in ((390, 844, "phone"), (1280, 800, "desktop")):
             # The form uploads a file, and the page says what was stored.
             driver.get(base + "/sub/")
             driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(upload_file)
-            driver.find_element(By.TAG_NAME, "button").click()
+            driver.find_element(By.CSS_SELECTOR, "#up button").click()
             deadline = time.time() + 20
             while time.time() < deadline and "stored" not in driver.page_source:
                 time.sleep(0.1)

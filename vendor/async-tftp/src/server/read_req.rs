@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
+#[cfg(unix)]
 use rustix::net::sockopt::{set_socket_timeout, Timeout};
 use tokio::net::UdpSocket;
 use tokio::time::Sleep;
@@ -524,7 +525,15 @@ const SPIN: Duration = Duration::from_micros(50);
 /// error, which the normal receive then reports).
 ///
 /// The socket is read directly: tokio's own `try_recv` answers from the readiness its
-/// event loop last saw, which the loop cannot refresh while this thread polls.
+/// event loop last saw, which the loop cannot refresh while this thread polls. Windows
+/// has no per-call non-blocking receive: there the transfer waits in its event loop.
+#[cfg(not(unix))]
+fn spin_recv(_socket: &UdpSocket, _buf: &mut [u8], _limit: Duration) -> Option<usize> {
+    None
+}
+
+/// See the other `spin_recv`.
+#[cfg(unix)]
 fn spin_recv(socket: &UdpSocket, buf: &mut [u8], limit: Duration) -> Option<usize> {
     let start = std::time::Instant::now();
     loop {
@@ -620,9 +629,11 @@ pub(crate) async fn recv_next(
     if let Some(len) = spin.poll(socket, buf) {
         return Ok((len, peer));
     }
-    if !crate::server::on_own_thread() {
+    // Windows: always in the event loop (see `spin_recv`); the caller keeps the deadline.
+    if cfg!(not(unix)) || !crate::server::on_own_thread() {
         return socket.recv_from(buf).await;
     }
+    #[cfg(unix)]
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -644,6 +655,8 @@ pub(crate) async fn recv_next(
             Err(e) => return Err(e.into()),
         }
     }
+    #[cfg(not(unix))]
+    unreachable!("Windows waits in the event loop, above")
 }
 
 /// labserv patch: how far a wait's time left may be from the socket's receive timeout
