@@ -46,6 +46,8 @@
 //! - `landing`: how an upload lands, for TFTP and HTTP: a temporary file, synced, moved
 //!   into place whole.
 //! - `human`: byte counts as people read them.
+//! - `private`: labserv's own files (logs, pid files, the TLS key) and their folders,
+//!   readable by the user only and never opened through a symlink.
 //! - `memory`: a malloc arena per event loop and helper thread; free memory handed back
 //!   when idle.
 //! - [`error`]: the library's error type.
@@ -65,6 +67,7 @@ mod landing;
 pub mod logging;
 mod memory;
 pub mod net;
+mod private;
 #[cfg(test)]
 mod properties;
 mod runner;

@@ -7,7 +7,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -289,9 +289,12 @@ impl Drop for LogGuard {
 /// Opens `path` for appending, creating it and its parent directories.
 pub(crate) fn open_append(path: &Path) -> io::Result<File> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
+        crate::private::create_dir_all(parent)?;
     }
-    OpenOptions::new().create(true).append(true).open(path)
+    crate::private::options()
+        .create(true)
+        .append(true)
+        .open(path)
 }
 
 /// Whether to colour stderr: only on a terminal, and never when `NO_COLOR` is set.

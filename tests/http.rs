@@ -145,7 +145,7 @@ async fn http2_prior_knowledge_is_served_on_the_same_port() {
     assert_eq!(resp.version(), reqwest::Version::HTTP_11);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn directory_without_slash_redirects_keeping_the_query() {
     let srv = TestServer::start().await;
     srv.put("images/a.bin", b"a");
@@ -155,7 +155,29 @@ async fn directory_without_slash_redirects_keeping_the_query() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::MOVED_PERMANENTLY);
-    assert_eq!(resp.headers()[header::LOCATION], "/images/?format=json");
+    assert_eq!(resp.headers()[header::LOCATION], "./images/?format=json");
+    // A folder named like a host is never a redirect to that host (`//evil.example/`).
+    srv.put("evil.example/x", b"x");
+    let resp = client()
+        .get(srv.url("//evil.example"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(resp.headers()[header::LOCATION], "./evil.example/");
+    let url = srv.url("//evil.example");
+    // curl blocks: off the runtime that serves.
+    let followed = tokio::task::spawn_blocking(move || {
+        common::command("curl")
+            .args(["-s", "-L", "--noproxy", "*", "-o", "/dev/null"])
+            .args(["-w", "%{url_effective}", &url])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let landed = String::from_utf8_lossy(&followed.stdout);
+    assert!(landed.starts_with(&srv.url("/")), "{landed}");
 }
 
 #[tokio::test]

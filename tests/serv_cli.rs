@@ -408,6 +408,10 @@ fn debug_logs_request_rewrites_and_headers() {
             "/dev/null",
             "-H",
             "X-Ota-Client: board-7",
+            "-H",
+            "Cookie: session=s3cr3t-cookie",
+            "-u",
+            "lab:s3cr3t-password",
         ])
         .arg(format!("http://127.0.0.1:{port}/fw_update.img"))
         .output()
@@ -417,6 +421,16 @@ fn debug_logs_request_rewrites_and_headers() {
     assert!(text.contains("header x-ota-client: \"board-7\""), "{text}");
     assert!(text.contains("request target /fw_update.img"), "{text}");
     assert!(text.contains("path \"/fw_update.img\" -> "), "{text}");
+    // Credentials and cookies are never written to the log, and the log is the user's alone.
+    assert!(text.contains("header authorization: (redacted)"), "{text}");
+    assert!(text.contains("header cookie: (redacted)"), "{text}");
+    assert!(
+        !text.contains("s3cr3t") && !text.contains("bGFiOnMzY3IzdC1"),
+        "{text}"
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&log).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
 }
 
 #[test]

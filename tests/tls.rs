@@ -350,3 +350,32 @@ async fn a_stalled_handshake_is_dropped_at_the_header_timeout() {
     shutdown.trigger();
     server.await.unwrap().unwrap();
 }
+
+#[test]
+fn a_kept_key_others_can_read_is_refused_and_a_planted_link_is_not_followed() {
+    use std::os::unix::fs::PermissionsExt;
+    let www = served_dir();
+    let data = tempfile::tempdir().unwrap();
+    let www_path = www.path().to_str().unwrap();
+    let (srv, _, _) = start(SERV, data.path(), &["--tls", "-d", www_path]);
+    drop(srv);
+    let key = data.path().join("labserv/tls/key.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = command(SERV)
+        .args(["--host", "127.0.0.1", "-p", "0", "--tls", "-d", www_path])
+        .env("XDG_DATA_HOME", data.path())
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("can be read by others"), "{err}");
+    // A link where the key's temporary file goes is replaced, not written through.
+    std::fs::remove_file(&key).unwrap();
+    let elsewhere = data.path().join("elsewhere.pem");
+    std::os::unix::fs::symlink(&elsewhere, data.path().join("labserv/tls/key.tmp")).unwrap();
+    let (_srv, _, _) = start(SERV, data.path(), &["--tls", "-d", www_path]);
+    assert!(!elsewhere.exists());
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}

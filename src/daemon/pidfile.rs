@@ -9,7 +9,7 @@
 //! `status` can say it. The pid file itself holds only the pid, as `kill $(cat file)`,
 //! `pkill -F` and systemd's `PIDFile=` expect.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{self, Read as _, Write as _};
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt as _;
@@ -161,11 +161,11 @@ const PROBE_PATIENCE: Duration = Duration::from_secs(1);
 /// cannot be created or locked.
 pub fn acquire(path: &Path) -> Result<PidFile, AcquireError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(AcquireError::Io)?;
+        crate::private::create_dir_all(dir).map_err(AcquireError::Io)?;
     }
     let deadline = Instant::now() + PROBE_PATIENCE;
     loop {
-        let mut file = OpenOptions::new()
+        let mut file = crate::private::options()
             .read(true)
             .write(true)
             .create(true)

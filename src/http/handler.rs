@@ -99,7 +99,15 @@ impl Handler for FileServer {
         if self.debug {
             debug!(target: "labserv::http", "{peer} request target {}", req.uri());
             for (name, value) in req.headers() {
-                debug!(target: "labserv::http", "{peer} header {name}: {value:?}");
+                // Secrets never reach the log, which others may be shown.
+                if matches!(
+                    name.as_str(),
+                    "authorization" | "proxy-authorization" | "cookie"
+                ) {
+                    debug!(target: "labserv::http", "{peer} header {name}: (redacted)");
+                } else {
+                    debug!(target: "labserv::http", "{peer} header {name}: {value:?}");
+                }
             }
         }
         let name = decode_path(path);
@@ -199,9 +207,12 @@ impl FileServer {
     ) -> Response<Body> {
         let path = req.uri().path();
         if !path.ends_with('/') {
+            // Relative to the request (`./name/`), so that `//evil.example` can never
+            // become a redirect to another host, nor `a:b` a scheme.
+            let last = path.rsplit('/').next().unwrap_or_default();
             let location = match req.uri().query() {
-                Some(q) => format!("{path}/?{q}"),
-                None => format!("{path}/"),
+                Some(q) => format!("./{last}/?{q}"),
+                None => format!("./{last}/"),
             };
             let mut resp = status_page(StatusCode::MOVED_PERMANENTLY);
             if let Ok(v) = HeaderValue::from_str(&location) {

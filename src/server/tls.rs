@@ -251,7 +251,6 @@ fn hostname() -> Option<String> {
 /// making or remaking it (always with the key already there, if one is). Returns why it
 /// was made, or `None` when the kept one was fine.
 fn keep_certificate(dir: &Path, names: &[String]) -> Result<Option<String>, String> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let cert_path = dir.join("cert.pem");
     let key_path = dir.join("key.pem");
     let names_path = dir.join("names");
@@ -262,7 +261,8 @@ fn keep_certificate(dir: &Path, names: &[String]) -> Result<Option<String>, Stri
         .iter()
         .find_map(|l| l.strip_prefix("expires ")?.parse().ok());
     let now = unix_now();
-    let why = if !cert_path.is_file() || !key_path.is_file() {
+    let kept_key = read_private_key(&key_path)?;
+    let why = if !cert_path.is_file() || kept_key.is_none() {
         "made a certificate"
     } else if names.iter().any(|n| !kept_names.contains(n)) {
         "remade the certificate for new addresses"
@@ -272,11 +272,7 @@ fn keep_certificate(dir: &Path, names: &[String]) -> Result<Option<String>, Stri
         return Ok(None);
     };
     let fail = |what: &str, e: &dyn std::fmt::Display| format!("cannot {what}: {e}");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| fail(&format!("make {}", dir.display()), &e))?;
+    crate::private::create_dir_all(dir).map_err(|e| fail(&format!("use {}", dir.display()), &e))?;
     // The old names stay: a device that reached the server at one address still can.
     let mut all: Vec<String> = kept_names
         .iter()
@@ -288,10 +284,10 @@ fn keep_certificate(dir: &Path, names: &[String]) -> Result<Option<String>, Stri
             all.push(name.clone());
         }
     }
-    let key = match std::fs::read_to_string(&key_path) {
-        Ok(pem) => rcgen::KeyPair::from_pem(&pem)
+    let key = match kept_key {
+        Some(pem) => rcgen::KeyPair::from_pem(&pem)
             .map_err(|e| fail(&format!("use the key {}", key_path.display()), &e))?,
-        Err(_) => rcgen::KeyPair::generate().map_err(|e| fail("make a key", &e))?,
+        None => rcgen::KeyPair::generate().map_err(|e| fail("make a key", &e))?,
     };
     let mut params =
         rcgen::CertificateParams::new(all.clone()).map_err(|e| fail("name the certificate", &e))?;
@@ -311,11 +307,21 @@ fn keep_certificate(dir: &Path, names: &[String]) -> Result<Option<String>, Stri
         .map_err(|e| fail("sign the certificate", &e))?;
     let write = |path: &Path, text: &str, mode: u32| -> Result<(), String> {
         let tmp = path.with_extension("tmp");
-        std::fs::OpenOptions::new()
+        // A new file, made here: never one planted in its place, nor through a link.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(fail(&format!("remove {}", tmp.display()), &e));
+            }
+            _ => {}
+        }
+        let mut options = crate::private::options();
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+        #[cfg(not(unix))]
+        let _ = mode;
+        options
             .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
+            .create_new(true)
             .open(&tmp)
             .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
             .map_err(|e| fail(&format!("write {}", tmp.display()), &e))?;
@@ -326,6 +332,32 @@ fn keep_certificate(dir: &Path, names: &[String]) -> Result<Option<String>, Stri
     all.push(format!("expires {}", now + VALID_DAYS * 86_400));
     write(&names_path, &(all.join("\n") + "\n"), 0o644)?;
     Ok(Some(why.to_string()))
+}
+
+/// The kept key's text, if it is there; an error when others may read it (it would
+/// have to be trusted as secret, and it is not) or it cannot be read.
+fn read_private_key(path: &Path) -> Result<Option<String>, String> {
+    let mut file = match crate::private::options().read(true).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read the key {}: {e}", path.display())),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let mode = file.metadata().map_err(|e| e.to_string())?.mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{} can be read by others (mode {mode:o}); run chmod 600 on it, or remove it to \
+                 have a new key made",
+                path.display()
+            ));
+        }
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text)
+        .map_err(|e| format!("cannot read the key {}: {e}", path.display()))?;
+    Ok(Some(text))
 }
 
 fn unix_now() -> i64 {

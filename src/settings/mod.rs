@@ -131,9 +131,16 @@ impl UserDirs {
     }
 }
 
-/// Where files go when the user has no home directory at all (a bare service account).
+/// Where files go when the user has no home directory at all (a bare service account):
+/// a folder of this user's own in the shared temporary directory (checked when made,
+/// see `private::create_dir_all`).
 fn fallback_dir() -> PathBuf {
-    std::env::temp_dir().join("labserv")
+    #[cfg(unix)]
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let name = format!("labserv-{}", unsafe { libc::geteuid() });
+    #[cfg(not(unix))]
+    let name = "labserv".to_string();
+    std::env::temp_dir().join(name)
 }
 
 /// The validated settings. Fields hold what the environment said; methods give the
