@@ -290,3 +290,44 @@ fn a_form_whose_boundary_never_comes_is_refused_without_holding_it() {
     let peak = peak_kib(srv.child.id());
     assert!(peak < 64 * 1024, "peak RSS {peak} KiB");
 }
+
+#[test]
+fn a_page_of_another_site_cannot_plant_a_file() {
+    let www = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let image = file(src.path(), "fw.img", b"planted");
+    let (_srv, port) = serv(www.path(), &["--upload", "--cors"]);
+    let url = format!("http://127.0.0.1:{port}/");
+    // What a browser adds to a form another site's page submits (fetch or a form post).
+    for headers in [
+        ["-H", "Origin: http://evil.example"],
+        ["-H", "Sec-Fetch-Site: cross-site"],
+    ] {
+        let (body, code) = curl(&[headers[0], headers[1], "-F", &format!("f=@{image}"), &url]);
+        assert_eq!(code, 403, "{headers:?}: {body}");
+        let (_, code) = curl(&[
+            headers[0],
+            headers[1],
+            "-T",
+            &image,
+            &format!("{url}fw.img"),
+        ]);
+        assert_eq!(code, 403, "{headers:?}");
+    }
+    assert!(names(www.path()).is_empty());
+    // The listing's own form (same origin) and curl still upload.
+    let origin = format!("Origin: http://127.0.0.1:{port}");
+    let (body, code) = curl(&["-H", &origin, "-F", &format!("f=@{image}"), &url]);
+    assert_eq!(code, 201, "{body}");
+    drop(_srv);
+    // Asked for, a flasher page elsewhere may upload.
+    let (_srv, port) = serv(www.path(), &["--upload", "--cross-site-uploads"]);
+    let (body, code) = curl(&[
+        "-H",
+        "Origin: http://flasher.example",
+        "-T",
+        &image,
+        &format!("http://127.0.0.1:{port}/other.img"),
+    ]);
+    assert_eq!(code, 201, "{body}");
+}

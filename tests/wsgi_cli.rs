@@ -139,3 +139,56 @@ fn sigterm_during_a_silent_cgi_script_stops_within_the_drain_time() {
         "the script outlived the server: {state}"
     );
 }
+
+/// curl's status code for `url` with `args`.
+fn status(url: &str, args: &[&str]) -> String {
+    let out = command("curl")
+        .args([
+            "-s",
+            "--noproxy",
+            "*",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn apps_get_passwords_and_a_loopback_server_refuses_foreign_host_names() {
+    let mut cmd = command(WSGI);
+    cmd.args(["hello", "0", "--host", "127.0.0.1", "--auth", "lab:secret"]);
+    let mut srv = Running::spawn(cmd);
+    let port = srv.wait_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    assert_eq!(status(&url, &[]), "401");
+    assert_eq!(status(&url, &["-u", "lab:wrong"]), "401");
+    assert_eq!(status(&url, &["-u", "lab:secret"]), "200");
+    // A page on the web that pointed its own name at 127.0.0.1 (DNS rebinding).
+    let evil = ["-u", "lab:secret", "-H", "Host: evil.example"];
+    assert_eq!(status(&url, &evil), "403");
+    assert_eq!(
+        status(&url, &["-u", "lab:secret", "-H", "Host: localhost"]),
+        "200"
+    );
+    drop(srv);
+    let mut cmd = command(WSGI);
+    cmd.args([
+        "hello",
+        "0",
+        "--host",
+        "127.0.0.1",
+        "--allow-host",
+        "evil.example",
+    ]);
+    let mut srv = Running::spawn(cmd);
+    let port = srv.wait_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    assert_eq!(status(&url, &["-H", "Host: evil.example:80"]), "200");
+    assert_eq!(status(&url, &["-H", "Host: other.example"]), "403");
+}

@@ -101,6 +101,36 @@ impl ListenArgs {
     }
 }
 
+/// Who may ask what of an HTTP server: what `serv`, `httpdaemon` and `wsgi` take.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct GateArgs {
+    /// Let in only this user (repeatable); PASSWORD may be a sha-512-crypt hash
+    /// (`openssl passwd -6`). LABSERV_AUTH=USER:PASSWORD keeps it out of ps
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        env = "LABSERV_AUTH",
+        hide_env_values = true,
+        value_parser = values::user("--auth")
+    )]
+    pub auth: Vec<String>,
+
+    /// What needs a password: every request, or only writes (uploads)
+    #[arg(long, value_name = "SCOPE", value_enum, default_value_t = AuthScope::All, requires = "auth")]
+    pub auth_scope: AuthScope,
+
+    /// Let pages from any origin fetch what is served (CORS), e.g. a browser-based
+    /// flasher; answers preflight requests
+    #[arg(long)]
+    pub cors: bool,
+
+    /// A host name clients may use besides localhost, IP addresses and this machine's
+    /// name (repeatable). Only checked when listening on loopback, where a name nobody
+    /// expected means a web page rebinding its DNS to reach this server (refused, 403)
+    #[arg(long, value_name = "NAME")]
+    pub allow_host: Vec<String>,
+}
+
 /// The file server's options: what `serv` and `httpdaemon` both take.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
 pub struct ServOptions {
@@ -128,25 +158,14 @@ pub struct ServOptions {
     #[arg(long, value_name = "SIZE", requires = "upload", value_parser = values::size("--max-upload"))]
     pub max_upload: Option<u64>,
 
-    /// Let in only this user (repeatable); PASSWORD may be a sha-512-crypt hash
-    /// (`openssl passwd -6`). LABSERV_AUTH=USER:PASSWORD keeps it out of ps
-    #[arg(
-        long,
-        value_name = "USER:PASSWORD",
-        env = "LABSERV_AUTH",
-        hide_env_values = true,
-        value_parser = values::user("--auth")
-    )]
-    pub auth: Vec<String>,
+    /// Take uploads from pages of other origins too (a web flasher elsewhere); by default
+    /// a browser's write from another site is refused (403), so that no page anyone opens
+    /// can plant or replace files here
+    #[arg(long, requires = "upload")]
+    pub cross_site_uploads: bool,
 
-    /// What needs a password: every request, or only writes (uploads)
-    #[arg(long, value_name = "SCOPE", value_enum, default_value_t = AuthScope::All, requires = "auth")]
-    pub auth_scope: AuthScope,
-
-    /// Let pages from any origin fetch what is served (CORS), e.g. a browser-based
-    /// flasher; answers preflight requests
-    #[arg(long)]
-    pub cors: bool,
+    #[command(flatten)]
+    pub gate: GateArgs,
 
     /// Print a QR code of the first address in the banner, for a phone's camera
     #[arg(long)]
@@ -422,6 +441,9 @@ pub struct WsgiArgs {
     /// The path the Python app is mounted at (its SCRIPT_NAME), e.g. /api
     #[arg(long, value_name = "PATH", default_value = "", value_parser = values::root_path("--root-path"))]
     pub root_path: String,
+
+    #[command(flatten)]
+    pub gate: GateArgs,
 
     #[command(flatten)]
     pub log: LogArgs,

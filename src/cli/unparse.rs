@@ -50,17 +50,21 @@ impl ServOptions {
         line.listen(&self.listen);
         line.value("--directory", self.directory.clone());
         line.flag(self.no_follow_symlinks, "--no-follow-symlinks");
-        for user in &self.auth {
+        for user in &self.gate.auth {
             line.value("--auth", Some(user.as_str()));
         }
-        if !self.auth.is_empty() && self.auth_scope == AuthScope::Writes {
+        if !self.gate.auth.is_empty() && self.gate.auth_scope == AuthScope::Writes {
             line.value("--auth-scope", Some("writes"));
         }
-        line.flag(self.cors, "--cors");
+        line.flag(self.gate.cors, "--cors");
+        for host in &self.gate.allow_host {
+            line.value("--allow-host", Some(host.as_str()));
+        }
         line.flag(self.qr, "--qr");
         line.flag(self.upload, "--upload");
         line.flag(self.overwrite, "--overwrite");
         line.value("--max-upload", self.max_upload.map(|n| n.to_string()));
+        line.flag(self.cross_site_uploads, "--cross-site-uploads");
         line.flag(self.tls.tls, "--tls");
         line.value("--cert", self.tls.cert.clone());
         line.value("--key", self.tls.key.clone());
@@ -135,9 +139,13 @@ mod tests {
             upload: true,
             overwrite: true,
             max_upload: Some(1 << 20),
-            auth: vec!["lab:secret".into(), "ci:pass word".into()],
-            auth_scope: AuthScope::Writes,
-            cors: true,
+            cross_site_uploads: true,
+            gate: super::super::GateArgs {
+                auth: vec!["lab:secret".into(), "ci:pass word".into()],
+                auth_scope: AuthScope::Writes,
+                cors: true,
+                allow_host: vec!["lab-host.example".into()],
+            },
             qr: true,
             tls: TlsArgs {
                 tls: true,

@@ -227,12 +227,17 @@ impl ServerConfig {
             let upload = match c.uploads {
                 None => "off".to_string(),
                 Some(u) => format!(
-                    "on, up to {} bytes a file, {}",
+                    "on, up to {} bytes a file, {}, {}",
                     u.max_size,
                     if u.overwrite {
                         "existing files may be replaced"
                     } else {
                         "existing files kept"
+                    },
+                    if u.cross_site {
+                        "from pages of any origin"
+                    } else {
+                        "not from other sites' pages"
                     }
                 ),
             };
@@ -245,6 +250,15 @@ impl ServerConfig {
             .faults()
             .map_or_else(|| "none".to_string(), Faults::describe);
         out += &format!("  faults       {faults}\n");
+        let app_access = match &self.service {
+            Service::App { config, .. } => Some(&config.access),
+            Service::Python { config, .. } => Some(&config.access),
+            _ => None,
+        };
+        if let Some(access) = app_access {
+            let access = access.describe().unwrap_or_else(|| "open".to_string());
+            out += &format!("  access       {access}\n");
+        }
         if let Service::Python { config, .. } = &self.service {
             out += &format!(
                 "  reload       {}\n",

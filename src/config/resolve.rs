@@ -100,17 +100,10 @@ pub fn serv(options: &ServOptions, settings: &Settings) -> Result<ServerConfig> 
     files.follow_symlinks = !options.no_follow_symlinks;
     files.debug = log.debug;
     files.faults = faults(&options.faults);
-    files.access = crate::server::gate::Access {
-        users: options
-            .auth
-            .iter()
-            .filter_map(|u| crate::server::gate::User::parse(u).ok())
-            .collect(),
-        scope: options.auth_scope,
-        cors: options.cors,
-    };
+    files.access = access(&options.gate);
     files.uploads = options.upload.then(|| crate::http::Uploads {
         overwrite: options.overwrite,
+        cross_site: options.cross_site_uploads,
         max_size: options
             .max_upload
             .unwrap_or(crate::http::DEFAULT_MAX_UPLOAD),
@@ -223,6 +216,7 @@ pub fn wsgi(args: &WsgiArgs, settings: &Settings) -> Result<ServerConfig> {
         max_body: args.max_body,
         validate: !args.no_validate,
         faults: faults(&args.faults),
+        access: access(&args.gate),
         ..Default::default()
     };
     let service = Service::App { name, app, config };
@@ -299,8 +293,23 @@ fn python_app(app: &str, args: &WsgiArgs) -> Result<Service> {
         reload: args.reload,
         tls: None,
         faults: faults(&args.faults),
+        access: access(&args.gate),
     };
     Ok(Service::Python { name, config })
+}
+
+/// Who may ask what: the same for the file server and the app host.
+fn access(gate: &crate::cli::GateArgs) -> crate::server::gate::Access {
+    crate::server::gate::Access {
+        users: gate
+            .auth
+            .iter()
+            .filter_map(|u| crate::server::gate::User::parse(u).ok())
+            .collect(),
+        scope: gate.auth_scope,
+        cors: gate.cors,
+        allowed_hosts: gate.allow_host.clone(),
+    }
 }
 
 fn bad_app(value: &str, expected: &'static str) -> Error {

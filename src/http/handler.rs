@@ -76,6 +76,19 @@ impl Handler for FileServer {
     ) -> Response<Body> {
         let method = req.method();
         if let Some(uploads) = self.uploads {
+            let write = method == Method::PUT || method == Method::POST;
+            if write && !uploads.cross_site && upload::cross_site(&req) {
+                warn!(
+                    target: "labserv::http",
+                    "{peer} {method} {}: refused a write from another site's page \
+                     (--cross-site-uploads allows it)",
+                    req.uri().path()
+                );
+                return crate::server::text_response(
+                    StatusCode::FORBIDDEN,
+                    "writes from other sites' pages are refused",
+                );
+            }
             if method == Method::PUT {
                 return Box::pin(upload::put(&self.root, uploads, req, peer)).await;
             }

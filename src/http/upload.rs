@@ -28,6 +28,33 @@ pub struct Uploads {
     pub overwrite: bool,
     /// The largest file taken, in bytes (413 past it).
     pub max_size: u64,
+    /// Take writes from browser pages of other origins (`--cross-site-uploads`).
+    pub cross_site: bool,
+}
+
+/// Whether a browser sent `req` from a page of another origin: its `Sec-Fetch-Site` says
+/// so, or its `Origin` is not the host it was sent to. curl and scripts send neither.
+pub(crate) fn cross_site<B>(req: &Request<B>) -> bool {
+    let headers = req.headers();
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return !matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return false;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(http::uri::Authority::as_str));
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    match (origin_host, host) {
+        (Some(o), Some(h)) => !o.eq_ignore_ascii_case(h),
+        _ => true,
+    }
 }
 
 /// Default for [`Uploads::max_size`].
@@ -462,6 +489,25 @@ fn write_failed(e: &io::Error, peer: SocketAddr, shown: &str) -> Failed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_from_other_sites_pages_are_told_apart() {
+        let req = |headers: &[(&str, &str)]| {
+            let mut b = Request::builder().uri("/x").header("host", "lab-host:8080");
+            for (k, v) in headers {
+                b = b.header(*k, *v);
+            }
+            b.body(()).unwrap()
+        };
+        assert!(!cross_site(&req(&[])), "curl");
+        assert!(!cross_site(&req(&[("origin", "http://lab-host:8080")])));
+        assert!(cross_site(&req(&[("origin", "http://evil.example")])));
+        assert!(cross_site(&req(&[("origin", "http://lab-host:9000")])));
+        assert!(cross_site(&req(&[("origin", "null")])));
+        assert!(cross_site(&req(&[("sec-fetch-site", "cross-site")])));
+        assert!(cross_site(&req(&[("sec-fetch-site", "same-site")])));
+        assert!(!cross_site(&req(&[("sec-fetch-site", "same-origin")])));
+    }
 
     #[test]
     fn part_names_must_be_plain() {

@@ -23,7 +23,7 @@ use super::access::{AccessRecord, Logged};
 use super::balance::{self, Seat};
 use super::body::Body;
 use super::faults::{Cut, Faults};
-use super::gate::{Access, Gate};
+use super::gate::{Access, Gate, Hosts};
 use super::sendfile::Outbox;
 use super::socket::{Listener, Tcp};
 use super::tls::Tls;
@@ -86,6 +86,9 @@ pub(crate) async fn run<H: Handler>(
     shutdown: Shutdown,
 ) {
     let faults = faults.any().then(|| Arc::new(faults));
+    // On loopback, only the names this machine answers to (DNS rebinding).
+    let on_loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
+    let hosts = on_loopback.then(|| Arc::new(Hosts::new(&access.allowed_hosts)));
     let gate = access.any().then(|| Arc::new(Gate::new(access)));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Requests whose head outgrows this buffer get 431 from hyper. As in nginx, that size
@@ -163,6 +166,7 @@ pub(crate) async fn run<H: Handler>(
                     Extras {
                         faults: faults.clone(),
                         gate: gate.clone(),
+                        hosts: hosts.clone(),
                     },
                     &state,
                     peer,
@@ -182,6 +186,7 @@ pub(crate) async fn run<H: Handler>(
                 let extras = Extras {
                     faults: faults.clone(),
                     gate: gate.clone(),
+                    hosts: hosts.clone(),
                 };
                 let stop = cut_at_shutdown.clone();
                 tokio::spawn(async move {
@@ -228,7 +233,11 @@ fn connection<H: Handler>(
     tag: Option<u64>,
 ) -> impl GracefulConnection<Error = Box<dyn std::error::Error + Send + Sync>> + Send + 'static {
     let secure = matches!(stream, Stream::Tls(_));
-    let Extras { faults, gate } = extras;
+    let Extras {
+        faults,
+        gate,
+        hosts,
+    } = extras;
     let pace = faults.as_ref().and_then(|f| f.limit_rate);
     // Files go out by `sendfile` on plain connections with no faults asked for (a fault
     // may cut or pace what is sent, and works on the bytes themselves; TLS encrypts them).
@@ -252,8 +261,12 @@ fn connection<H: Handler>(
         let faults = faults.clone();
         let gate = gate.clone();
         let state = state.clone();
+        let hosts = hosts.clone();
         async move {
-            let stopped = gate.as_ref().and_then(|gate| gate.stop(&req, peer));
+            let stopped = match &hosts {
+                Some(hosts) if !hosts.allows(request_host(&req)) => Some(foreign_host(&req, peer)),
+                _ => gate.as_ref().and_then(|gate| gate.stop(&req, peer)),
+            };
             let mut resp = match (stopped, &faults) {
                 (Some(resp), _) => resp,
                 (None, None) => handler.handle(req, peer).await,
@@ -335,6 +348,31 @@ fn content_range(headers: &http::HeaderMap) -> Option<(u64, u64)> {
 struct Extras {
     faults: Option<Arc<Faults>>,
     gate: Option<Arc<Gate>>,
+    hosts: Option<Arc<Hosts>>,
+}
+
+/// The host a request names: its Host header, else (HTTP/2) its authority.
+fn request_host<B>(req: &Request<B>) -> Option<&str> {
+    req.headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(http::uri::Authority::as_str))
+}
+
+/// 403 for a request to loopback under a name this machine does not answer to.
+fn foreign_host<B>(req: &Request<B>, peer: SocketAddr) -> Response<Body> {
+    let host = request_host(req).unwrap_or_default();
+    warn!(
+        target: "labserv::http",
+        "{peer} {} {}: refused host name {host:?} on loopback (--allow-host {host} allows it)",
+        req.method(),
+        req.uri().path()
+    );
+    super::text_response(
+        http::StatusCode::FORBIDDEN,
+        "this server answers to localhost, IP addresses and its own name; \
+         start it with --allow-host NAME for another",
+    )
 }
 
 /// Marks a request that came over TLS.

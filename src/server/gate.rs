@@ -97,6 +97,9 @@ pub struct Access {
     pub scope: AuthScope,
     /// Answer CORS preflights and mark answers readable from any origin.
     pub cors: bool,
+    /// Host names allowed besides localhost, IP addresses and this machine's own name,
+    /// when listening on loopback (`--allow-host`).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Access {
@@ -119,6 +122,12 @@ impl Access {
         }
         if self.cors {
             parts.push("CORS for any origin".to_string());
+        }
+        if !self.allowed_hosts.is_empty() {
+            parts.push(format!(
+                "host names allowed on loopback: {}",
+                self.allowed_hosts.join(", ")
+            ));
         }
         (!parts.is_empty()).then(|| parts.join(", "))
     }
@@ -233,6 +242,47 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
     out
 }
 
+/// The host names a server on loopback answers to: `localhost` and `*.localhost`, IP
+/// addresses, this machine's name (and `NAME.local`), and those allowed by name. Any
+/// other name in a request to loopback is a page on the web that pointed its own name at
+/// 127.0.0.1 (DNS rebinding) to read this server or post to it from a browser here.
+#[derive(Debug)]
+pub(crate) struct Hosts {
+    names: Vec<String>,
+}
+
+impl Hosts {
+    pub(crate) fn new(allowed: &[String]) -> Self {
+        let mut names: Vec<String> = allowed.iter().map(|n| n.to_ascii_lowercase()).collect();
+        if let Some(me) = crate::net::host_name() {
+            names.push(format!("{me}.local"));
+            names.push(me);
+        }
+        Self { names }
+    }
+
+    /// Whether a request naming `host` (a Host header or an HTTP/2 authority, with or
+    /// without a port) may be answered. A request naming none (HTTP/1.0) may.
+    pub(crate) fn allows(&self, host: Option<&str>) -> bool {
+        let Some(host) = host else { return true };
+        let name = match host.strip_prefix('[') {
+            // `[::1]:8080`: an IPv6 literal.
+            Some(rest) => {
+                return rest
+                    .split(']')
+                    .next()
+                    .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok());
+            }
+            None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+        };
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        name == "localhost"
+            || name.ends_with(".localhost")
+            || name.parse::<std::net::IpAddr>().is_ok()
+            || self.names.contains(&name)
+    }
+}
+
 /// The user and password of an `Authorization: Basic` header.
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -298,10 +348,35 @@ mod tests {
 
     fn gate(users: &[&str], scope: AuthScope) -> Gate {
         Gate::new(Access {
+            allowed_hosts: Vec::new(),
             users: users.iter().map(|u| User::parse(u).unwrap()).collect(),
             scope,
             cors: false,
         })
+    }
+
+    #[test]
+    fn on_loopback_only_local_names_ip_addresses_and_allowed_names_pass() {
+        let hosts = Hosts::new(&["lab-host.example".to_string()]);
+        for ok in [
+            None,
+            Some("localhost:8080"),
+            Some("LOCALHOST"),
+            Some("board.localhost"),
+            Some("127.0.0.1:8080"),
+            Some("[::1]:8080"),
+            Some("192.168.1.20"),
+            Some("lab-host.example:8080"),
+        ] {
+            assert!(hosts.allows(ok), "{ok:?}");
+        }
+        for refused in [
+            Some("evil.example"),
+            Some("evil.example:8080"),
+            Some("[evil]:80"),
+        ] {
+            assert!(!hosts.allows(refused), "{refused:?}");
+        }
     }
 
     const PEER: SocketAddr =

@@ -223,7 +223,7 @@ fn fingerprint(cert: &CertificateDer<'_>) -> String {
 /// address the server is later bound to.
 pub fn local_names() -> Vec<String> {
     let mut names = vec!["localhost".to_string()];
-    if let Some(host) = hostname().filter(|h| h != "localhost") {
+    if let Some(host) = crate::net::host_name().filter(|h| h != "localhost") {
         names.push(host);
     }
     let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
@@ -239,12 +239,6 @@ pub fn local_names() -> Vec<String> {
     ips.dedup();
     names.extend(ips.iter().map(IpAddr::to_string));
     names
-}
-
-fn hostname() -> Option<String> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
-    let name = name.trim();
-    (!name.is_empty()).then(|| name.to_string())
 }
 
 /// Makes sure `dir` holds a certificate for every one of `names` that has time left,

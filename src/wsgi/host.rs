@@ -41,6 +41,8 @@ pub struct WsgiConfig {
     pub tls: Option<Tls>,
     /// Faults put into every connection on purpose.
     pub faults: Faults,
+    /// Passwords, CORS and the host names allowed, as for the file server.
+    pub access: Access,
 }
 
 impl Default for WsgiConfig {
@@ -51,6 +53,7 @@ impl Default for WsgiConfig {
             validate: true,
             tls: None,
             faults: Faults::default(),
+            access: Access::default(),
         }
     }
 }
@@ -80,7 +83,7 @@ pub async fn serve(
         config.limits,
         config.tls,
         config.faults,
-        Access::default(),
+        config.access,
         shutdown,
     )
     .await;

@@ -63,6 +63,8 @@ pub struct PythonConfig {
     pub tls: Option<Tls>,
     /// Faults put into every connection on purpose.
     pub faults: Faults,
+    /// Passwords, CORS and the host names allowed, as for the file server.
+    pub access: crate::server::gate::Access,
 }
 
 /// Started workers, ready to serve (and the watch on the app's files, with `--reload`).

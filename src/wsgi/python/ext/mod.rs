@@ -160,7 +160,7 @@ fn serve(
                 config.limits,
                 config.tls.clone(),
                 config.faults.clone(),
-                crate::server::gate::Access::default(),
+                config.access.clone(),
                 shutdown,
             )
             .await;
