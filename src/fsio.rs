@@ -6,6 +6,20 @@ use std::io;
 
 use bytes::Bytes;
 
+/// Opens `path` for reading without ever blocking on what it is: a FIFO (or a device)
+/// under the served root opens at once instead of hanging the server until a writer
+/// comes. Read its metadata from the handle to see what it is.
+pub(crate) fn open_nonblocking(path: &std::path::Path) -> io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    options.open(path)
+}
+
 /// Reads up to `len` bytes at `offset` only if they are in the page cache
 /// (`preadv2` with `RWF_NOWAIT`): never waits for the disk. `WouldBlock` when nothing
 /// is cached; a short read when only the start is.

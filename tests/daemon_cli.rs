@@ -652,6 +652,7 @@ fn every_option_of_a_foreground_command_works_with_its_daemons() {
         "SIZE|PERCENT" => "50%".to_string(),
         "DURATION" => "250ms".to_string(),
         "PERCENT" => "5".to_string(),
+        "NAME" => "lab-host.example".to_string(),
         other => panic!("no sample value for <{other}>"),
     };
     let serv = env!("CARGO_BIN_EXE_serv");
@@ -668,7 +669,7 @@ fn every_option_of_a_foreground_command_works_with_its_daemons() {
             }
             let mut args = vec![name.clone()];
             args.extend(value.as_deref().map(sample));
-            if name == "--overwrite" || name == "--max-upload" {
+            if ["--overwrite", "--max-upload", "--cross-site-uploads"].contains(&name.as_str()) {
                 args.push("--upload".to_string());
             }
             if name == "--auth-scope" {

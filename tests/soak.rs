@@ -494,7 +494,10 @@ async fn serv_mixed_load_then_slowloris() {
 
 fn spawn_tftpd(root: &Path, log: &Path) -> (Running, u16) {
     let mut cmd = command(TFTPD);
-    cmd.args(["127.0.0.1", "0", "-d"]).arg(root).env("LOG", log);
+    // Hundreds of transfers from one address: the per-address cap is for a lab network.
+    cmd.args(["127.0.0.1", "0", "--max-per-client", "512", "-d"])
+        .arg(root)
+        .env("LOG", log);
     let mut srv = Running::spawn(cmd);
     let line = srv.wait_line(|l| l.trim_start().starts_with("tftp://"));
     let port = srv.port_in(&line);

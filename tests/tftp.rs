@@ -8,6 +8,7 @@ use common::pattern;
 use common::tftp::{
     TftpServer, read, read_in, read_then_abort, request_mode, start_read_and_stall, write, write_in,
 };
+use tokio::net::UdpSocket;
 
 #[tokio::test]
 async fn reads_at_every_block_size_are_byte_identical() {
@@ -322,7 +323,8 @@ async fn an_aborted_upload_leaves_nothing_behind() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_concurrent_reads_are_byte_identical() {
-    let srv = TftpServer::start_with(|_| {}).await;
+    // Fifty from one address: past the per-address cap a lab would keep.
+    let srv = TftpServer::start_with(|c| c.max_per_client = 64).await;
     let data = std::sync::Arc::new(pattern(1_000_000));
     srv.put("fw.img", &data);
     let mut tasks = Vec::new();
@@ -748,4 +750,100 @@ fn random_requests_and_options_get_sane_answers() {
         .block_on(read(addr, "zImage", &[("blksize", "1468")]))
         .unwrap();
     assert!(t.data == data, "still serving after the random requests");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fifo_under_the_root_is_refused_at_once_and_hangs_nothing() {
+    let srv = TftpServer::start_with(|_| {}).await;
+    srv.put("zImage", &pattern(3000));
+    let fifo = std::ffi::CString::new(srv.root().join("pipe").to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    // A FIFO with no writer: a blocking open would wait for one forever.
+    let refused = tokio::time::timeout(Duration::from_secs(5), read(srv.addr, "pipe", &[]))
+        .await
+        .expect("answered at once");
+    assert!(refused.is_err(), "{refused:?}");
+    let got = tokio::time::timeout(Duration::from_secs(5), read(srv.addr, "zImage", &[]))
+        .await
+        .expect("other transfers go on")
+        .unwrap();
+    assert!(got.data == pattern(3000));
+}
+
+/// Sends an RRQ for `file` asking for a 255 s timeout from a socket of its own; returns
+/// the socket and the opcode of the server's first answer (6 OACK, 5 ERROR).
+async fn ask_for_a_long_timeout(server: std::net::SocketAddr, file: &str) -> (UdpSocket, u16) {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let rrq = request_mode(1, file, "octet", &[("timeout", "255")]);
+    sock.send_to(&rrq, server).await.unwrap();
+    let mut buf = [0u8; 1024];
+    let (_, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    (sock, u16::from_be_bytes([buf[0], buf[1]]))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_holds_at_most_16_slots_and_no_longer_than_conn_timeout() {
+    let srv = TftpServer::start_with(|c| {
+        c.ack_timeout = Duration::from_millis(500);
+        c.conn_timeout = Duration::from_secs(2);
+    })
+    .await;
+    srv.put("zImage", &pattern(3000));
+    // 16 transfers from one address that ask for a 255 s timeout and never acknowledge.
+    let mut stalled = Vec::new();
+    for _ in 0..16 {
+        let (sock, op) = ask_for_a_long_timeout(srv.addr, "zImage").await;
+        assert_eq!(op, 6, "an OACK");
+        stalled.push(sock);
+    }
+    let started = std::time::Instant::now();
+    let (_, op) = ask_for_a_long_timeout(srv.addr, "zImage").await;
+    assert_eq!(op, 5, "the 17th from the same address is refused");
+    // The stalled ones end within --conn-timeout, not 255 s a wait: the address is let
+    // in again.
+    loop {
+        let (_, op) = ask_for_a_long_timeout(srv.addr, "zImage").await;
+        if op == 6 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "still held");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(stalled);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_never_acknowledged_gets_two_copies_not_one_per_retry() {
+    let srv = TftpServer::start_with(|c| {
+        c.ack_timeout = Duration::from_millis(200);
+        c.conn_timeout = Duration::from_secs(5);
+    })
+    .await;
+    srv.put("zImage", &pattern(3000));
+    // What a victim of a forged request sees: DATA 1 (or an OACK) again and again.
+    for opts in [&[][..], &[("blksize", "1468")][..]] {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        sock.send_to(&request_mode(1, "zImage", "octet", opts), srv.addr)
+            .await
+            .unwrap();
+        let mut copies = 0;
+        let mut buf = [0u8; 2048];
+        // Until the server has been silent for longer than its whole 5 s allowance
+        // would leave between copies.
+        while let Ok(got) =
+            tokio::time::timeout(Duration::from_millis(1500), sock.recv_from(&mut buf)).await
+        {
+            got.unwrap();
+            // DATA 1 or the OACK; the ERROR that ends the transfer is not a copy.
+            if buf[1] == 3 || buf[1] == 6 {
+                copies += 1;
+            }
+            assert!(copies <= 2, "{opts:?}: more than two copies");
+        }
+        assert_eq!(copies, 2, "{opts:?}");
+    }
 }

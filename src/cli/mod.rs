@@ -266,6 +266,11 @@ pub struct TftpdOptions {
     )]
     pub max_window: u16,
 
+    /// Transfers one client address may run at once; past it, an error (so that one
+    /// host on the network cannot take every slot)
+    #[arg(long, value_name = "N", default_value = "16", value_parser = values::count("--max-per-client"))]
+    pub max_per_client: usize,
+
     /// Accept write requests (uploads); off by default
     #[arg(long)]
     pub upload: bool,
@@ -298,6 +303,7 @@ impl Default for TftpdOptions {
             listen: ListenArgs::default(),
             ack_timeout: crate::tftp::DEFAULT_ACK_TIMEOUT,
             conn_timeout: None,
+            max_per_client: crate::tftp::DEFAULT_MAX_PER_CLIENT,
             directory: None,
             max_blksize: crate::tftp::DEFAULT_MAX_BLKSIZE,
             max_window: crate::tftp::DEFAULT_MAX_WINDOW,

@@ -102,6 +102,7 @@ impl TftpdOptions {
         line.value("--directory", self.directory.clone());
         line.value("--max-blksize", Some(self.max_blksize.to_string()));
         line.value("--max-window", Some(self.max_window.to_string()));
+        line.value("--max-per-client", Some(self.max_per_client.to_string()));
         line.flag(self.upload, "--upload");
         line.flag(self.overwrite, "--overwrite");
         line.value(
@@ -179,6 +180,7 @@ mod tests {
             directory: Some("/srv/tftp".into()),
             max_blksize: 1468,
             max_window: 16,
+            max_per_client: 4,
             upload: true,
             overwrite: true,
             loss: Some(crate::tftp::Loss(250)),

@@ -133,6 +133,7 @@ pub fn tftpd(options: &TftpdOptions, settings: &Settings) -> Result<ServerConfig
     tftp.conn_timeout = given(options.conn_timeout).unwrap_or(settings.sock_timeout);
     tftp.max_blksize = options.max_blksize;
     tftp.max_window = options.max_window;
+    tftp.max_per_client = options.max_per_client;
     let loss = options.loss.filter(|l| l.0 > 0);
     let delay = options.packet_delay.filter(|d| !d.is_zero());
     if loss.is_some() || delay.is_some() {

@@ -1,6 +1,6 @@
 //! Detaching from the terminal, and the readiness report from daemon to `start`.
 //!
-//! `start` creates a pipe, then lets the `daemonize` crate do the double fork, the new
+//! `start` creates a pipe, then lets the `daemonix` crate do the double fork, the new
 //! session and the standard streams (stdin from /dev/null, stdout and stderr appended to
 //! the log file). The daemon keeps the pipe's write end and says on it, once, whether it
 //! came up: `ready PID ADDR`, `running PID` (another daemon holds the pid file) or
@@ -15,7 +15,7 @@ use std::io::{self, PipeReader, PipeWriter, Read as _, Write as _};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use daemonize::{Daemonize, Outcome};
+use daemonix::{Daemonize, Outcome};
 
 use crate::error::{Error, Result};
 

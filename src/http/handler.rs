@@ -2,7 +2,7 @@
 //! page. Paths go through [`confine`]; replies are built in [`super::reply`].
 
 use std::borrow::Cow;
-use std::fs::{File, Metadata, OpenOptions};
+use std::fs::{File, Metadata};
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -388,14 +388,7 @@ fn from_cache(req: &HeaderMap, entry: &Cached, head: bool) -> Response<Body> {
 
 /// Opens a path without blocking on FIFOs, and reads its metadata from the handle.
 fn open(path: &Path) -> io::Result<(File, Metadata)> {
-    let mut options = OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = options.open(path)?;
+    let file = crate::fsio::open_nonblocking(path)?;
     let meta = file.metadata()?;
     Ok((file, meta))
 }

@@ -241,7 +241,7 @@ mod tests {
 
     /// Asks for `/f` on `conn`.
     async fn ask(conn: &mut TcpStream) {
-        conn.write_all(b"GET /f HTTP/1.1\r\nHost: lab\r\n\r\n")
+        conn.write_all(b"GET /f HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .await
             .unwrap();
     }

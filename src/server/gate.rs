@@ -243,9 +243,10 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// The host names a server on loopback answers to: `localhost` and `*.localhost`, IP
-/// addresses, this machine's name (and `NAME.local`), and those allowed by name. Any
-/// other name in a request to loopback is a page on the web that pointed its own name at
-/// 127.0.0.1 (DNS rebinding) to read this server or post to it from a browser here.
+/// addresses, names of one label (`lab`, from /etc/hosts: no site on the web has one),
+/// this machine's name (and `NAME.local`), and those allowed by name. Any other name in
+/// a request to loopback is a page on the web that pointed its own name at 127.0.0.1
+/// (DNS rebinding) to read this server or post to it from a browser here.
 #[derive(Debug)]
 pub(crate) struct Hosts {
     names: Vec<String>,
@@ -276,7 +277,7 @@ impl Hosts {
             None => host.rsplit_once(':').map_or(host, |(name, _)| name),
         };
         let name = name.trim_end_matches('.').to_ascii_lowercase();
-        name == "localhost"
+        !name.contains('.')
             || name.ends_with(".localhost")
             || name.parse::<std::net::IpAddr>().is_ok()
             || self.names.contains(&name)
@@ -367,6 +368,7 @@ mod tests {
             Some("[::1]:8080"),
             Some("192.168.1.20"),
             Some("lab-host.example:8080"),
+            Some("lab"),
         ] {
             assert!(hosts.allows(ok), "{ok:?}");
         }

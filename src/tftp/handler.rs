@@ -27,16 +27,24 @@ pub(crate) struct Handler {
     upload: bool,
     overwrite: bool,
     max_transfers: usize,
+    max_per_client: usize,
     transfers: Arc<Transfers>,
 }
 
 impl Handler {
-    pub(crate) fn new(root: PathBuf, upload: bool, overwrite: bool, max_transfers: usize) -> Self {
+    pub(crate) fn new(
+        root: PathBuf,
+        upload: bool,
+        overwrite: bool,
+        max_transfers: usize,
+        max_per_client: usize,
+    ) -> Self {
         Self {
             root,
             upload,
             overwrite,
             max_transfers,
+            max_per_client,
             transfers: Arc::default(),
         }
     }
@@ -46,9 +54,22 @@ impl Handler {
         self.transfers.clone()
     }
 
-    /// Takes one of the transfer slots, or refuses with a message the client can show.
-    fn slot(&self) -> Result<Slot, packet::Error> {
+    /// Takes one of the transfer slots for `client`, or refuses with a message the
+    /// client can show.
+    fn slot(&self, client: &SocketAddr) -> Result<Slot, packet::Error> {
+        let ip = client.ip().to_canonical();
+        let most = self.max_per_client;
+        if !self.transfers.enter_client(ip, most) {
+            warn!(
+                target: "labserv::tftp",
+                "{client} refused: {most} transfers from that address running (--max-per-client)"
+            );
+            return Err(packet::Error::Msg(format!(
+                "too many transfers from your address ({most}), try again"
+            )));
+        }
         if !self.transfers.enter(self.max_transfers) {
+            self.transfers.leave_client(ip);
             return Err(packet::Error::Msg(format!(
                 "server busy: {} transfers running, try again",
                 self.max_transfers
@@ -56,6 +77,7 @@ impl Handler {
         }
         Ok(Slot {
             transfers: self.transfers.clone(),
+            client: ip,
             _busy: crate::memory::Busy::start(),
         })
     }
@@ -65,12 +87,14 @@ impl Handler {
 /// writer is dropped.
 struct Slot {
     transfers: Arc<Transfers>,
+    client: std::net::IpAddr,
     _busy: crate::memory::Busy,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         self.transfers.leave();
+        self.transfers.leave_client(self.client);
     }
 }
 
@@ -133,11 +157,13 @@ impl async_tftp::server::Handler for Handler {
                 "absolute path outside the root",
             ));
         }
-        let slot = self.slot()?;
-        let file = File::open(&full).map_err(|e| io_error(&e))?;
+        let slot = self.slot(client)?;
+        // Never a blocking open: a FIFO under the root must not hang every transfer
+        // (the engine holds this handler while it opens). Only regular files are sent.
+        let file = crate::fsio::open_nonblocking(&full).map_err(|e| io_error(&e))?;
         let meta = file.metadata().map_err(|e| io_error(&e))?;
         if !meta.is_file() {
-            return Err(packet::Error::FileNotFound);
+            return Err(refuse(client, false, path, "not a regular file"));
         }
         let len = meta.len();
         let reader = Download {
@@ -173,7 +199,7 @@ impl async_tftp::server::Handler for Handler {
         if path.has_root() && !dir.is_dir() {
             return Err(refuse(client, true, path, "absolute path outside the root"));
         }
-        let slot = self.slot()?;
+        let slot = self.slot(client)?;
         let (landing, file) =
             Landing::begin(target, self.overwrite).map_err(|e| match e.kind() {
                 io::ErrorKind::AlreadyExists => packet::Error::FileAlreadyExists,

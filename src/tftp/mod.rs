@@ -26,6 +26,9 @@ const STOP_GRACE: Duration = Duration::from_millis(900);
 
 /// Default for [`TftpConfig::max_transfers`].
 pub const DEFAULT_MAX_TRANSFERS: usize = 256;
+/// Default for [`TftpConfig::max_per_client`]: a board fetches a kernel, a device tree
+/// and an initrd, not dozens at once.
+pub const DEFAULT_MAX_PER_CLIENT: usize = 16;
 
 /// What the TFTP server serves and how.
 #[derive(Debug, Clone)]
@@ -46,6 +49,8 @@ pub struct TftpConfig {
     pub max_window: u16,
     /// Transfers running at once; clients past it get an error.
     pub max_transfers: usize,
+    /// Transfers one client address may run at once.
+    pub max_per_client: usize,
     /// Packets lost or held back on purpose.
     pub faults: Option<Faults>,
 }
@@ -101,6 +106,7 @@ impl TftpConfig {
             max_blksize: DEFAULT_MAX_BLKSIZE,
             max_window: DEFAULT_MAX_WINDOW,
             max_transfers: DEFAULT_MAX_TRANSFERS,
+            max_per_client: DEFAULT_MAX_PER_CLIENT,
             faults: None,
         }
     }
@@ -118,6 +124,7 @@ pub async fn serve(socket: UdpSocket, config: TftpConfig, shutdown: Shutdown) ->
         config.upload,
         config.overwrite,
         config.max_transfers.max(1),
+        config.max_per_client.max(1),
     );
     let transfers = handler.transfers();
     // async-tftp counts retries, not time: give a silent peer conn_timeout in all.

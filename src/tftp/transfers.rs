@@ -3,12 +3,17 @@
 //! Each transfer runs on a thread of its own (async-tftp's `spawn_transfer`, patched in
 //! `vendor/async-tftp`), so the count is also the number of transfer threads.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Running transfers: counted by the handler, waited for when the server stops.
 #[derive(Debug, Default)]
 pub(crate) struct Transfers {
     count: AtomicUsize,
+    /// Running transfers by client address.
+    by_client: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl Transfers {
@@ -30,5 +35,33 @@ impl Transfers {
     /// Counts one transfer less.
     pub(crate) fn leave(&self) {
         self.count.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Counts one more transfer for `client` unless it runs `most` already.
+    pub(crate) fn enter_client(&self, client: IpAddr, most: usize) -> bool {
+        let mut by_client = self
+            .by_client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = by_client.entry(client).or_insert(0);
+        if *count >= most {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    /// Counts one transfer less for `client`.
+    pub(crate) fn leave_client(&self, client: IpAddr) {
+        let mut by_client = self
+            .by_client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = by_client.get_mut(&client) {
+            *count -= 1;
+            if *count == 0 {
+                by_client.remove(&client);
+            }
+        }
     }
 }

@@ -43,6 +43,8 @@ where
     stopping: Arc<AtomicBool>,
     /// labserv patch: data bytes the client acknowledged.
     pub(crate) bytes: u64,
+    /// labserv patch: whether the client has acknowledged anything yet.
+    heard: bool,
     /// labserv patch: packets sent again after a timeout.
     pub(crate) retransmits: u32,
     /// labserv patch: packets lost or held back on purpose.
@@ -92,7 +94,9 @@ where
             .as_ref()
             .and_then(|o| o.timeout)
             .map(|t| Duration::from_secs(u64::from(t)))
-            .unwrap_or(config.timeout);
+            .unwrap_or(config.timeout)
+            // labserv patch: never longer than the server lets a transfer stay silent.
+            .min(silent_budget(&config));
 
         // labserv patch: connected to the client, as tftpd-hpa and atftpd do. The kernel
         // then keeps the route for every packet sent (an unconnected `send_to` looks it
@@ -106,7 +110,8 @@ where
             reader,
             block_size,
             timeout,
-            max_send_retries: config.max_send_retries,
+            max_send_retries: silent_retries(&config, timeout),
+            heard: false,
             oack_opts,
             window_size: negotiated_window_size,
             spin: Spin::new(block_size),
@@ -257,8 +262,16 @@ where
         window: &VecDeque<Bytes>,
         window_base: u16,
     ) -> Result<u16> {
+        // labserv patch: until the client has acknowledged anything, the first packet
+        // goes out at most twice: a request with a forged source address (the victim's)
+        // then makes 2 packets, not one per retry (TFTP reflection).
+        let retries = if self.heard {
+            self.max_send_retries
+        } else {
+            self.max_send_retries.min(1)
+        };
         // Send packet until we receive an ack
-        for attempt in 0..=self.max_send_retries {
+        for attempt in 0..=retries {
             // labserv patch: a stopping server ends the transfer with an ERROR.
             if self.stopping.load(Ordering::Acquire) {
                 return Err(stopping_error());
@@ -277,6 +290,7 @@ where
 
             match self.recv_ack(window_base, window.len() as u16).await {
                 Ok(blocks_acked) => {
+                    self.heard = true;
                     trace!(
                         "RRQ (peer: {}, window_base: {}, blocks_acked: {}, window_len: {}) - Received ACK",
                         &self.peer,
@@ -441,6 +455,22 @@ pub(crate) fn window_fit(block: u16) -> u16 {
     u16::try_from(CLIENT_RECEIVE_BUFFER / charge).unwrap_or(u16::MAX).max(1)
 }
 
+/// labserv patch: how many times a transfer waiting `timeout` for each answer may wait
+/// in all: as long as the server's own timeout and retries allow, whatever `timeout` a
+/// client asked for (up to 255 s a wait, which with the server's retry count held a
+/// transfer slot for most of an hour).
+pub(crate) fn silent_retries(config: &ServerConfig, timeout: Duration) -> u32 {
+    let budget = silent_budget(config).as_secs_f64();
+    let retries = (budget / timeout.as_secs_f64().max(0.001)).floor();
+    (retries as u32).clamp(1, config.max_send_retries.max(1))
+}
+
+/// labserv patch: the longest a transfer may stay silent: the server's own timeout times
+/// its retries. A client's `timeout` option longer than that is cut to it.
+pub(crate) fn silent_budget(config: &ServerConfig) -> Duration {
+    config.timeout.saturating_mul(config.max_send_retries.max(1))
+}
+
 /// labserv patch: transfers (reads and uploads) running in this process.
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 
@@ -495,8 +525,9 @@ impl Spin {
         }
     }
 
-    /// A packet that came while polling, or `None`: wait for it (see [`recv_next`]).
-    fn poll(&mut self, socket: &UdpSocket, buf: &mut [u8]) -> Option<usize> {
+    /// A packet that came while polling (or the error the socket reported, such as a
+    /// client whose port is closed), or `None`: wait for it (see [`recv_next`]).
+    fn poll(&mut self, socket: &UdpSocket, buf: &mut [u8]) -> Option<io::Result<usize>> {
         if self.backoff > 0 {
             self.backoff -= 1;
             return None;
@@ -505,7 +536,7 @@ impl Spin {
             return None;
         }
         let got = spin_recv(socket, buf, self.limit);
-        if got.is_some() {
+        if got.as_ref().is_some_and(Result::is_ok) {
             self.misses = 0;
         } else {
             self.misses += 1;
@@ -528,24 +559,27 @@ const SPIN: Duration = Duration::from_micros(50);
 /// event loop last saw, which the loop cannot refresh while this thread polls. Windows
 /// has no per-call non-blocking receive: there the transfer waits in its event loop.
 #[cfg(not(unix))]
-fn spin_recv(_socket: &UdpSocket, _buf: &mut [u8], _limit: Duration) -> Option<usize> {
+fn spin_recv(_socket: &UdpSocket, _buf: &mut [u8], _limit: Duration) -> Option<io::Result<usize>> {
     None
 }
 
 /// See the other `spin_recv`.
 #[cfg(unix)]
-fn spin_recv(socket: &UdpSocket, buf: &mut [u8], limit: Duration) -> Option<usize> {
+fn spin_recv(socket: &UdpSocket, buf: &mut [u8], limit: Duration) -> Option<io::Result<usize>> {
     let start = std::time::Instant::now();
     loop {
         match rustix::net::recv(socket, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
-            Ok((len, _)) => return Some(len),
+            Ok((len, _)) => return Some(Ok(len)),
             Err(rustix::io::Errno::AGAIN) => {
                 if start.elapsed() >= limit {
                     return None;
                 }
                 std::hint::spin_loop();
             }
-            Err(_) => return None,
+            Err(rustix::io::Errno::INTR) => {}
+            // Reported once and then cleared (ECONNREFUSED from a closed port): it goes
+            // up, not lost.
+            Err(e) => return Some(Err(e.into())),
         }
     }
 }
@@ -626,8 +660,8 @@ pub(crate) async fn recv_next(
     deadline: Instant,
     buf: &mut [u8],
 ) -> io::Result<(usize, SocketAddr)> {
-    if let Some(len) = spin.poll(socket, buf) {
-        return Ok((len, peer));
+    if let Some(got) = spin.poll(socket, buf) {
+        return got.map(|len| (len, peer));
     }
     // Windows: always in the event loop (see `spin_recv`); the caller keeps the deadline.
     if cfg!(not(unix)) || !crate::server::on_own_thread() {

@@ -70,7 +70,9 @@ where
             .as_ref()
             .and_then(|o| o.timeout)
             .map(|t| Duration::from_secs(u64::from(t)))
-            .unwrap_or(config.timeout);
+            .unwrap_or(config.timeout)
+            // labserv patch: never longer than the server lets a transfer stay silent.
+            .min(super::read_req::silent_budget(&config));
 
         // labserv patch: connected to the client (see `ReadRequest::init`).
         let socket = transfer_socket(local_ip, peer).await?;
@@ -83,7 +85,7 @@ where
             ack: BytesMut::new(),
             block_size,
             timeout,
-            max_retries: config.max_send_retries,
+            max_retries: super::read_req::silent_retries(&config, timeout),
             oack_opts,
             stopping: Arc::clone(&config.stopping),
             bytes: 0,
