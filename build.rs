@@ -14,8 +14,10 @@ fn main() {
     println!("cargo:rerun-if-changed=Cargo.toml");
     println!("cargo:rerun-if-changed=Cargo.lock");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    if env::var_os("CARGO_FEATURE_PYEXT").is_some() {
-        // This is the extension's own build: it embeds no extension.
+    // The extension's own build embeds no extension; and only Linux has the workers
+    // that load one (elsewhere `wsgi APP` says so), so no other target builds it.
+    let linux = env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
+    if env::var_os("CARGO_FEATURE_PYEXT").is_some() || !linux {
         std::fs::write(out.join("labserv_ext.so"), b"").expect("writing OUT_DIR");
         return;
     }

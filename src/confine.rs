@@ -22,6 +22,9 @@ pub enum Refused {
     Nul,
     /// A segment the platform cannot take as a plain file name.
     Encoding,
+    /// A name Windows reads as something else: a device (`CON`, `NUL`, `aux.txt`), a
+    /// drive or an alternate data stream (`:`), or one ending in a dot or a space.
+    Reserved,
     /// A symlink on the way leads outside the root.
     Outside,
 }
@@ -34,6 +37,7 @@ impl Refused {
             Refused::Backslash => "backslash in file name",
             Refused::Nul => "NUL byte in file name",
             Refused::Encoding => "not a valid file name",
+            Refused::Reserved => "a name Windows reserves",
             Refused::Outside => "symlink leads outside the root",
         }
     }
@@ -75,6 +79,9 @@ pub fn confine(root: &Path, name: &[u8], symlinks: Symlinks) -> Result<PathBuf, 
             b"" | b"." => {}
             b".." => return Err(Refused::Parent),
             _ => {
+                if cfg!(windows) && windows_reserved(segment) {
+                    return Err(Refused::Reserved);
+                }
                 let segment = plain_name(segment)?;
                 // Whatever the platform makes of a segment, it must stay one plain name.
                 let mut parts = Path::new(segment).components();
@@ -89,6 +96,25 @@ pub fn confine(root: &Path, name: &[u8], symlinks: Symlinks) -> Result<PathBuf, 
         return Err(Refused::Outside);
     }
     Ok(full)
+}
+
+/// Whether Windows would take `segment` as something other than a plain name in its
+/// folder: a device name with or without an extension (`CON`, `nul.txt`, `COM1`), a
+/// drive or an alternate data stream (any `:`), or a name ending in a dot or a space
+/// (Windows drops them, so `fw.img.` would be `fw.img`). Checked on Windows only; other
+/// systems take such names as they are.
+fn windows_reserved(segment: &[u8]) -> bool {
+    if segment.contains(&b':') || segment.ends_with(b".") || segment.ends_with(b" ") {
+        return true;
+    }
+    let stem = segment.split(|&b| b == b'.').next().unwrap_or_default();
+    let stem = stem.trim_ascii_end().to_ascii_uppercase();
+    matches!(
+        stem.as_slice(),
+        b"CON" | b"PRN" | b"AUX" | b"NUL" | b"CONIN$" | b"CONOUT$"
+    ) || (stem.len() == 4
+        && (stem.starts_with(b"COM") || stem.starts_with(b"LPT"))
+        && stem[3].is_ascii_digit())
 }
 
 #[cfg(unix)]
@@ -151,6 +177,43 @@ pub fn check_root(root: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_windows_reserves_are_known() {
+        for reserved in [
+            &b"CON"[..],
+            b"con",
+            b"NUL.txt",
+            b"aux.tar.gz",
+            b"Com1",
+            b"lpt9.log",
+            b"file.txt::$DATA",
+            b"C:",
+            b"fw.img.",
+            b"fw.img ",
+            b"CON .txt",
+        ] {
+            assert!(
+                windows_reserved(reserved),
+                "{:?}",
+                String::from_utf8_lossy(reserved)
+            );
+        }
+        for plain in [
+            &b"console.log"[..],
+            b"fw.img",
+            b"COM10",
+            b"nullable",
+            b".hidden",
+            b"a b",
+        ] {
+            assert!(
+                !windows_reserved(plain),
+                "{:?}",
+                String::from_utf8_lossy(plain)
+            );
+        }
+    }
 
     const ROOT: &str = "/srv/fw";
 

@@ -54,6 +54,7 @@ pub(crate) fn create_dir_all(dir: &Path) -> io::Result<()> {
 
 /// Options for a file of this user's only: made 0600, never through a symlink.
 pub(crate) fn options() -> OpenOptions {
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut options = OpenOptions::new();
     #[cfg(unix)]
     {

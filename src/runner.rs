@@ -86,7 +86,8 @@ impl Prepared {
         served
     }
 
-    /// Enters the runtime, for installing more signal handlers.
+    /// Enters the runtime, for installing more signal handlers (daemons, on Unix).
+    #[cfg(unix)]
     pub(crate) fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
         self.runtime.enter()
     }

@@ -30,6 +30,7 @@ impl Shutdown {
 }
 
 /// What a daemon does on SIGHUP (reopen its log file).
+#[cfg(unix)]
 type OnHangup = Box<dyn FnMut() + Send>;
 
 /// SIGINT and SIGTERM handlers, installed up front so that a signal arriving the moment a

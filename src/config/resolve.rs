@@ -231,7 +231,6 @@ pub fn wsgi(args: &WsgiArgs, settings: &Settings) -> Result<ServerConfig> {
 /// built-in app; `target:callable` is Python; an existing executable file is a CGI
 /// script; `file.py` or a dotted module name is Python.
 fn is_python_app(app: &str) -> bool {
-    use std::os::unix::fs::PermissionsExt;
     let module = |target: &str| {
         !target.is_empty()
             && target.split('.').all(|part| {
@@ -244,11 +243,18 @@ fn is_python_app(app: &str) -> bool {
     if wsgi::builtin(app).is_some() {
         return false;
     }
-    if let Some((target, _)) = app.split_once(':') {
+    // `C:\labs\mock.py`: a Windows drive, not `target:callable`.
+    let drive = app.len() > 2
+        && app.as_bytes()[0].is_ascii_alphabetic()
+        && app.as_bytes()[1] == b':'
+        && matches!(app.as_bytes()[2], b'\\' | b'/');
+    let after_drive = if drive { &app[2..] } else { app };
+    let executable = crate::wsgi::cgi::executable(std::path::Path::new(app));
+    if let Some((target, _)) = after_drive.split_once(':') {
         return module(target) || target.ends_with(".py");
     }
-    let executable =
-        std::fs::metadata(app).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    // A `.py` file Windows runs as a CGI script stays one there; elsewhere a script needs
+    // its executable bit to be CGI.
     !executable && (app.ends_with(".py") || module(app))
 }
 

@@ -16,6 +16,7 @@ mod control;
 mod detach;
 #[cfg(unix)]
 pub mod pidfile;
+#[cfg_attr(not(unix), allow(dead_code))] // the plan is made and carried out on Unix only
 mod plan;
 #[cfg(unix)]
 mod run;

@@ -21,6 +21,8 @@ mod changes {
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
 
+    /// The changes `cache` acts on; without watches none is ever read.
+    #[allow(dead_code)]
     pub(crate) enum Change {
         Entry(PathBuf),
         Tree(PathBuf),
@@ -37,6 +39,9 @@ mod changes {
             None
         }
         pub(crate) fn watch(&mut self, _root: &Path, _file: &Path) -> Option<u64> {
+            None
+        }
+        pub(crate) fn watch_listed(&mut self, _root: &Path, _dir: &Path) -> Option<u64> {
             None
         }
         pub(crate) fn drain(&mut self, _forget: impl FnMut(Change)) {}

@@ -468,7 +468,11 @@ where
 
 /// 507 for a full disk or quota, 500 otherwise.
 fn write_status(e: &io::Error) -> StatusCode {
+    if e.kind() == io::ErrorKind::StorageFull || e.kind() == io::ErrorKind::QuotaExceeded {
+        return StatusCode::INSUFFICIENT_STORAGE;
+    }
     match e.raw_os_error() {
+        #[cfg(unix)]
         Some(libc::ENOSPC | libc::EDQUOT) => StatusCode::INSUFFICIENT_STORAGE,
         _ if e.kind() == io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
         _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -27,7 +27,9 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IoSlice};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+#[cfg(target_os = "linux")]
+use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -214,6 +216,7 @@ pub(crate) fn poll_send(
 }
 
 /// The most file bytes a connection leaves waiting in the kernel, not yet on the wire.
+#[cfg(target_os = "linux")]
 const NOTSENT_LOWAT: u32 = 16 * 1024;
 
 /// Under BBR, tells the kernel to take only [`NOTSENT_LOWAT`] bytes of this connection

@@ -80,7 +80,7 @@ fn defer_accept(listener: &std::net::TcpListener) {
     }
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
 fn defer_accept(_: &std::net::TcpListener) {}
 
 /// Takes a queued connection without blocking, already non-blocking itself (one system

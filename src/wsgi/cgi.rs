@@ -88,14 +88,42 @@ impl Cgi {
 }
 
 #[cfg(unix)]
-fn executable(path: &Path) -> bool {
+pub(crate) fn executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-#[cfg(not(unix))]
-fn executable(path: &Path) -> bool {
-    path.is_file()
+/// Windows has no executable bit: what runs is what Explorer would run, by extension:
+/// programs (`.exe`, `.com`), batch files (`.bat`, `.cmd`) and Python scripts (`.py`,
+/// through the Python launcher or `python` on PATH).
+#[cfg(windows)]
+pub(crate) fn executable(path: &Path) -> bool {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    path.is_file() && matches!(ext.as_deref(), Some("exe" | "com" | "bat" | "cmd" | "py"))
+}
+
+/// The command that runs `script`: the script itself, or on Windows a `.py` through
+/// Python (`py`, the launcher python.org installs, else `python`).
+fn script_command(script: &Path) -> Command {
+    #[cfg(windows)]
+    if script
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("py"))
+    {
+        let on_path = |name: &str| {
+            std::env::var_os("PATH")
+                .iter()
+                .flat_map(std::env::split_paths)
+                .any(|dir| dir.join(format!("{name}.exe")).is_file())
+        };
+        let python = if on_path("py") { "py" } else { "python" };
+        let mut cmd = Command::new(python);
+        cmd.arg(script);
+        return cmd;
+    }
+    Command::new(script)
 }
 
 impl App for Cgi {
@@ -124,7 +152,7 @@ impl App for Cgi {
         let body_len = spool.len();
         let body = spool.finish()?;
 
-        let mut cmd = Command::new(&script);
+        let mut cmd = script_command(&script);
         cmd.env_clear();
         // The RFC 3875 variables and PATH; nothing else of the server's environment.
         for (k, v) in environ {
@@ -141,6 +169,13 @@ impl App for Cgi {
             .env("SCRIPT_FILENAME", &script);
         if let Some(path) = std::env::var_os("PATH") {
             cmd.env("PATH", path);
+        }
+        // Windows programs (Python among them) do not start without these.
+        #[cfg(windows)]
+        for name in ["SYSTEMROOT", "SYSTEMDRIVE", "WINDIR", "TEMP", "TMP"] {
+            if let Some(value) = std::env::var_os(name) {
+                cmd.env(name, value);
+            }
         }
         if let Some(dir) = script.parent() {
             cmd.current_dir(dir);

@@ -9,21 +9,30 @@
 //! one that dies (answering 502 for the request it died in) and swaps in new ones on
 //! `--reload`.
 
+// The workers stand on Linux: SOCK_SEQPACKET control sockets, memfds for the extension
+// and the shared slots, MSG_NOSIGNAL. Elsewhere `wsgi APP` says so and exits 2 (see
+// `Workers::start`); Rust apps, CGI and the built-in apps run everywhere.
+#[cfg(target_os = "linux")]
 mod ctl;
-#[cfg(feature = "pyext")]
+#[cfg(all(feature = "pyext", target_os = "linux"))]
 mod ext;
+#[cfg(target_os = "linux")]
 mod pool;
+#[cfg(target_os = "linux")]
 mod reload;
+#[cfg(target_os = "linux")]
 mod worker;
 
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+#[cfg(target_os = "linux")]
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
 use pool::Pool;
+#[cfg(target_os = "linux")]
 use reload::Reloader;
-pub use worker::Launch;
+#[cfg(target_os = "linux")]
 use worker::{Shared, Worker};
 
 use crate::error::{Error, Result};
@@ -32,10 +41,35 @@ use crate::server::faults::Faults;
 use crate::server::tls::Tls;
 use crate::shutdown::Shutdown;
 
+/// The extension module the workers load, which only the `wsgi` binary carries (see
+/// [`provide_extension`]).
+static EXTENSION: std::sync::OnceLock<&'static [u8]> = std::sync::OnceLock::new();
+
+/// Hands over the extension module the workers load (`_labserv`, built by `build.rs`).
+/// The `wsgi` binary embeds it and calls this first; no other binary carries its
+/// megabytes.
+pub fn provide_extension(module: &'static [u8]) {
+    let _ = EXTENSION.set(module);
+}
+
 /// Default for [`PythonConfig::timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default for [`PythonConfig::queue_timeout`].
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a worker is started: the interpreter, the app and where it runs.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The Python interpreter.
+    pub python: PathBuf,
+    /// `module:callable`, `path/file.py:callable`, or either without `:callable`.
+    pub app: String,
+    /// The directory the workers run in (and import from).
+    pub dir: PathBuf,
+    /// Let Python write `__pycache__`. Off with `--reload`: a cached module compiled in the
+    /// same second as an edit of the same size would hide the edit.
+    pub write_bytecode: bool,
+}
 
 /// How a Python app is hosted.
 #[derive(Debug, Clone)]
@@ -68,12 +102,14 @@ pub struct PythonConfig {
 }
 
 /// Started workers, ready to serve (and the watch on the app's files, with `--reload`).
+#[cfg(target_os = "linux")]
 pub struct Workers {
     pool: Arc<Pool>,
     ready: Vec<Worker>,
     reloader: Option<Reloader>,
 }
 
+#[cfg(target_os = "linux")]
 impl std::fmt::Debug for Workers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Workers")
@@ -83,6 +119,7 @@ impl std::fmt::Debug for Workers {
     }
 }
 
+#[cfg(target_os = "linux")]
 impl Workers {
     /// Starts the workers on `listener` and waits until every one has imported the app.
     /// Call on the thread that will run the server: a worker dies with the thread that
@@ -102,7 +139,7 @@ impl Workers {
         } else {
             None
         };
-        let shared = Shared::new(listener.as_fd())
+        let shared = Shared::new(std::os::fd::AsFd::as_fd(listener))
             .map_err(|e| app_error(format!("cannot prepare the workers: {e}")))?;
         Pool::start(config.launch.clone(), shared, config.workers)
             .map(|(pool, ready)| Workers {
@@ -130,6 +167,35 @@ impl Workers {
     /// The workers' process ids.
     pub fn pids(&self) -> Vec<u32> {
         self.pool.pids()
+    }
+}
+
+/// Python workers, which this platform does not have (they stand on Linux).
+#[cfg(not(target_os = "linux"))]
+#[derive(Debug)]
+pub struct Workers {
+    never: std::convert::Infallible,
+}
+
+#[cfg(not(target_os = "linux"))]
+impl Workers {
+    /// Says that Python apps need Linux here, in one line.
+    ///
+    /// # Errors
+    /// Always: [`Error::App`], which exits 2.
+    pub fn start(config: &PythonConfig, _listener: &std::net::TcpListener) -> Result<Self> {
+        Err(Error::App {
+            app: config.launch.app.clone(),
+            reason: "Python apps run in labserv's workers on Linux only (WSL works); here, \
+                     serve it with waitress or granian, or give wsgi a built-in app, a Rust \
+                     app or a CGI script"
+                .to_string(),
+        })
+    }
+
+    /// The workers' process ids.
+    pub fn pids(&self) -> Vec<u32> {
+        match self.never {}
     }
 }
 
@@ -163,6 +229,7 @@ pub fn find_python(given: Option<&Path>) -> std::result::Result<PathBuf, String>
 /// Lets the workers serve on the listener they share until `shutdown`, then stops them
 /// (each finishes its requests for up to the drain time). The listener stays open here
 /// so that connections wait in its backlog while a worker is being replaced.
+#[cfg(target_os = "linux")]
 pub async fn serve(
     listener: std::net::TcpListener,
     workers: Workers,
@@ -184,4 +251,18 @@ pub async fn serve(
     pool.close(config.limits.drain).await;
     drop(listener);
     Ok(())
+}
+
+/// See the Linux `serve`: no workers ever start here.
+///
+/// # Errors
+/// Never: there are no workers to serve with.
+#[cfg(not(target_os = "linux"))]
+pub async fn serve(
+    _listener: std::net::TcpListener,
+    workers: Workers,
+    _config: PythonConfig,
+    _shutdown: Shutdown,
+) -> Result<()> {
+    match workers.never {}
 }

@@ -9,8 +9,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
+use super::Launch;
 use super::ctl::{EMPTY, SEATS, TIMED_OUT};
-use super::worker::{Launch, Shared, Worker};
+use super::worker::{Shared, Worker};
 
 /// How long a worker may take to import its app (Django projects take a few seconds).
 const START_WITHIN: Duration = Duration::from_secs(60);

@@ -9,8 +9,8 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::Launch;
 use super::pool::Pool;
-use super::worker::Launch;
 use crate::shutdown::Shutdown;
 
 /// Changes that come closer together than this are one change (an editor saving writes,

@@ -1,6 +1,7 @@
 //! One Python worker process: starting it with what it inherits, and hearing from it
 //! over its control socket (see `ctl.rs`).
 
+use super::Launch;
 use std::collections::HashMap;
 use std::io::{self, Read, Write as _};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -18,22 +19,6 @@ use super::ctl::{self, ANSWERABLE, Board, Slot};
 /// The Python side, run with `python -c`.
 const WORKER_PY: &str = include_str!("worker.py");
 
-/// The extension module the workers load (built by `build.rs`).
-static EXTENSION: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/labserv_ext.so"));
-
-/// How a worker is started: the interpreter, the app and where it runs.
-#[derive(Debug, Clone)]
-pub struct Launch {
-    /// The Python interpreter.
-    pub python: PathBuf,
-    /// `module:callable`, `path/file.py:callable`, or either without `:callable`.
-    pub app: String,
-    /// The directory the workers run in (and import from).
-    pub dir: PathBuf,
-    /// Let Python write `__pycache__`. Off with `--reload`: a cached module compiled in the
-    /// same second as an edit of the same size would hide the edit.
-    pub write_bytecode: bool,
-}
 
 /// What every worker inherits.
 pub(crate) struct Shared {
@@ -70,8 +55,11 @@ fn extension() -> io::Result<BorrowedFd<'static>> {
     if let Some(fd) = FILE.get() {
         return Ok(fd.as_fd());
     }
+    let module = super::EXTENSION
+        .get()
+        .ok_or_else(|| io::Error::other("this binary carries no Python extension module"))?;
     let fd = rustix::fs::memfd_create("labserv-ext", rustix::fs::MemfdFlags::CLOEXEC)?;
-    std::fs::File::from(fd.try_clone()?).write_all(EXTENSION)?;
+    std::fs::File::from(fd.try_clone()?).write_all(module)?;
     Ok(FILE.get_or_init(|| fd).as_fd())
 }
 

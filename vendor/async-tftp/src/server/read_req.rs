@@ -509,6 +509,7 @@ pub(crate) struct Spin {
     backoff: u8,
     /// On a transfer's own thread, once it first waits: the receive timeout set on its
     /// socket, which is then in blocking mode (see [`recv_next`]).
+    #[cfg(unix)]
     blocking: Option<Duration>,
 }
 
@@ -521,6 +522,7 @@ impl Spin {
             limit: SPIN + extra,
             misses: 0,
             backoff: 0,
+            #[cfg(unix)]
             blocking: None,
         }
     }
@@ -664,6 +666,8 @@ pub(crate) async fn recv_next(
         return got.map(|len| (len, peer));
     }
     // Windows: always in the event loop (see `spin_recv`); the caller keeps the deadline.
+    #[cfg(not(unix))]
+    let _ = deadline;
     if cfg!(not(unix)) || !crate::server::on_own_thread() {
         return socket.recv_from(buf).await;
     }
@@ -695,4 +699,5 @@ pub(crate) async fn recv_next(
 
 /// labserv patch: how far a wait's time left may be from the socket's receive timeout
 /// before the timeout is set again: a wait ends at most this much after its deadline.
+#[cfg(unix)]
 const DEADLINE_SLACK: Duration = Duration::from_millis(5);
