@@ -69,7 +69,11 @@ impl Landing {
     /// # Errors
     /// The sync, rename or link failed (the target is then as it was).
     pub(crate) fn land(mut self) -> io::Result<()> {
-        File::open(&self.temp)?.sync_all()?;
+        // Opened for writing: Windows flushes only a file open for writing.
+        OpenOptions::new()
+            .write(true)
+            .open(&self.temp)?
+            .sync_all()?;
         if self.overwrite {
             fs::rename(&self.temp, &self.target)?;
         } else {

@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //!
-//! This list is the one description of `src/`; the README's Layout section points here.
+//! This list is the one description of `src/`; docs/architecture.md points here.
 //!
 //! From arguments to a running server:
 //! - [`cli`]: typed clap arguments; each server's options in one struct that its

@@ -19,7 +19,6 @@ use super::ctl::{self, ANSWERABLE, Board, Slot};
 /// The Python side, run with `python -c`.
 const WORKER_PY: &str = include_str!("worker.py");
 
-
 /// What every worker inherits.
 pub(crate) struct Shared {
     /// The listening socket (the supervisor never accepts on it).
