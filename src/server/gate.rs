@@ -266,6 +266,7 @@ impl Hosts {
     /// without a port) may be answered. A request naming none (HTTP/1.0) may.
     pub(crate) fn allows(&self, host: Option<&str>) -> bool {
         let Some(host) = host else { return true };
+        // Every request to loopback asks this: no allocation on the way.
         let name = match host.strip_prefix('[') {
             // `[::1]:8080`: an IPv6 literal.
             Some(rest) => {
@@ -276,11 +277,16 @@ impl Hosts {
             }
             None => host.rsplit_once(':').map_or(host, |(name, _)| name),
         };
-        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let name = name.trim_end_matches('.');
+        let ends_with = |suffix: &str| {
+            name.len() >= suffix.len()
+                && name.as_bytes()[name.len() - suffix.len()..]
+                    .eq_ignore_ascii_case(suffix.as_bytes())
+        };
         !name.contains('.')
-            || name.ends_with(".localhost")
-            || name.parse::<std::net::IpAddr>().is_ok()
-            || self.names.contains(&name)
+            || name.parse::<std::net::Ipv4Addr>().is_ok()
+            || ends_with(".localhost")
+            || self.names.iter().any(|n| n.eq_ignore_ascii_case(name))
     }
 }
 
