@@ -1159,3 +1159,80 @@ async fn a_file_that_shrinks_during_a_download_ends_it_short() {
     );
     assert!(body[..1000] == data[..1000], "the start is the file's");
 }
+
+#[tokio::test]
+async fn dotfiles_are_hidden_and_refused_unless_asked_for() {
+    let srv = TestServer::start().await;
+    srv.put(".git/config", b"[core]");
+    srv.put(".env", b"TOKEN=secret");
+    srv.put("fw.img", b"image");
+    let c = client();
+    for hidden in ["/.git/config", "/.env", "/.git/", "/%2eenv"] {
+        let resp = c.get(srv.url(hidden)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{hidden}");
+    }
+    let listing = c
+        .get(srv.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(listing.contains(">fw.img<"), "{listing}");
+    assert!(
+        !listing.contains(".git") && !listing.contains(".env"),
+        "{listing}"
+    );
+    let json = c
+        .get(srv.url("/?format=json"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!json.contains(".env"), "{json}");
+
+    let open = TestServer::start_with(|c| c.dotfiles = true).await;
+    open.put(".env", b"TOKEN=shown");
+    let resp = c.get(open.url("/.env")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let listing = c
+        .get(open.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(listing.contains(">.env<"), "{listing}");
+}
+
+#[tokio::test]
+async fn from_a_writable_root_files_are_never_sniffed_and_html_runs_sandboxed() {
+    let srv = TestServer::start_with(|c| {
+        c.uploads = Some(labserv::http::Uploads {
+            overwrite: true,
+            max_size: 1 << 20,
+            cross_site: false,
+        });
+    })
+    .await;
+    let c = client();
+    let resp = c
+        .put(srv.url("/page.html"))
+        .body("<script>alert(1)</script>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let resp = c.get(srv.url("/page.html")).send().await.unwrap();
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(resp.headers()["content-security-policy"], "sandbox");
+    // No client may write over another upload's temporary file, nor a hidden name.
+    for name in ["/.fw.img.41-3.part", "/.ssh/authorized_keys"] {
+        let resp = c.put(srv.url(name)).body("x").send().await.unwrap();
+        assert!(resp.status().is_client_error(), "{name}: {}", resp.status());
+    }
+}

@@ -145,6 +145,11 @@ pub struct ServOptions {
     #[arg(long)]
     pub no_follow_symlinks: bool,
 
+    /// List and serve names that start with a dot (.git, .ssh, .env), and take uploads
+    /// of them; hidden and refused (404) by default
+    #[arg(long)]
+    pub dotfiles: bool,
+
     /// Take uploads: PUT (curl -T) and the listing page's form (multipart POST); off by
     /// default
     #[arg(long)]

@@ -50,6 +50,7 @@ impl ServOptions {
         line.listen(&self.listen);
         line.value("--directory", self.directory.clone());
         line.flag(self.no_follow_symlinks, "--no-follow-symlinks");
+        line.flag(self.dotfiles, "--dotfiles");
         for user in &self.gate.auth {
             line.value("--auth", Some(user.as_str()));
         }
@@ -137,6 +138,7 @@ mod tests {
             listen: listen.clone(),
             directory: Some("/srv/fw images".into()),
             no_follow_symlinks: true,
+            dotfiles: true,
             upload: true,
             overwrite: true,
             max_upload: Some(1 << 20),

@@ -242,6 +242,14 @@ impl ServerConfig {
                 ),
             };
             out += &format!("  upload       {upload}\n");
+            out += &format!(
+                "  dotfiles     {}\n",
+                if c.dotfiles {
+                    "listed and served"
+                } else {
+                    "hidden"
+                }
+            );
             let access = c.access.describe().unwrap_or_else(|| "open".to_string());
             out += &format!("  access       {access}\n");
             out += &format!("  qr           {}\n", if self.qr { "on" } else { "off" });

@@ -98,6 +98,7 @@ pub fn serv(options: &ServOptions, settings: &Settings) -> Result<ServerConfig> 
             .unwrap_or_else(|| settings.docroot()),
     );
     files.follow_symlinks = !options.no_follow_symlinks;
+    files.dotfiles = options.dotfiles;
     files.debug = log.debug;
     files.faults = faults(&options.faults);
     files.access = access(&options.gate);

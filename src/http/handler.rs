@@ -37,6 +37,8 @@ pub(crate) struct FileServer {
     cache: Arc<Cache>,
     /// Take uploads; `None` is read-only.
     uploads: Option<Uploads>,
+    /// List and serve dot-names (`--dotfiles`).
+    dotfiles: bool,
 }
 
 impl FileServer {
@@ -45,6 +47,7 @@ impl FileServer {
         symlinks: Symlinks,
         debug: bool,
         uploads: Option<Uploads>,
+        dotfiles: bool,
     ) -> Self {
         Self {
             root,
@@ -52,8 +55,16 @@ impl FileServer {
             debug,
             cache: Arc::new(Cache::new()),
             uploads,
+            dotfiles,
         }
     }
+}
+
+/// Whether a decoded path has a segment that starts with a dot (`.git`, `.ssh/id_rsa`,
+/// an upload's temporary `.fw.img.41-3.part`).
+pub(crate) fn has_dot_segment(path: &[u8]) -> bool {
+    path.split(|&b| b == b'/')
+        .any(|segment| segment.first() == Some(&b'.') && segment != b"." && segment != b"..")
 }
 
 /// The request path as bytes: percent-decoded, the HTTP edge of [`confine`]. A path with
@@ -77,6 +88,14 @@ impl Handler for FileServer {
         let method = req.method();
         if let Some(uploads) = self.uploads {
             let write = method == Method::PUT || method == Method::POST;
+            if write && !self.dotfiles && has_dot_segment(&decode_path(req.uri().path())) {
+                warn!(
+                    target: "labserv::http",
+                    "{peer} {method} {}: refused a dot-name (--dotfiles allows it)",
+                    req.uri().path()
+                );
+                return status_page(StatusCode::NOT_FOUND);
+            }
             if write && !uploads.cross_site && upload::cross_site(&req) {
                 warn!(
                     target: "labserv::http",
@@ -124,6 +143,10 @@ impl Handler for FileServer {
             }
         }
         let name = decode_path(path);
+        if !self.dotfiles && has_dot_segment(&name) {
+            // `.git`, `.ssh`, a key: as if not there.
+            return status_page(StatusCode::NOT_FOUND);
+        }
         let full = match confine(&self.root, &name, self.symlinks) {
             Ok(full) => full,
             Err(Refused::Outside) => {
@@ -160,7 +183,11 @@ impl Handler for FileServer {
         if checksum {
             return Box::pin(sha256_of(full, &name, head, peer)).await;
         }
-        self.file(req.headers(), &full, &meta, head, peer)
+        let mut resp = self.file(req.headers(), &full, &meta, head, peer);
+        if self.uploads.is_some() {
+            writable_root_guard(&mut resp);
+        }
+        resp
     }
 }
 
@@ -244,6 +271,7 @@ impl FileServer {
         let sort = listing::Sort::from_query(req.uri().query());
         let json = wants_json(req);
         let upload = self.uploads.is_some();
+        let dotfiles = self.dotfiles;
         let url_path = path.to_string();
         // Entries kept since an earlier listing, if watches vouch for them (asked here, on
         // the event loop that has seen the events).
@@ -262,7 +290,10 @@ impl FileServer {
                     Cow::Borrowed(read.entries.as_slice())
                 }
             };
-            let ordered = sort.order(&entries, !json);
+            let mut ordered = sort.order(&entries, !json);
+            if !dotfiles {
+                ordered.retain(|e| !e.name.starts_with('.'));
+            }
             Ok(if json {
                 listing::json(&url_path, &ordered)
             } else {
@@ -378,6 +409,21 @@ async fn sha256_of(path: PathBuf, name: &[u8], head: bool, peer: SocketAddr) -> 
         Ok(Err(e)) => error_page(&e, peer, Path::new(&shown)),
         Err(e) => error_page(&io::Error::other(e), peer, Path::new(&shown)),
     }
+}
+
+/// What a file from a root others may write to is sent with: never sniffed into another
+/// type, and an uploaded HTML page runs sandboxed (no scripts, no same-origin access), so
+/// a planted page cannot act as this server's own.
+fn writable_root_guard(resp: &mut Response<Body>) {
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
 }
 
 /// Answers from a cached copy.

@@ -89,6 +89,9 @@ pub struct HttpConfig {
     /// Follow symlinks that lead outside `root` (on by default: firmware directories
     /// often link to build outputs elsewhere).
     pub follow_symlinks: bool,
+    /// List and serve names starting with a dot (`--dotfiles`); hidden and refused
+    /// otherwise.
+    pub dotfiles: bool,
     /// Log request targets, path rewrites and every request header.
     pub debug: bool,
     /// Connection limits.
@@ -109,6 +112,7 @@ impl HttpConfig {
         Self {
             root: root.into(),
             follow_symlinks: true,
+            dotfiles: false,
             debug: false,
             limits: Limits::default(),
             tls: None,
@@ -136,6 +140,7 @@ pub async fn serve(listener: TcpListener, config: HttpConfig, shutdown: Shutdown
         symlinks,
         config.debug,
         config.uploads,
+        config.dotfiles,
     ));
     crate::server::conn::run(
         listener,

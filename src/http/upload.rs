@@ -103,6 +103,14 @@ pub(crate) async fn put(
     if path.ends_with('/') {
         return text_response(StatusCode::BAD_REQUEST, "PUT names a file, not a directory");
     }
+    // Never over another upload's temporary file, whatever --dotfiles says.
+    let last = path.rsplit('/').next().unwrap_or_default();
+    if last.starts_with('.') && last.ends_with(".part") {
+        return text_response(
+            StatusCode::BAD_REQUEST,
+            "refused: the form of an upload's temporary file",
+        );
+    }
     if let Some(len) = declared_len(&req)
         && len > uploads.max_size
     {
@@ -343,6 +351,8 @@ fn with_slash(path: &str) -> String {
 fn part_name(name: &str) -> Result<&str, &'static str> {
     if name.is_empty() || name == "." || name == ".." {
         Err("not a file name")
+    } else if name.starts_with('.') {
+        Err("a name starting with a dot (hidden; PUT it with --dotfiles)")
     } else if name.contains(['/', '\\']) {
         Err("a path, not a file name")
     } else if name.contains('\0') {
@@ -516,7 +526,16 @@ mod tests {
     #[test]
     fn part_names_must_be_plain() {
         assert_eq!(part_name("fw.img"), Ok("fw.img"));
-        for bad in ["", ".", "..", "../x", "/etc/passwd", "a\\b", "a\0b"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "/etc/passwd",
+            "a\\b",
+            "a\0b",
+            ".fw.img.41-3.part",
+        ] {
             assert!(part_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -263,9 +263,15 @@ fn connection<H: Handler>(
         let state = state.clone();
         let hosts = hosts.clone();
         async move {
-            let stopped = match &hosts {
-                Some(hosts) if !hosts.allows(request_host(&req)) => Some(foreign_host(&req, peer)),
-                _ => gate.as_ref().and_then(|gate| gate.stop(&req, peer)),
+            let stopped = match (&hosts, &gate) {
+                (Some(hosts), _) if !hosts.allows(request_host(&req)) => {
+                    Some(foreign_host(&req, peer))
+                }
+                (_, Some(gate)) => match gate.stop(&req, peer) {
+                    Ok(stopped) => stopped,
+                    Err(slow) => gate.clone().finish(slow).await,
+                },
+                _ => None,
             };
             let mut resp = match (stopped, &faults) {
                 (Some(resp), _) => resp,

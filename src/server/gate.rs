@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -138,6 +138,9 @@ impl Access {
 pub(crate) struct Gate {
     access: Access,
     verified: Mutex<HashMap<String, [u8; 32]>>,
+    /// Crypt hashes computed at once, at most [`HASHING`].
+    hashing: Arc<tokio::sync::Semaphore>,
+    failures: Failures,
 }
 
 /// What a client is told to send.
@@ -151,33 +154,79 @@ impl Gate {
         Self {
             access,
             verified: Mutex::new(HashMap::new()),
+            hashing: Arc::new(tokio::sync::Semaphore::new(HASHING)),
+            failures: Failures::default(),
         }
     }
 
     /// The answer for a request the handler must not see: a CORS preflight, or a request
-    /// without a good password. `None` lets it through.
-    pub(crate) fn stop<B>(&self, req: &Request<B>, peer: SocketAddr) -> Option<Response<Body>> {
+    /// without a good password. `Ok(None)` lets it through; `Err` is a password whose
+    /// crypt hash must be computed first (see [`Gate::finish`]), which takes
+    /// milliseconds of CPU and so is never done on the event loop.
+    pub(crate) fn stop<B>(
+        &self,
+        req: &Request<B>,
+        peer: SocketAddr,
+    ) -> Result<Option<Response<Body>>, SlowCheck> {
         if self.access.cors && req.method() == Method::OPTIONS {
-            return Some(preflight(req.headers()));
+            return Ok(Some(preflight(req.headers())));
         }
         if self.access.users.is_empty() {
-            return None;
+            return Ok(None);
         }
         let reads = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
         if self.access.scope == AuthScope::Writes && reads {
-            return None;
+            return Ok(None);
+        }
+        let what = || format!("{peer} {} {}", req.method(), req.uri().path());
+        if self.failures.held_back(peer.ip()) {
+            return Ok(Some(too_many_tries()));
         }
         match basic_credentials(req.headers()) {
-            Some((user, password)) if self.allows(&user, &password) => None,
-            Some((user, _)) => {
-                warn!(
-                    target: "labserv::http",
-                    "{peer} {} {}: wrong password for user {user:?}", req.method(), req.uri().path()
-                );
-                Some(unauthorized())
-            }
-            None => Some(unauthorized()),
+            Some((user, password)) => match self.allows(&user, &password) {
+                Some(true) => Ok(None),
+                Some(false) => Ok(Some(self.refuse(peer, &what(), &user))),
+                None => Err(SlowCheck {
+                    user,
+                    password,
+                    peer,
+                    what: what(),
+                }),
+            },
+            None => Ok(Some(unauthorized())),
         }
+    }
+
+    /// Finishes a [`SlowCheck`]: the crypt hashes are computed on the blocking pool, at
+    /// most [`HASHING`] at once, so that a flood of wrong passwords cannot stall the
+    /// downloads on the event loop.
+    pub(crate) async fn finish(self: Arc<Self>, check: SlowCheck) -> Option<Response<Body>> {
+        let permit = self.hashing.clone().acquire_owned().await.ok();
+        let gate = self.clone();
+        let (user, password) = (check.user.clone(), check.password.clone());
+        let good = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            gate.allows_hashing(&user, &password)
+        })
+        .await
+        .unwrap_or(false);
+        if good {
+            None
+        } else {
+            Some(self.refuse(check.peer, &check.what, &check.user))
+        }
+    }
+
+    /// A wrong password: counted against its address and logged (once a minute per
+    /// address once it is held back), then 401.
+    fn refuse(&self, peer: SocketAddr, what: &str, user: &str) -> Response<Body> {
+        if self.failures.failed(peer.ip()) {
+            warn!(
+                target: "labserv::http",
+                "{what}: wrong password for user {user:?}"
+            );
+        }
+        unauthorized()
     }
 
     /// Adds the CORS headers to an answer, when asked for.
@@ -195,20 +244,62 @@ impl Gate {
         }
     }
 
-    /// Whether `user` with `password` may come in. Every user is looked at, so the time
-    /// taken does not say which names exist.
-    fn allows(&self, user: &str, password: &str) -> bool {
+    /// Whether `user` with `password` may come in, from plain passwords and crypt hashes
+    /// already checked; `None` when a crypt hash has to be computed to know. Every user is
+    /// looked at, so the time taken does not say which names exist.
+    fn allows(&self, user: &str, password: &str) -> Option<bool> {
+        let given = digest(password.as_bytes());
+        let mut ok = subtle::Choice::from(0);
+        let mut unknown = false;
+        for known in &self.access.users {
+            let name_matches = known.name.as_bytes().ct_eq(user.as_bytes());
+            let password_matches = match &known.password {
+                Password::Plain(expected) => expected.ct_eq(&given),
+                Password::Crypt(_) => match self.verified_digest(&known.name) {
+                    Some(known_digest) => known_digest.ct_eq(&given),
+                    None => {
+                        unknown |= known.name == user;
+                        subtle::Choice::from(0)
+                    }
+                },
+            };
+            ok |= name_matches & password_matches;
+        }
+        if bool::from(ok) {
+            Some(true)
+        } else if unknown {
+            None
+        } else {
+            Some(false)
+        }
+    }
+
+    /// As [`Gate::allows`], computing crypt hashes not yet checked (slow: call it off
+    /// the event loop).
+    fn allows_hashing(&self, user: &str, password: &str) -> bool {
         let given = digest(password.as_bytes());
         let mut ok = subtle::Choice::from(0);
         for known in &self.access.users {
             let name_matches = known.name.as_bytes().ct_eq(user.as_bytes());
             let password_matches = match &known.password {
                 Password::Plain(expected) => expected.ct_eq(&given),
-                Password::Crypt(hash) => self.crypt_matches(&known.name, hash, password, &given),
+                Password::Crypt(hash) if known.name == user => {
+                    self.crypt_matches(&known.name, hash, password, &given)
+                }
+                Password::Crypt(_) => subtle::Choice::from(0),
             };
             ok |= name_matches & password_matches;
         }
         ok.into()
+    }
+
+    /// The digest of the password a crypt hash was last found to match, if any.
+    fn verified_digest(&self, name: &str) -> Option<[u8; 32]> {
+        self.verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .copied()
     }
 
     fn crypt_matches(
@@ -218,11 +309,11 @@ impl Gate {
         password: &str,
         given: &[u8; 32],
     ) -> subtle::Choice {
-        let verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(known) = verified.get(name) {
-            return known.ct_eq(given);
+        if let Some(known) = self.verified_digest(name)
+            && bool::from(known.ct_eq(given))
+        {
+            return subtle::Choice::from(1);
         }
-        drop(verified);
         let good = ShaCrypt::default()
             .verify_password(password.as_bytes(), hash)
             .is_ok();
@@ -234,6 +325,65 @@ impl Gate {
         }
         subtle::Choice::from(u8::from(good))
     }
+}
+
+/// A request whose password needs a crypt hash computed before it is let in.
+#[derive(Debug)]
+pub(crate) struct SlowCheck {
+    user: String,
+    password: String,
+    peer: SocketAddr,
+    what: String,
+}
+
+/// How many crypt hashes are computed at once (each takes a blocking thread for
+/// milliseconds).
+const HASHING: usize = 2;
+
+/// Wrong passwords an address may send in a minute before it is held back (429) for the
+/// rest of that minute.
+const TRIES_A_MINUTE: u32 = 10;
+
+/// Wrong passwords by client address, in the current minute of each.
+#[derive(Debug, Default)]
+struct Failures {
+    by_peer: Mutex<HashMap<std::net::IpAddr, (std::time::Instant, u32)>>,
+}
+
+impl Failures {
+    /// Whether `ip` has used up its tries this minute.
+    fn held_back(&self, ip: std::net::IpAddr) -> bool {
+        let by_peer = self.by_peer.lock().unwrap_or_else(PoisonError::into_inner);
+        by_peer.get(&ip).is_some_and(|(since, count)| {
+            since.elapsed() < std::time::Duration::from_secs(60) && *count >= TRIES_A_MINUTE
+        })
+    }
+
+    /// Counts a wrong password from `ip`; whether to log it (every one until the address
+    /// is held back, then one a minute).
+    fn failed(&self, ip: std::net::IpAddr) -> bool {
+        let mut by_peer = self.by_peer.lock().unwrap_or_else(PoisonError::into_inner);
+        if by_peer.len() > 4096 {
+            by_peer.retain(|_, (since, _)| since.elapsed() < std::time::Duration::from_secs(60));
+        }
+        let entry = by_peer.entry(ip).or_insert((std::time::Instant::now(), 0));
+        if entry.0.elapsed() >= std::time::Duration::from_secs(60) {
+            *entry = (std::time::Instant::now(), 0);
+        }
+        entry.1 += 1;
+        entry.1 <= TRIES_A_MINUTE
+    }
+}
+
+/// 429 for an address that sent too many wrong passwords this minute.
+fn too_many_tries() -> Response<Body> {
+    let mut resp = text_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many wrong passwords from your address; try again in a minute",
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+    resp
 }
 
 fn digest(bytes: &[u8]) -> [u8; 32] {
@@ -395,6 +545,7 @@ mod tests {
         let gate = gate(&["lab:secret", "ci:other"], AuthScope::All);
         let status = |auth| {
             gate.stop(&request(Method::GET, auth), PEER)
+                .expect("plain passwords need no hashing")
                 .map(|r| r.status())
         };
         assert_eq!(status(Some("lab:secret")), None);
@@ -412,17 +563,56 @@ mod tests {
         // openssl passwd -6 -salt labsalt secret
         let hash = "$6$labsalt$leYP1O/SwaG7fbW7P8PsNALxP8zLSliGjNZI80V.j4yytxGrI2SXlPBJnogfPEG3BvTABDgzPtKzGJoNlMA.S0";
         let gate = gate(&[&format!("lab:{hash}")], AuthScope::All);
-        for _ in 0..2 {
-            assert!(gate.allows("lab", "secret"));
-            assert!(!gate.allows("lab", "Secret"));
+        // Not known yet: the hash must be computed (off the event loop).
+        assert_eq!(gate.allows("lab", "secret"), None);
+        assert!(!gate.allows_hashing("lab", "Secret"));
+        assert_eq!(
+            gate.allows("lab", "secret"),
+            None,
+            "a wrong one is not remembered"
+        );
+        assert!(gate.allows_hashing("lab", "secret"));
+        // Remembered: known at once from now on, right and wrong alike.
+        assert_eq!(gate.allows("lab", "secret"), Some(true));
+        assert_eq!(gate.allows("lab", "Secret"), Some(false));
+        // Other names never match.
+        assert_eq!(gate.allows("ci", "secret"), Some(false));
+    }
+
+    #[test]
+    fn an_address_guessing_passwords_is_held_back_for_a_minute() {
+        let gate = gate(&["lab:secret"], AuthScope::All);
+        let status = |auth: &str| {
+            let req = request(Method::GET, Some(auth));
+            match gate.stop(&req, PEER).expect("plain") {
+                Some(r) => r.status(),
+                None => StatusCode::OK,
+            }
+        };
+        for _ in 0..TRIES_A_MINUTE {
+            assert_eq!(status("lab:guess"), StatusCode::UNAUTHORIZED);
         }
+        assert_eq!(status("lab:guess"), StatusCode::TOO_MANY_REQUESTS);
+        // Held back: even the right password waits out the minute.
+        assert_eq!(status("lab:secret"), StatusCode::TOO_MANY_REQUESTS);
+        // Another address is not.
+        let other = SocketAddr::new(std::net::Ipv4Addr::new(10, 0, 0, 7).into(), 9);
+        let req = request(Method::GET, Some("lab:secret"));
+        assert!(gate.stop(&req, other).expect("plain").is_none());
     }
 
     #[test]
     fn writes_scope_leaves_reading_open() {
         let gate = gate(&["lab:secret"], AuthScope::Writes);
-        assert!(gate.stop(&request(Method::GET, None), PEER).is_none());
-        let put = gate.stop(&request(Method::PUT, None), PEER).unwrap();
+        assert!(
+            gate.stop(&request(Method::GET, None), PEER)
+                .unwrap()
+                .is_none()
+        );
+        let put = gate
+            .stop(&request(Method::PUT, None), PEER)
+            .unwrap()
+            .unwrap();
         assert_eq!(put.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(put.headers()[header::WWW_AUTHENTICATE], CHALLENGE);
     }
