@@ -264,12 +264,13 @@ fn connection<H: Handler>(
         let hosts = hosts.clone();
         async move {
             let stopped = match (&hosts, &gate) {
-                (Some(hosts), _) if !hosts.allows(request_host(&req)) => {
+                (Some(hosts), _) if !plain_address(&req) && !hosts.allows(request_host(&req)) => {
                     Some(foreign_host(&req, peer))
                 }
                 (_, Some(gate)) => match gate.stop(&req, peer) {
                     Ok(stopped) => stopped,
-                    Err(slow) => gate.clone().finish(slow).await,
+                    // Boxed: the rare slow check must not grow every request's future.
+                    Err(slow) => Box::pin(gate.clone().finish(slow)).await,
                 },
                 _ => None,
             };
@@ -357,6 +358,18 @@ struct Extras {
     hosts: Option<Arc<Hosts>>,
 }
 
+/// Whether the request's Host header is an IPv4 address with or without a port (what
+/// nearly every request to loopback names): allowed without a closer look.
+fn plain_address<B>(req: &Request<B>) -> bool {
+    req.headers().get(http::header::HOST).is_some_and(|h| {
+        let bytes = h.as_bytes();
+        !bytes.is_empty()
+            && bytes
+                .iter()
+                .all(|&b| b.is_ascii_digit() || b == b'.' || b == b':')
+    })
+}
+
 /// The host a request names: its Host header, else (HTTP/2) its authority.
 fn request_host<B>(req: &Request<B>) -> Option<&str> {
     req.headers()
@@ -394,17 +407,23 @@ async fn drive<E: std::fmt::Display>(
     peer: SocketAddr,
     stop: Option<(Shutdown, Arc<AtomicBool>)>,
 ) {
-    let stopped = async {
-        match &stop {
-            Some((shutdown, closing)) => {
-                shutdown.triggered().await;
-                closing.store(true, Ordering::Release);
+    let Some((shutdown, closing)) = stop else {
+        // The common case keeps its two-way race: nothing more to poll per wake-up.
+        tokio::select! {
+            result = conn => {
+                if let Err(e) = result {
+                    debug!(target: "labserv::http", "{peer} connection ended: {e}");
+                }
             }
-            None => std::future::pending().await,
+            why = watchdog(state, limits) => {
+                info!(target: "labserv::http", "{peer} dropped: {why}");
+            }
         }
+        return;
     };
     tokio::select! {
-        () = stopped => {
+        () = shutdown.triggered() => {
+            closing.store(true, Ordering::Release);
             debug!(target: "labserv::http", "{peer} closed at shutdown (faults on purpose)");
         }
         result = conn => {
