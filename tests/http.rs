@@ -1160,6 +1160,11 @@ async fn a_file_that_shrinks_during_a_download_ends_it_short() {
     assert!(body[..1000] == data[..1000], "the start is the file's");
 }
 
+/// The body of a GET of `url`, as text.
+async fn text_of(c: &reqwest::Client, url: String) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 #[tokio::test]
 async fn dotfiles_are_hidden_and_refused_unless_asked_for() {
     let srv = TestServer::start().await;
@@ -1171,41 +1176,20 @@ async fn dotfiles_are_hidden_and_refused_unless_asked_for() {
         let resp = c.get(srv.url(hidden)).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{hidden}");
     }
-    let listing = c
-        .get(srv.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let listing = text_of(&c, srv.url("/")).await;
     assert!(listing.contains(">fw.img<"), "{listing}");
     assert!(
         !listing.contains(".git") && !listing.contains(".env"),
         "{listing}"
     );
-    let json = c
-        .get(srv.url("/?format=json"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let json = text_of(&c, srv.url("/?format=json")).await;
     assert!(!json.contains(".env"), "{json}");
 
     let open = TestServer::start_with(|c| c.dotfiles = true).await;
     open.put(".env", b"TOKEN=shown");
     let resp = c.get(open.url("/.env")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let listing = c
-        .get(open.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let listing = text_of(&c, open.url("/")).await;
     assert!(listing.contains(">.env<"), "{listing}");
 }
 
