@@ -311,6 +311,18 @@ fn every_fault_option_gives_way_to_shutdown() {
     }
 }
 
+/// `serv` on 127.0.0.1 port 0 serving `dir`, logging with DEBUG=1 to `log`.
+fn serv_with_debug_log(dir: &std::path::Path, log: &std::path::Path) -> (Running, u16) {
+    let mut cmd = command(SERV);
+    cmd.args(["0", "127.0.0.1", "-d"])
+        .arg(dir)
+        .env("LOG", log)
+        .env("DEBUG", "1");
+    let mut srv = Running::spawn(cmd);
+    let port = srv.wait_port();
+    (srv, port)
+}
+
 /// Every file below `dir`, as paths relative to it, sorted.
 fn tree(dir: &std::path::Path) -> Vec<String> {
     let mut found = Vec::new();
@@ -334,15 +346,9 @@ fn a_crawler_mirrors_exactly_the_tree_and_checksums_are_computed_once() {
     let dir = served_dir();
     std::fs::create_dir(dir.path().join("boards")).unwrap();
     std::fs::write(dir.path().join("boards/rev2.bin"), b"rev 2").unwrap();
-    let log = tempfile::tempdir().unwrap();
-    let log = log.path().join("serv.log");
-    let mut cmd = command(SERV);
-    cmd.args(["0", "127.0.0.1", "-d"])
-        .arg(dir.path())
-        .env("LOG", &log)
-        .env("DEBUG", "1");
-    let mut srv = Running::spawn(cmd);
-    let port = srv.wait_port();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("serv.log");
+    let (mut srv, port) = serv_with_debug_log(dir.path(), &log);
     let mirror = tempfile::tempdir().unwrap();
     let status = command("wget")
         .args([
@@ -392,13 +398,7 @@ fn a_crawler_mirrors_exactly_the_tree_and_checksums_are_computed_once() {
 fn debug_logs_request_rewrites_and_headers() {
     let dir = served_dir();
     let log = dir.path().join("debug.log");
-    let mut cmd = command(SERV);
-    cmd.args(["0", "127.0.0.1", "-d"])
-        .arg(dir.path())
-        .env("LOG", &log)
-        .env("DEBUG", "1");
-    let mut srv = Running::spawn(cmd);
-    let port = srv.wait_port();
+    let (_srv, port) = serv_with_debug_log(dir.path(), &log);
     let out = command("curl")
         .args([
             "-s",

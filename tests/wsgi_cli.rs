@@ -142,21 +142,9 @@ fn sigterm_during_a_silent_cgi_script_stops_within_the_drain_time() {
 
 /// curl's status code for `url` with `args`.
 fn status(url: &str, args: &[&str]) -> String {
-    let out = command("curl")
-        .args([
-            "-s",
-            "--noproxy",
-            "*",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-        ])
-        .args(args)
-        .arg(url)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let mut all = args.to_vec();
+    all.push(url);
+    common::curl_head(&all).1.to_string()
 }
 
 #[test]

@@ -42,17 +42,14 @@ pub(crate) fn cross_site<B>(req: &Request<B>) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return false;
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(http::uri::Authority::as_str));
+    let host = crate::server::gate::request_host(req);
     let origin_host = origin
         .to_str()
         .ok()
         .and_then(|o| o.split_once("://"))
         .map(|(_, rest)| rest.trim_end_matches('/'));
     match (origin_host, host) {
-        (Some(o), Some(h)) => !o.eq_ignore_ascii_case(h),
+        (Some(o), Some(h)) => !o.as_bytes().eq_ignore_ascii_case(h),
         _ => true,
     }
 }

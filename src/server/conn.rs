@@ -264,7 +264,7 @@ fn connection<H: Handler>(
         let hosts = hosts.clone();
         async move {
             let stopped = match (&hosts, &gate) {
-                (Some(hosts), _) if !plain_address(&req) && !hosts.allows(request_host(&req)) => {
+                (Some(hosts), _) if !hosts.allows(super::gate::request_host(&req)) => {
                     Some(foreign_host(&req, peer))
                 }
                 (_, Some(gate)) => match gate.stop(&req, peer) {
@@ -358,29 +358,9 @@ struct Extras {
     hosts: Option<Arc<Hosts>>,
 }
 
-/// Whether the request's Host header is an IPv4 address with or without a port (what
-/// nearly every request to loopback names): allowed without a closer look.
-fn plain_address<B>(req: &Request<B>) -> bool {
-    req.headers().get(http::header::HOST).is_some_and(|h| {
-        let bytes = h.as_bytes();
-        !bytes.is_empty()
-            && bytes
-                .iter()
-                .all(|&b| b.is_ascii_digit() || b == b'.' || b == b':')
-    })
-}
-
-/// The host a request names: its Host header, else (HTTP/2) its authority.
-fn request_host<B>(req: &Request<B>) -> Option<&str> {
-    req.headers()
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(http::uri::Authority::as_str))
-}
-
 /// 403 for a request to loopback under a name this machine does not answer to.
 fn foreign_host<B>(req: &Request<B>, peer: SocketAddr) -> Response<Body> {
-    let host = request_host(req).unwrap_or_default();
+    let host = String::from_utf8_lossy(super::gate::request_host(req).unwrap_or_default());
     warn!(
         target: "labserv::http",
         "{peer} {} {}: refused host name {host:?} on loopback (--allow-host {host} allows it)",

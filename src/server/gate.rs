@@ -248,6 +248,18 @@ impl Gate {
     /// already checked; `None` when a crypt hash has to be computed to know. Every user is
     /// looked at, so the time taken does not say which names exist.
     fn allows(&self, user: &str, password: &str) -> Option<bool> {
+        self.check(user, password, false)
+    }
+
+    /// As [`Gate::allows`], computing crypt hashes not yet checked (slow: call it off
+    /// the event loop).
+    fn allows_hashing(&self, user: &str, password: &str) -> bool {
+        self.check(user, password, true) == Some(true)
+    }
+
+    /// The one check behind both: with `hash`, a crypt hash of `user` is computed when
+    /// nothing known decides; without, that case gives `None`.
+    fn check(&self, user: &str, password: &str, hash: bool) -> Option<bool> {
         let given = digest(password.as_bytes());
         let mut ok = subtle::Choice::from(0);
         let mut unknown = false;
@@ -255,6 +267,10 @@ impl Gate {
             let name_matches = known.name.as_bytes().ct_eq(user.as_bytes());
             let password_matches = match &known.password {
                 Password::Plain(expected) => expected.ct_eq(&given),
+                Password::Crypt(crypt) if hash && known.name == user => {
+                    self.crypt_matches(&known.name, crypt, password, &given)
+                }
+                Password::Crypt(_) if hash => subtle::Choice::from(0),
                 Password::Crypt(_) => match self.verified_digest(&known.name) {
                     Some(known_digest) => known_digest.ct_eq(&given),
                     None => {
@@ -265,32 +281,11 @@ impl Gate {
             };
             ok |= name_matches & password_matches;
         }
-        if bool::from(ok) {
-            Some(true)
-        } else if unknown {
-            None
-        } else {
-            Some(false)
+        match (bool::from(ok), unknown) {
+            (true, _) => Some(true),
+            (false, true) => None,
+            (false, false) => Some(false),
         }
-    }
-
-    /// As [`Gate::allows`], computing crypt hashes not yet checked (slow: call it off
-    /// the event loop).
-    fn allows_hashing(&self, user: &str, password: &str) -> bool {
-        let given = digest(password.as_bytes());
-        let mut ok = subtle::Choice::from(0);
-        for known in &self.access.users {
-            let name_matches = known.name.as_bytes().ct_eq(user.as_bytes());
-            let password_matches = match &known.password {
-                Password::Plain(expected) => expected.ct_eq(&given),
-                Password::Crypt(hash) if known.name == user => {
-                    self.crypt_matches(&known.name, hash, password, &given)
-                }
-                Password::Crypt(_) => subtle::Choice::from(0),
-            };
-            ok |= name_matches & password_matches;
-        }
-        ok.into()
     }
 
     /// The digest of the password a crypt hash was last found to match, if any.
@@ -414,9 +409,20 @@ impl Hosts {
 
     /// Whether a request naming `host` (a Host header or an HTTP/2 authority, with or
     /// without a port) may be answered. A request naming none (HTTP/1.0) may.
-    pub(crate) fn allows(&self, host: Option<&str>) -> bool {
+    pub(crate) fn allows(&self, host: Option<&[u8]>) -> bool {
         let Some(host) = host else { return true };
-        // Every request to loopback asks this: no allocation on the way.
+        // Every request to loopback asks this. An IPv4 address, with or without a port,
+        // is what nearly all of them name: let in at a glance, with no parsing.
+        if !host.is_empty()
+            && host
+                .iter()
+                .all(|&b| b.is_ascii_digit() || b == b'.' || b == b':')
+        {
+            return true;
+        }
+        let Ok(host) = std::str::from_utf8(host) else {
+            return false;
+        };
         let name = match host.strip_prefix('[') {
             // `[::1]:8080`: an IPv6 literal.
             Some(rest) => {
@@ -438,6 +444,14 @@ impl Hosts {
             || ends_with(".localhost")
             || self.names.iter().any(|n| n.eq_ignore_ascii_case(name))
     }
+}
+
+/// The host a request names: its Host header, else (HTTP/2) its authority.
+pub(crate) fn request_host<B>(req: &Request<B>) -> Option<&[u8]> {
+    req.headers()
+        .get(header::HOST)
+        .map(HeaderValue::as_bytes)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().as_bytes()))
 }
 
 /// The user and password of an `Authorization: Basic` header.
@@ -526,14 +540,14 @@ mod tests {
             Some("lab-host.example:8080"),
             Some("lab"),
         ] {
-            assert!(hosts.allows(ok), "{ok:?}");
+            assert!(hosts.allows(ok.map(str::as_bytes)), "{ok:?}");
         }
         for refused in [
             Some("evil.example"),
             Some("evil.example:8080"),
             Some("[evil]:80"),
         ] {
-            assert!(!hosts.allows(refused), "{refused:?}");
+            assert!(!hosts.allows(refused.map(str::as_bytes)), "{refused:?}");
         }
     }
 
