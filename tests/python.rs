@@ -640,3 +640,134 @@ fn reload_swaps_in_new_code_without_failing_a_request() {
     srv.wait_line(|l| l.contains("reloaded: 2 workers"));
     assert_eq!(http_get("127.0.0.1", port, "/"), (200, "v3".into()));
 }
+
+/// Sends `GET path` on a kept-alive connection and reads the answer: its status and body.
+fn ask(conn: &mut TcpStream, path: &str) -> std::io::Result<(u16, String)> {
+    // One write: a request in pieces would wait on Nagle's algorithm.
+    conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        match conn.read(&mut buf)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => got.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&got[..head_end]).to_ascii_lowercase();
+    let status = head[9..12].parse().unwrap_or(0);
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap_or(0));
+    while got.len() < head_end + length {
+        match conn.read(&mut buf)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    let body = String::from_utf8_lossy(&got[head_end..head_end + length]).into_owned();
+    Ok((status, body))
+}
+
+/// Whether the server has closed a kept-alive connection (as an HTTP client checks
+/// before it reuses one).
+fn closed_by_server(conn: &TcpStream) -> bool {
+    conn.set_nonblocking(true).unwrap();
+    let peeked = conn.peek(&mut [0u8; 1]);
+    conn.set_nonblocking(false).unwrap();
+    // Nothing to read is a live idle connection; an end, an error or stray bytes is not.
+    !matches!(peeked, Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+#[test]
+fn a_dead_workers_other_clients_get_502_or_a_clean_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let (flag, started) = (dir.path().join("flag"), dir.path().join("started"));
+    let (_srv, port) = start(
+        "apps:faults",
+        &apps_dir(),
+        &["-w", "1"],
+        &[("FLAG", &flag), ("STARTED", &started)],
+    );
+    let connect = || TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // Two kept-alive connections of the one worker.
+    let (mut idle, mut next) = (connect(), connect());
+    assert_eq!(ask(&mut idle, "/").unwrap().0, 200);
+    assert_eq!(ask(&mut next, "/").unwrap().0, 200);
+    // A request holds the app, and another waits behind it on `next`.
+    let dying = std::thread::spawn(move || http_get("127.0.0.1", port, "/die-when-flagged"));
+    common::wait_file(&started, |text| text == "started");
+    write!(next, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    std::fs::write(&flag, "").unwrap();
+    assert_eq!(dying.join().unwrap().0, 502);
+    // The waiting request is answered, not reset.
+    let mut answer = String::new();
+    next.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    next.read_to_string(&mut answer)
+        .expect("an answer, not a reset");
+    assert!(answer.starts_with("HTTP/1.1 502"), "{answer:?}");
+    // The idle connection is closed cleanly (an end of stream, not a reset).
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(idle.read(&mut [0u8; 64]).expect("a clean close"), 0);
+    // A new worker serves.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http_get("127.0.0.1", port, "/").0 != 200 {
+        assert!(Instant::now() < deadline, "no new worker");
+    }
+}
+
+#[test]
+fn reloads_never_fail_a_request_on_a_kept_alive_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("mock.py");
+    std::fs::write(&source, versioned_app("v0")).unwrap();
+    let (srv, port) = start("mock:app", dir.path(), &["--reload", "-w", "2"], &[]);
+    let mut srv = srv.with_log_lines();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // One client, as `requests.Session` is: requests back to back on one connection,
+    // a new connection only when the server has closed the last one.
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut asked, mut failed) = (0, Vec::new());
+            let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                if closed_by_server(&conn) {
+                    conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                }
+                asked += 1;
+                match ask(&mut conn, "/") {
+                    Ok((200, _)) => {}
+                    other => {
+                        failed.push(format!("{other:?}"));
+                        conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    }
+                }
+            }
+            (asked, failed)
+        })
+    };
+    for version in ["v1", "v2", "v3", "v4"] {
+        std::fs::write(&source, versioned_app(version)).unwrap();
+        srv.wait_line(|l| l.contains("reloaded: 2 workers"));
+        // The old workers have stopped (their connections let go) before the next.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while children(srv.child.id()).len() != 2 {
+            assert!(Instant::now() < deadline, "old workers still running");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let (asked, failed) = load.join().unwrap();
+    assert!(asked > 100, "only {asked} requests");
+    assert!(
+        failed.is_empty(),
+        "{} of {asked} failed: {failed:?}",
+        failed.len()
+    );
+}

@@ -69,6 +69,13 @@ pub(crate) trait Handler: Send + Sync + 'static {
     fn no_more(&self) -> impl Future<Output = ()> + Send {
         std::future::pending()
     }
+
+    /// Resolves with a connection handed to the handler from elsewhere, served as if
+    /// accepted (whether or not the handler is ready for more). Cancel-safe. Default:
+    /// never.
+    fn adopted(&self) -> impl Future<Output = (Tcp, SocketAddr)> + Send {
+        std::future::pending()
+    }
 }
 
 /// What [`Handler::accepted`] said of a request's connection.
@@ -124,6 +131,7 @@ pub(crate) async fn run<H: Handler>(
     loop {
         let accepted = tokio::select! {
             () = shutdown.triggered() => break,
+            adopted = handler.adopted() => Ok(adopted),
             accepted = async {
                 loop {
                     handler.ready_for_more().await;

@@ -185,6 +185,14 @@ fn gone() -> io::Error {
 
 #[cfg(unix)]
 impl Tcp {
+    /// A connection accepted elsewhere (another process let go of it), with its peer.
+    #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // the Python workers adopt
+    pub(crate) fn adopt(tcp: std::net::TcpStream) -> io::Result<(Self, SocketAddr)> {
+        tcp.set_nonblocking(true)?;
+        let peer = tcp.peer_addr()?;
+        Ok((Self(Inner::Unpolled(tcp)), peer))
+    }
+
     /// The socket's descriptor; none once gone.
     pub(crate) fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         use std::os::fd::AsFd;

@@ -100,6 +100,12 @@ def faults(environ, start_response):
             with open(os.environ["STARTED"], "w") as f:
                 f.write("started")
         _wait_for(os.environ["FLAG"])
+    if path == "/die-when-flagged":
+        # In the app until the flag appears, then the worker is killed outright.
+        with open(os.environ["STARTED"], "w") as f:
+            f.write("started")
+        _wait_for(os.environ["FLAG"])
+        os.kill(os.getpid(), 9)
     if path == "/late-error":
         def body():
             yield b"part"

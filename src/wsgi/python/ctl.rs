@@ -6,7 +6,12 @@
 //! exception in one line; then [`OPENED`] with each connection it accepts (a duplicate
 //! of the socket rides along) and [`CLOSED`] when one ends. The supervisor keeps the
 //! duplicates so that when a worker dies in the middle of a request, the client still
-//! gets a 502 instead of a reset; the slot says which request that was.
+//! gets a 502 instead of a reset; the slot says which requests those were (the one in
+//! the app, and those waiting for it).
+//!
+//! Message from the supervisor: [`ADOPT`], with a connection another worker let go of
+//! while its client was sending a request (the worker stopped or died), to be served as
+//! if just accepted.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
@@ -27,6 +32,8 @@ pub(crate) const FAILED: u8 = b'X';
 pub(crate) const OPENED: u8 = b'A';
 /// A connection ended: its tag.
 pub(crate) const CLOSED: u8 = b'Z';
+/// From the supervisor: serve this connection (it rides along), as if just accepted.
+pub(crate) const ADOPT: u8 = b'H';
 
 /// In a slot: the request's connection can take a plain HTTP/1.1 answer (not TLS, not
 /// HTTP/2), so the supervisor may write a 502 on it.
@@ -51,6 +58,28 @@ pub(crate) fn send(
     payload: &[u8],
     fd: Option<BorrowedFd<'_>>,
 ) -> io::Result<()> {
+    send_with(ctl, kind, payload, fd, SendFlags::NOSIGNAL)
+}
+
+/// Hands a connection to a worker, without waiting: a worker too slow to take it now
+/// does not hold up the supervisor.
+pub(crate) fn adopt(ctl: BorrowedFd<'_>, conn: BorrowedFd<'_>) -> io::Result<()> {
+    send_with(
+        ctl,
+        ADOPT,
+        b"",
+        Some(conn),
+        SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+    )
+}
+
+fn send_with(
+    ctl: BorrowedFd<'_>,
+    kind: u8,
+    payload: &[u8],
+    fd: Option<BorrowedFd<'_>>,
+    flags: SendFlags,
+) -> io::Result<()> {
     let head = [kind];
     let parts = [IoSlice::new(&head), IoSlice::new(payload)];
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
@@ -60,7 +89,7 @@ pub(crate) fn send(
         fds = [fd];
         ancillary.push(SendAncillaryMessage::ScmRights(&fds));
     }
-    rustix::net::sendmsg(ctl, &parts, &mut ancillary, SendFlags::NOSIGNAL)?;
+    rustix::net::sendmsg(ctl, &parts, &mut ancillary, flags)?;
     Ok(())
 }
 
@@ -101,8 +130,12 @@ unsafe impl Sync for Mapped {}
 impl Mapped {
     /// `len` zeroed words in a new memory file.
     fn create(name: &str, len: usize) -> io::Result<Self> {
-        let fd = rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC)?;
+        let flags = rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING;
+        let fd = rustix::fs::memfd_create(name, flags)?;
         rustix::fs::ftruncate(&fd, (len * 8) as u64)?;
+        // Its size is fixed for good: a worker's app (any Python code) cannot shrink the
+        // file under the supervisor's mapping, which would make it fault.
+        rustix::fs::fcntl_add_seals(&fd, fixed_size())?;
         Self::map(fd, len)
     }
 
@@ -140,20 +173,31 @@ impl Drop for Mapped {
     }
 }
 
+/// The seals of a memory file whose size never changes again.
+pub(crate) fn fixed_size() -> rustix::fs::SealFlags {
+    use rustix::fs::SealFlags;
+    SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL
+}
+
 /// A worker's slot: the tag of the connection whose request is in the app (0: none),
-/// with [`ANSWERABLE`] when a 502 may be written on it.
+/// then the tags of those whose request waits for the app (0: a free place); each with
+/// [`ANSWERABLE`] when a 502 may be written on it.
 pub(crate) struct Slot(Mapped);
+
+/// Words in a slot: the request in the app, then places for those waiting (a request
+/// past them, 510 waiting at once, is simply not answered if its worker dies).
+const SLOT_WORDS: usize = 512;
 
 impl Slot {
     /// A new slot, in a memory file the worker maps too.
     pub(crate) fn create() -> io::Result<Self> {
-        Mapped::create("labserv-slot", 1).map(Self)
+        Mapped::create("labserv-slot", SLOT_WORDS).map(Self)
     }
 
     /// Maps the slot the supervisor made.
     #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
     pub(crate) fn map(fd: OwnedFd) -> io::Result<Self> {
-        Mapped::map(fd, 1).map(Self)
+        Mapped::map(fd, SLOT_WORDS).map(Self)
     }
 
     /// Marks a request as in the app (`tag` with [`ANSWERABLE`] or not).
@@ -164,11 +208,47 @@ impl Slot {
         }
     }
 
-    /// What is in the slot now.
+    /// What is in the app now.
     pub(crate) fn get(&self) -> u64 {
         self.0
             .word(0)
             .map_or(0, |cell| cell.load(Ordering::Acquire))
+    }
+
+    /// Notes a request (a tag with [`ANSWERABLE`]) as waiting for the app.
+    #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
+    pub(crate) fn wait(&self, tag: u64) {
+        for i in 1..SLOT_WORDS {
+            if self.0.word(i).is_some_and(|cell| {
+                cell.compare_exchange(0, tag, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            }) {
+                return;
+            }
+        }
+    }
+
+    /// A request no longer waits (it is in the app, or answered).
+    #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
+    pub(crate) fn unwait(&self, tag: u64) {
+        for i in 1..SLOT_WORDS {
+            if let Some(cell) = self.0.word(i)
+                && cell
+                    .compare_exchange(tag, 0, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    /// The requests waiting for the app now.
+    pub(crate) fn waiting(&self) -> Vec<u64> {
+        (1..SLOT_WORDS)
+            .filter_map(|i| self.0.word(i))
+            .map(|cell| cell.load(Ordering::Acquire))
+            .filter(|&tag| tag != 0)
+            .collect()
     }
 
     /// The memory file, to hand to the worker.
@@ -270,5 +350,35 @@ impl Board {
     /// The memory file, to hand to the workers.
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.0.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ANSWERABLE, Slot};
+
+    #[test]
+    fn a_slot_keeps_the_requests_waiting_until_each_is_taken_off() {
+        let slot = Slot::create().unwrap();
+        let (a, b) = (3 | ANSWERABLE, 9 | ANSWERABLE);
+        slot.wait(a);
+        slot.wait(b);
+        assert_eq!(slot.waiting(), [a, b]);
+        slot.unwait(a);
+        assert_eq!(slot.waiting(), [b]);
+        slot.wait(a);
+        slot.unwait(b);
+        slot.unwait(b);
+        assert_eq!(slot.waiting(), [a]);
+    }
+
+    #[test]
+    fn a_worker_cannot_shrink_the_memory_the_supervisor_maps() {
+        let slot = Slot::create().unwrap();
+        let refused = rustix::fs::ftruncate(slot.fd(), 0);
+        assert_eq!(refused, Err(rustix::io::Errno::PERM));
+        // Nor take the seals off, or grow it.
+        assert!(rustix::fs::ftruncate(slot.fd(), 1 << 20).is_err());
+        assert!(rustix::fs::fcntl_add_seals(slot.fd(), rustix::fs::SealFlags::WRITE).is_err());
     }
 }

@@ -17,6 +17,8 @@ mod ctl;
 #[cfg(all(feature = "pyext", target_os = "linux"))]
 mod ext;
 #[cfg(target_os = "linux")]
+mod handover;
+#[cfg(target_os = "linux")]
 mod pool;
 #[cfg(target_os = "linux")]
 mod reload;

@@ -6,11 +6,14 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use std::os::fd::{AsFd, OwnedFd};
+
 use tokio::sync::Notify;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::Launch;
-use super::ctl::{EMPTY, SEATS, TIMED_OUT};
+use super::ctl::{self, EMPTY, SEATS, TIMED_OUT};
+use super::handover::Handover;
 use super::worker::{Shared, Worker};
 
 /// How long a worker may take to import its app (Django projects take a few seconds).
@@ -25,6 +28,10 @@ pub(crate) struct Pool {
     shared: Shared,
     /// Running workers by process id: their generation, and whether they were asked to stop.
     running: Mutex<HashMap<u32, (u64, bool)>>,
+    /// Serving workers' control sockets by process id, to hand connections to.
+    ctls: Mutex<HashMap<u32, OwnedFd>>,
+    /// Which worker takes the next connection handed over.
+    next_taker: AtomicUsize,
     /// Seats on the board taken by a worker.
     seats: Mutex<Vec<bool>>,
     /// Told whenever a worker ends.
@@ -67,6 +74,8 @@ impl Pool {
             launch,
             shared,
             running: Mutex::new(ready.iter().map(|w| (w.pid(), (0, false))).collect()),
+            ctls: Mutex::new(HashMap::new()),
+            next_taker: AtomicUsize::new(0),
             seats: Mutex::new(seats),
             ended: Notify::new(),
             failures: AtomicU32::new(0),
@@ -80,6 +89,10 @@ impl Pool {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (u64, bool)>> {
         self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn ctls(&self) -> std::sync::MutexGuard<'_, HashMap<u32, OwnedFd>> {
+        self.ctls.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Takes the first free seat on the board.
@@ -131,10 +144,18 @@ impl Pool {
     /// Follows a ready worker until it ends; one that dies is replaced.
     pub(crate) fn follow(self: &Arc<Self>, mut worker: Worker) {
         let pool = self.clone();
+        let pid = worker.pid();
+        if let Ok(ctl) = worker.ctl() {
+            pool.ctls().insert(pid, ctl);
+        }
         tokio::spawn(async move {
-            let status = worker.follow().await;
-            let pid = worker.pid();
+            let to: Arc<dyn Handover> = pool.clone();
+            worker.follow(&to).await;
+            pool.ctls().remove(&pid);
+            // Out of the running set before it is waited for: once waited for, its
+            // process id may be another process's, which a stop must never signal.
             let asked = pool.lock().remove(&pid).is_some_and(|(_, stop)| stop);
+            let status = worker.exit_status();
             let generation = worker.generation;
             let seat = worker.seat;
             drop(worker);
@@ -279,6 +300,40 @@ impl Pool {
                 signal(*pid, libc::SIGKILL);
             }
         }
+    }
+}
+
+impl Handover for Pool {
+    fn hand_over(&self, conn: OwnedFd, from: u32) -> Result<(), OwnedFd> {
+        let serving = self.generation.load(Ordering::Acquire);
+        let mut takers: Vec<u32> = self
+            .lock()
+            .iter()
+            .filter(|&(&pid, &(generation, stop))| pid != from && generation == serving && !stop)
+            .map(|(&pid, _)| pid)
+            .collect();
+        takers.sort_unstable();
+        if takers.is_empty() {
+            return Err(conn);
+        }
+        // Taken in turn, so that a stopping worker's connections are shared out.
+        let first = self.next_taker.fetch_add(1, Ordering::Relaxed);
+        let ctls = self.ctls();
+        for i in 0..takers.len() {
+            let pid = takers[(first + i) % takers.len()];
+            if let Some(ctl) = ctls.get(&pid)
+                && ctl::adopt(ctl.as_fd(), conn.as_fd()).is_ok()
+            {
+                debug!(target: "labserv::wsgi", "a connection worker {from} let go of went to worker {pid}");
+                return Ok(());
+            }
+        }
+        Err(conn)
+    }
+
+    /// Stopping while others serve on (a reload); not when the whole server stops.
+    fn stopping(&self, pid: u32) -> bool {
+        !self.closed.load(Ordering::Acquire) && self.lock().get(&pid).is_some_and(|&(_, stop)| stop)
     }
 }
 

@@ -8,13 +8,14 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tracing::{info, warn};
 
 use super::ctl::{self, ANSWERABLE, Board, Slot};
+use super::handover::{self, Handover};
 
 /// The Python side, run with `python -c`.
 const WORKER_PY: &str = include_str!("worker.py");
@@ -57,8 +58,11 @@ fn extension() -> io::Result<BorrowedFd<'static>> {
     let module = super::EXTENSION
         .get()
         .ok_or_else(|| io::Error::other("this binary carries no Python extension module"))?;
-    let fd = rustix::fs::memfd_create("labserv-ext", rustix::fs::MemfdFlags::CLOEXEC)?;
+    let flags = rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING;
+    let fd = rustix::fs::memfd_create("labserv-ext", flags)?;
     std::fs::File::from(fd.try_clone()?).write_all(module)?;
+    // Sealed once written: no worker can change the code the next one loads.
+    rustix::fs::fcntl_add_seals(&fd, ctl::fixed_size() | rustix::fs::SealFlags::WRITE)?;
     Ok(FILE.get_or_init(|| fd).as_fd())
 }
 
@@ -71,6 +75,9 @@ pub(crate) struct Worker {
     pub(crate) seat: usize,
     /// Which start of the app this worker belongs to (`--reload` starts a new one).
     pub(crate) generation: u64,
+    /// Waited for: its process id may belong to another process now, so it is never
+    /// signalled again.
+    reaped: bool,
 }
 
 impl Worker {
@@ -95,6 +102,7 @@ impl Worker {
             ext.as_raw_fd(),
             shared.board.fd().as_raw_fd(),
         ];
+        let parent = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
         let mut cmd = Command::new(&launch.python);
         cmd.arg("-c")
             .arg(WORKER_PY)
@@ -118,6 +126,11 @@ impl Worker {
                 // handle, and a worker's subprocesses go with it when it is killed.
                 libc::setpgid(0, 0);
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                // The supervisor may have died before the line above: then the signal
+                // never comes, and the worker must not start at all.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
                 for fd in fds {
                     // Inherited across exec: these, and only these.
                     if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
@@ -142,6 +155,7 @@ impl Worker {
             slot,
             seat,
             generation: 0,
+            reaped: false,
         })
     }
 
@@ -203,9 +217,11 @@ impl Worker {
     }
 
     /// Follows the worker until it ends, keeping a duplicate of each connection it has
-    /// open; if it dies with a request in the app, that request's client gets a 502.
-    /// Returns how it ended.
-    pub(crate) async fn follow(&mut self) -> String {
+    /// open, and lets each go as `handover.rs` says once the worker has: if it dies,
+    /// the clients of the requests it had taken get a 502, and requests it never read go
+    /// to another worker. The worker is not waited for yet: see [`Worker::exit_status`].
+    pub(crate) async fn follow(&mut self, to: &Arc<dyn Handover>) {
+        let pid = self.pid();
         let mut conns: HashMap<u64, OwnedFd> = HashMap::new();
         if let Ok(fd) = watch(&self.ctl) {
             let mut buf = [0u8; 64];
@@ -223,7 +239,9 @@ impl Worker {
                                     conns.insert(tag, conn);
                                 }
                                 (ctl::CLOSED, _) => {
-                                    conns.remove(&tag);
+                                    if let Some(conn) = conns.remove(&tag) {
+                                        handover::closed_by_worker(conn, to, pid);
+                                    }
                                 }
                                 _ => {}
                             }
@@ -238,19 +256,31 @@ impl Worker {
                 }
             }
         }
-        let in_app = self.slot.get();
-        if in_app & ANSWERABLE != 0
-            && let Some(conn) = conns.remove(&(in_app & !ANSWERABLE))
-        {
-            answer_bad_gateway(conn);
+        // Requests it had taken: in the app, or waiting for it.
+        let taken = std::iter::once(self.slot.get()).chain(self.slot.waiting());
+        for tag in taken.filter(|tag| tag & ANSWERABLE != 0) {
+            if let Some(conn) = conns.remove(&(tag & !ANSWERABLE)) {
+                handover::answer_bad_gateway(conn);
+            }
         }
-        drop(conns);
-        self.exit_status()
+        for (_, conn) in conns.drain() {
+            handover::left_by_dead_worker(conn, to.as_ref(), pid);
+        }
+    }
+
+    /// A duplicate of the supervisor's end of the control socket, to hand connections
+    /// over to this worker.
+    pub(crate) fn ctl(&self) -> io::Result<OwnedFd> {
+        self.ctl.try_clone()
     }
 
     fn signal(&self, signal: i32) {
+        if self.reaped {
+            return;
+        }
         if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: signals the worker's own process group (it made itself leader).
+            // SAFETY: signals the worker's own process group (it made itself leader); not
+            // yet waited for, the worker holds its process id, so the group is its own.
             unsafe {
                 libc::kill(-pid, signal);
             }
@@ -270,6 +300,7 @@ impl Worker {
         for _ in 0..50 {
             match self.child.try_wait() {
                 Ok(Some(status)) => {
+                    self.reaped = true;
                     return match (status.code(), status.signal()) {
                         (Some(code), _) => format!("exit code {code}"),
                         (_, Some(signal)) => format!("signal {signal}"),
@@ -300,18 +331,6 @@ fn watch(ctl: &OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
 }
 
 /// Writes a 502 on a connection whose request died with its worker.
-fn answer_bad_gateway(conn: OwnedFd) {
-    const BODY: &str = "the app's worker failed\n";
-    let answer = format!(
-        "HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BODY}",
-        BODY.len()
-    );
-    let mut stream = std::net::TcpStream::from(conn);
-    // The socket is non-blocking (the worker made it so); an answer this small fits.
-    let _ = stream.write_all(answer.as_bytes());
-    let _ = stream.shutdown(std::net::Shutdown::Both);
-}
-
 /// Sends what a worker prints to the log, line by line: standard error (tracebacks,
 /// `wsgi.errors`) as warnings, standard output (an app's `print`) as information.
 fn forward_lines(pipe: impl Read + Send + 'static, pid: u32, index: usize, errors: bool) {

@@ -20,11 +20,12 @@ use super::pep3333::{Answer, AppLink, Head, Job, Piece, Progress, Turn};
 use crate::server::Body;
 use crate::server::body::{FileStream, Segment};
 use crate::server::conn::{Handler, Secure, Tag};
+use crate::server::socket::Tcp;
 use crate::server::text_response as plain;
 use crate::shutdown::Shutdown;
 use crate::wsgi::host::{bodiless, collect, content_length, refuse_too_large, status_code};
 use crate::wsgi::python::PythonConfig;
-use crate::wsgi::python::ctl::{self, ANSWERABLE, EMPTY, IDLE, TIMED_OUT};
+use crate::wsgi::python::ctl::{self, ANSWERABLE, EMPTY, IDLE, Slot, TIMED_OUT};
 use crate::wsgi::variables::{BadPath, cgi_variables};
 
 /// Requests that may wait for the app at once; past this they get 503 straight away.
@@ -72,6 +73,22 @@ pub(super) struct PyHost {
     /// This worker's seat, when other workers share the listener: a busy worker leaves
     /// new connections to an idle one.
     others: Option<Seat>,
+    /// Where requests waiting for the app are noted, for the supervisor to answer if
+    /// this worker dies.
+    slot: Arc<Slot>,
+    /// Connections the supervisor hands over (see [`PyHost::take_handovers`]).
+    handed: tokio::sync::Mutex<mpsc::UnboundedReceiver<(Tcp, SocketAddr)>>,
+    hand: mpsc::UnboundedSender<(Tcp, SocketAddr)>,
+}
+
+/// A request noted in the slot as waiting for the app, until it is answered (or given
+/// up on).
+struct Waiting<'a>(&'a Slot, u64);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.unwait(self.1);
+    }
 }
 
 impl PyHost {
@@ -81,8 +98,10 @@ impl PyHost {
         local: SocketAddr,
         ctl: OwnedFd,
         others: Option<Seat>,
+        slot: Arc<Slot>,
         shutdown: Shutdown,
     ) -> Self {
+        let (hand, handed) = mpsc::unbounded_channel();
         let AppLink {
             jobs,
             progress,
@@ -108,7 +127,53 @@ impl PyHost {
             done,
             queued: Notify::new(),
             others,
+            slot,
+            handed: tokio::sync::Mutex::new(handed),
+            hand,
         }
+    }
+
+    /// Takes the connections the supervisor hands over (another worker let go of them
+    /// with a request on the way), until the supervisor is gone.
+    pub(super) fn take_handovers(self: &Arc<Self>) {
+        let Ok(dup) = self.ctl.try_clone() else {
+            return;
+        };
+        // SAFETY: the AsyncFd owns the duplicate it watches, so it stays open while
+        // registered; reads never block (`ctl::recv` does not wait).
+        let Ok(ctl) = (unsafe { tokio::io::unix::AsyncFd::register(dup) }) else {
+            return;
+        };
+        let hand = self.hand.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 16];
+            loop {
+                let Ok(mut ready) = ctl.readable().await else {
+                    return;
+                };
+                loop {
+                    match ctl::recv(ctl.get_ref().as_fd(), &mut buf) {
+                        Ok((0, _)) => return,
+                        Ok((_, Some(conn))) if buf[0] == ctl::ADOPT => {
+                            match Tcp::adopt(std::net::TcpStream::from(conn)) {
+                                Ok(adopted) => {
+                                    let _ = hand.send(adopted);
+                                }
+                                Err(e) => {
+                                    debug!(target: "labserv::wsgi", "a handed-over connection is gone: {e}");
+                                }
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            ready.clear_ready();
+                            break;
+                        }
+                        Err(_) => return,
+                    }
+                }
+            }
+        });
     }
 
     /// Tells the supervisor and the other workers that this one serves.
@@ -290,6 +355,13 @@ impl Handler for PyHost {
         }
     }
 
+    async fn adopted(&self) -> (Tcp, SocketAddr) {
+        match self.handed.lock().await.recv().await {
+            Some(adopted) => adopted,
+            None => std::future::pending().await,
+        }
+    }
+
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let secure = req.extensions().get::<Secure>().is_some();
         let tag = req.extensions().get::<Tag>().map(|t| t.0);
@@ -326,15 +398,21 @@ impl Handler for PyHost {
         let (head_tx, mut head_rx) = oneshot::channel();
         let (body_tx, body_rx) = mpsc::channel(4);
         let turn = Arc::new(Turn::default());
+        let tag = tag.map_or(0, |tag| tag | if answerable { ANSWERABLE } else { 0 });
         let job = Job {
             environ,
             secure,
             input,
             head: head_tx,
             body: body_tx,
-            tag: tag.map_or(0, |tag| tag | if answerable { ANSWERABLE } else { 0 }),
+            tag,
             turn: turn.clone(),
         };
+        // Noted before the app can see it (its thread takes it off as it starts it).
+        let _waiting = (tag & ANSWERABLE != 0).then(|| {
+            self.slot.wait(tag);
+            Waiting(&self.slot, tag)
+        });
         let queued = Instant::now();
         if self.jobs.send(job).is_err() {
             self.waiting.fetch_sub(1, Ordering::AcqRel);

@@ -110,12 +110,12 @@ fn serve(
         // Others to leave connections to while busy: a board to watch.
         let board = Arc::new(Board::map(board).map_err(|e| e.to_string())?);
         let seat = Seat { board, seat };
-        let caller =
-            pep3333::Caller::new(app, &helpers, slot, seat.clone()).map_err(|e| e.to_string())?;
+        let caller = pep3333::Caller::new(app, &helpers, slot.clone(), seat.clone())
+            .map_err(|e| e.to_string())?;
         let others = (config.workers > 1).then_some(seat);
-        Ok((config, log, local, others, caller))
+        Ok((config, log, local, others, caller, slot))
     })();
-    let (config, log, local, others, caller) = match ready {
+    let (config, log, local, others, caller, slot) = match ready {
         Ok(ready) => ready,
         Err(why) => {
             let _ = ctl::send(ctl.as_fd(), ctl::FAILED, why.as_bytes(), None);
@@ -138,9 +138,11 @@ fn serve(
                 local,
                 ctl,
                 others,
+                slot,
                 shutdown.clone(),
             ));
             tokio::spawn(host.clone().watch());
+            host.take_handovers();
             // SIGTERM from the supervisor: finish what is under way, take nothing new.
             if let Ok(mut term) =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
