@@ -215,6 +215,69 @@ fn the_server_picks_the_cipher_and_sessions_resume() {
 }
 
 #[test]
+fn with_tls_rsa_a_client_without_ecdsa_gets_an_rsa_certificate() {
+    let www = served_dir();
+    let data = tempfile::tempdir().unwrap();
+    let www_path = www.path().to_str().unwrap();
+    // As a TLS stack built without ECDSA asks: RSA signatures only, at 1.2 and 1.3.
+    let rsa_only = |port: u16, version: &str| {
+        s_client(
+            port,
+            &[version, "-sigalgs", "RSA-PSS+SHA256:RSA+SHA256:RSA+SHA384"],
+        )
+    };
+    {
+        let (_srv, port, _) = start(SERV, data.path(), &["--tls", "-d", www_path]);
+        let text = rsa_only(port, "-tls1_2");
+        assert!(!text.contains("200 OK"), "no RSA certificate yet: {text}");
+    }
+    let (_srv, port, banner) = start(SERV, data.path(), &["--tls-rsa", "-d", www_path]);
+    let tls = data.path().join("labserv/tls");
+    let rsa_cert = tls.join("rsa-cert.pem");
+    let text = banner.join("\n");
+    assert!(
+        text.contains(&format!(
+            "Certificate for clients without ECDSA: {}",
+            rsa_cert.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("SHA-256 {}", openssl_fingerprint(&rsa_cert))),
+        "{text}"
+    );
+    // The ECDSA certificate made by the first start is kept, and still the default.
+    assert!(
+        text.contains(&openssl_fingerprint(&tls.join("cert.pem"))),
+        "{text}"
+    );
+    for version in ["-tls1_2", "-tls1_3"] {
+        let text = rsa_only(port, version);
+        assert!(
+            text.contains("Server public key is 2048 bit"),
+            "{version}: {text}"
+        );
+        assert!(text.contains("200 OK"), "{version}: {text}");
+    }
+    let text = s_client(port, &["-tls1_3"]);
+    assert!(text.contains("Server public key is 256 bit"), "{text}");
+    // The RSA certificate file is what such a client is given to trust.
+    let text = s_client(
+        port,
+        &[
+            "-sigalgs",
+            "RSA-PSS+SHA256",
+            "-CAfile",
+            rsa_cert.to_str().unwrap(),
+            "-verify_return_error",
+            "-verify_ip",
+            "127.0.0.1",
+        ],
+    );
+    assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
+}
+
+#[test]
 fn plain_http_to_the_tls_port_gets_a_clear_answer() {
     let www = served_dir();
     let data = tempfile::tempdir().unwrap();
@@ -326,7 +389,10 @@ async fn a_stalled_handshake_is_dropped_at_the_header_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (_www, root) = common::fresh_root("www");
     let data = tempfile::tempdir().unwrap();
-    let source = labserv::server::tls::CertSource::Kept(data.path().join("tls"));
+    let source = labserv::server::tls::CertSource::Kept {
+        dir: data.path().join("tls"),
+        rsa: false,
+    };
     let tls = labserv::server::tls::Tls::new(&source, &["localhost".to_string()]).unwrap();
     let mut config = labserv::http::HttpConfig::new(&root);
     config.tls = Some(tls);

@@ -53,6 +53,12 @@ pub struct TlsArgs {
     /// The certificate's private key (PEM)
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub key: Option<PathBuf>,
+
+    /// Keep an RSA-2048 certificate beside the generated ECDSA one, for TLS clients that
+    /// cannot check ECDSA (some mbedTLS builds, UEFI firmware); each client gets the one it
+    /// can use. Implies --tls
+    #[arg(long, conflicts_with = "cert")]
+    pub tls_rsa: bool,
 }
 
 /// A bad link on purpose, for testing OTA clients (the HTTP servers).

@@ -69,6 +69,7 @@ impl ServOptions {
         line.flag(self.tls.tls, "--tls");
         line.value("--cert", self.tls.cert.clone());
         line.value("--key", self.tls.key.clone());
+        line.flag(self.tls.tls_rsa, "--tls-rsa");
         line.value(
             "--limit-rate",
             self.faults.limit_rate.map(|r| r.to_string()),
@@ -154,6 +155,7 @@ mod tests {
                 tls: true,
                 cert: Some("/etc/lab/cert.pem".into()),
                 key: Some("/etc/lab/key.pem".into()),
+                tls_rsa: false,
             },
             faults: FaultArgs {
                 limit_rate: Some(100 * 1024),

@@ -191,7 +191,7 @@ impl ServerConfig {
         };
         // Only a kept certificate names anything; given files are used as they are.
         let names = match source {
-            CertSource::Kept(_) => crate::server::tls::local_names(),
+            CertSource::Kept { .. } => crate::server::tls::local_names(),
             CertSource::Files { .. } => Vec::new(),
         };
         let tls = Tls::new(source, &names).map_err(Error::Tls)?;
@@ -220,7 +220,11 @@ impl ServerConfig {
             Some(CertSource::Files { cert, key }) => {
                 format!("{} with {}", cert.display(), key.display())
             }
-            Some(CertSource::Kept(dir)) => format!("self-signed, kept in {}", dir.display()),
+            Some(CertSource::Kept { dir, rsa }) => format!(
+                "self-signed{}, kept in {}",
+                if *rsa { ", ECDSA and RSA" } else { "" },
+                dir.display()
+            ),
         };
         out += &format!("  tls          {tls}\n");
         if let Service::Files(c) = &self.service {
@@ -372,6 +376,13 @@ impl ServerConfig {
         if let Some(tls) = https {
             out += &format!("Certificate: {}\n", tls.cert_path.display());
             out += &format!("  SHA-256 {}\n", tls.fingerprint);
+            if let Some((path, fingerprint)) = &tls.rsa {
+                out += &format!(
+                    "Certificate for clients without ECDSA: {}\n",
+                    path.display()
+                );
+                out += &format!("  SHA-256 {fingerprint}\n");
+            }
             if let Some(made) = &tls.made {
                 out += &format!("  ({made}: give clients this file to trust)\n");
             }
@@ -406,6 +417,12 @@ impl ServerConfig {
                 target: "labserv::http",
                 "HTTPS with {} (SHA-256 {})", tls.cert_path.display(), tls.fingerprint
             );
+            if let Some((path, fingerprint)) = &tls.rsa {
+                tracing::info!(
+                    target: "labserv::http",
+                    "and {} for clients without ECDSA (SHA-256 {fingerprint})", path.display()
+                );
+            }
         }
         match &self.service {
             Service::Files(c) => {

@@ -80,7 +80,10 @@ fn tls(args: &TlsArgs, settings: &Settings) -> Result<Option<CertSource>> {
             cert: absolute(cert)?,
             key: absolute(key)?,
         }),
-        _ if args.tls => Some(CertSource::Kept(settings.dirs.tls_dir())),
+        _ if args.tls || args.tls_rsa => Some(CertSource::Kept {
+            dir: settings.dirs.tls_dir(),
+            rsa: args.tls_rsa,
+        }),
         _ => None,
     })
 }
