@@ -4,8 +4,89 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What uploads may take: files up to a size, and never the file system's last free
+/// bytes (so that an upload cannot fill the disk the lab's other work needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Room {
+    /// The largest file taken, in bytes.
+    pub max_size: u64,
+    /// The free space every upload leaves; `None`: 1% of the file system, at most 1 GiB;
+    /// 0: no floor.
+    pub min_free: Option<u64>,
+}
+
+/// Default for [`Room::max_size`].
+pub const DEFAULT_MAX_UPLOAD: u64 = 4 << 30;
+
+impl Default for Room {
+    fn default() -> Self {
+        Self {
+            max_size: DEFAULT_MAX_UPLOAD,
+            min_free: None,
+        }
+    }
+}
+
+impl Room {
+    /// The floor on a file system of `total` bytes.
+    fn floor(&self, total: u64) -> u64 {
+        self.min_free.unwrap_or((total / 100).min(1 << 30))
+    }
+
+    /// Whether `more` bytes can still be written on the file system holding `path`
+    /// and leave the floor free. A file system that cannot tell passes.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::StorageFull`], saying how much is free and what is kept.
+    pub(crate) fn check(&self, path: &Path, more: u64) -> io::Result<()> {
+        let Ok(stats) = fs4::statvfs(path) else {
+            return Ok(());
+        };
+        let floor = self.floor(stats.total_space());
+        let free = stats.available_space();
+        if floor > 0 && free < more.saturating_add(floor) {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!(
+                    "the disk is nearly full ({} free; uploads leave {} free, see --min-free)",
+                    crate::human::bytes(free),
+                    crate::human::bytes(floor)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The limits in words, for `--show-settings`.
+    pub fn describe(&self) -> String {
+        let floor = match self.min_free {
+            None => "1% of the disk (at most 1 GiB)".to_string(),
+            Some(0) => "nothing".to_string(),
+            Some(n) => format!("{n} bytes"),
+        };
+        format!("up to {} bytes a file, leaving {floor} free", self.max_size)
+    }
+
+    /// Whether a file of `size` bytes may be taken.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::FileTooLarge`] past [`Room::max_size`].
+    pub(crate) fn fits(&self, size: u64) -> io::Result<()> {
+        if size > self.max_size {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!(
+                    "larger than the {} an upload may be (--max-upload)",
+                    crate::human::bytes(self.max_size)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// Uploads started by this process, to keep their temporary names apart.
 static UPLOADS: AtomicU64 = AtomicU64::new(0);
@@ -62,6 +143,21 @@ impl Landing {
         ))
     }
 
+    /// Whether an upload announced as `size` bytes (when the client said) fits `room`,
+    /// before any of it is written.
+    ///
+    /// # Errors
+    /// As [`Room::fits`] and [`Room::check`].
+    pub(crate) fn make_room(&self, room: &Room, size: Option<u64>) -> io::Result<()> {
+        room.fits(size.unwrap_or(0))?;
+        room.check(&self.temp, size.unwrap_or(0))
+    }
+
+    /// The temporary file being written.
+    pub(crate) fn temp(&self) -> &Path {
+        &self.temp
+    }
+
     /// Makes the written file durable and puts it in place: `rename` when replacing is
     /// allowed, otherwise `link`, which fails rather than replace a file that appeared
     /// meanwhile. Blocks: run it on a blocking thread.
@@ -88,6 +184,130 @@ impl Landing {
             let _ = dir.sync_all();
         }
         Ok(())
+    }
+}
+
+/// How much of an upload gathers before the disk is told to start writing it.
+pub(crate) const STEP: u64 = 4 << 20;
+
+/// Has the disk write an upload while it arrives, so that the sync before it lands (see
+/// [`Landing::land`]) finds little left to do: every [`STEP`] bytes, writeback
+/// of those bytes starts (`sync_file_range`, which does not wait), and the step before is
+/// waited for, which keeps the unwritten part of an upload bounded. Elsewhere than on
+/// Linux it does nothing, and the final sync does it all.
+#[derive(Debug)]
+pub(crate) struct Writeback {
+    #[cfg(target_os = "linux")]
+    fd: std::os::fd::OwnedFd,
+    /// Where the writeback started last ends, and where the one before it started.
+    started: u64,
+    before: u64,
+}
+
+impl Writeback {
+    /// Follows `file` (through its own handle).
+    ///
+    /// # Errors
+    /// The handle could not be duplicated.
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+    pub(crate) fn new(file: &File) -> io::Result<Self> {
+        Ok(Self {
+            #[cfg(target_os = "linux")]
+            fd: std::os::fd::AsFd::as_fd(file).try_clone_to_owned()?,
+            started: 0,
+            before: 0,
+        })
+    }
+
+    /// Whether `written` bytes (all there is in the file) make [`Writeback::advance`]
+    /// worth calling.
+    pub(crate) fn due(&self, written: u64) -> bool {
+        cfg!(target_os = "linux") && written - self.started >= STEP
+    }
+
+    /// `written` bytes are in the file: starts writing out what has gathered since the
+    /// last call, if a step has, and waits for the step before. Blocks (briefly, unless
+    /// the disk is slower than the upload): run it where blocking is allowed.
+    pub(crate) fn advance(&mut self, written: u64) {
+        if !self.due(written) {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            let fd = self.fd.as_raw_fd();
+            // SAFETY: a hint about ranges of a file this struct holds open; a failure
+            // (a file system without it) only leaves the work to the final sync.
+            unsafe {
+                libc::sync_file_range(
+                    fd,
+                    to_i64(self.started),
+                    to_i64(written - self.started),
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+                if self.started > self.before {
+                    libc::sync_file_range(
+                        fd,
+                        to_i64(self.before),
+                        to_i64(self.started - self.before),
+                        libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                            | libc::SYNC_FILE_RANGE_WRITE
+                            | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+                    );
+                }
+            }
+        }
+        self.before = self.started;
+        self.started = written;
+    }
+}
+
+/// An upload's temporary file, written out to disk as it grows (see [`Writeback`]),
+/// within its [`Room`]: a write past the size limit, or one made when the disk is down
+/// to its floor (looked at every writeback step), fails.
+#[derive(Debug)]
+pub(crate) struct Upload {
+    file: File,
+    writeback: Writeback,
+    written: u64,
+    /// How much was written when free space was last looked at.
+    checked: u64,
+    room: Room,
+    temp: PathBuf,
+}
+
+impl Upload {
+    /// # Errors
+    /// As [`Writeback::new`].
+    pub(crate) fn new(file: File, landing: &Landing, room: Room) -> io::Result<Self> {
+        let writeback = Writeback::new(&file)?;
+        Ok(Self {
+            file,
+            writeback,
+            written: 0,
+            checked: 0,
+            room,
+            temp: landing.temp().to_path_buf(),
+        })
+    }
+}
+
+impl io::Write for Upload {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.room.fits(self.written + buf.len() as u64)?;
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.checked >= STEP {
+            self.room.check(&self.temp, 0)?;
+            self.checked = self.written;
+        }
+        self.writeback.advance(self.written);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
     }
 }
 
@@ -124,6 +344,22 @@ mod tests {
             1,
             "no temporary left"
         );
+
+        // Written out as it grows: every byte lands, past several writeback steps.
+        let big = dir.path().join("big.img");
+        let data: Vec<u8> = (0..(10u32 << 20) + 123).map(|i| (i % 251) as u8).collect();
+        let (landing, file) = Landing::begin(big.clone(), false).unwrap();
+        let mut upload = Upload::new(file, &landing, Room::default()).unwrap();
+        for piece in data.chunks(8192) {
+            upload.write_all(piece).unwrap();
+        }
+        if cfg!(target_os = "linux") {
+            assert_eq!(upload.writeback.before, STEP, "{upload:?}");
+            assert_eq!(upload.writeback.started, 2 * STEP, "{upload:?}");
+        }
+        drop(upload);
+        landing.land().unwrap();
+        assert!(fs::read(&big).unwrap() == data, "the bytes landed whole");
 
         let err = Landing::begin(target.clone(), false).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);

@@ -63,7 +63,7 @@ pub mod exit;
 mod fsio;
 pub mod http;
 mod human;
-mod landing;
+pub mod landing;
 pub mod logging;
 mod memory;
 pub mod net;

@@ -664,12 +664,18 @@ fn every_option_of_a_foreground_command_works_with_its_daemons() {
         let options = options_in_help(foreground);
         assert!(options.len() >= 5, "{foreground}: {options:?}");
         for (name, value) in options {
-            if ["--help", "--version", "--show-settings"].contains(&name.as_str()) {
+            if ["--help", "--version", "--show-settings", "--generate"].contains(&name.as_str()) {
                 continue;
             }
             let mut args = vec![name.clone()];
             args.extend(value.as_deref().map(sample));
-            if ["--overwrite", "--max-upload", "--cross-site-uploads"].contains(&name.as_str()) {
+            let needs_upload = [
+                "--overwrite",
+                "--max-upload",
+                "--min-free",
+                "--cross-site-uploads",
+            ];
+            if needs_upload.contains(&name.as_str()) {
                 args.push("--upload".to_string());
             }
             if name == "--auth-scope" {

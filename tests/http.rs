@@ -1200,6 +1200,7 @@ async fn from_a_writable_root_files_are_never_sniffed_and_html_runs_sandboxed() 
             overwrite: true,
             max_size: 1 << 20,
             cross_site: false,
+            min_free: Some(0),
         });
     })
     .await;

@@ -287,6 +287,45 @@ async fn uploads_land_whole_and_respect_overwrite() {
 }
 
 #[tokio::test]
+async fn uploads_keep_to_max_upload_and_leave_the_disk_its_floor() {
+    let srv = TftpServer::start_with(|c| {
+        c.upload = true;
+        c.room.max_size = 100_000;
+    })
+    .await;
+    let big = pattern(200_000);
+    // Announced too large (tsize): refused before a block is sent.
+    let err = write(srv.addr, "big.bin", &big, &[("tsize", "200000")], None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 3, "disk full or allocation exceeded");
+    // Not announced: ended as it grows past the limit.
+    let err = write(srv.addr, "big.bin", &big, &[], None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 3);
+    let fits = pattern(100_000);
+    write(srv.addr, "fits.bin", &fits, &[("tsize", "100000")], None)
+        .await
+        .unwrap();
+    landed(&srv.root().join("fits.bin"), &fits).await;
+    let names: Vec<_> = std::fs::read_dir(srv.root()).unwrap().flatten().collect();
+    assert_eq!(names.len(), 1, "nothing else stored: {names:?}");
+
+    // A disk with less free than the floor takes nothing.
+    let srv = TftpServer::start_with(|c| {
+        c.upload = true;
+        c.room.min_free = Some(u64::MAX / 4);
+    })
+    .await;
+    let err = write(srv.addr, "small.bin", b"tiny", &[], None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 3);
+    assert_eq!(std::fs::read_dir(srv.root()).unwrap().count(), 0);
+}
+
+#[tokio::test]
 async fn an_aborted_upload_leaves_nothing_behind() {
     let srv = TftpServer::start_with(|c| {
         c.upload = true;

@@ -194,14 +194,38 @@ fn a_full_disk_is_507_and_the_old_file_stays() {
     let (_srv, port) = serv(&fs.path(), &["--upload", "--overwrite"]);
     for name in ["fw.img", "new.img"] {
         let (body, code) = curl(&["-T", &big, &format!("http://127.0.0.1:{port}/{name}")]);
+        // Refused before a byte is written: the announced size does not fit.
         assert_eq!(code, 507, "{name}: {body}");
-        assert_eq!(body, "no space left on the server; nothing stored");
+        assert!(body.starts_with("the disk is nearly full ("), "{body}");
     }
     assert_eq!(names(&fs.path()), ["fw.img"]);
     assert_eq!(
         std::fs::read(fs.path().join("fw.img")).unwrap(),
         b"the good image"
     );
+}
+
+#[test]
+fn uploads_leave_the_disk_its_floor_of_free_space() {
+    let www = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let img = file(src.path(), "fw.img", &pattern(10_000));
+    // A floor higher than any disk's free space: nothing is taken, by PUT or form.
+    let (_srv, port) = serv(www.path(), &["--upload", "--min-free", "999999G"]);
+    let (body, code) = curl(&["-T", &img, &format!("http://127.0.0.1:{port}/fw.img")]);
+    assert_eq!(code, 507, "{body}");
+    let (body, code) = curl(&[
+        "-F",
+        &format!("f=@{img}"),
+        &format!("http://127.0.0.1:{port}/"),
+    ]);
+    assert_eq!(code, 507, "{body}");
+    assert!(names(www.path()).is_empty(), "{:?}", names(www.path()));
+    // With no floor, the same upload lands.
+    let (_srv, port) = serv(www.path(), &["--upload", "--min-free", "0"]);
+    let (body, code) = curl(&["-T", &img, &format!("http://127.0.0.1:{port}/fw.img")]);
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(names(www.path()), ["fw.img"]);
 }
 
 #[test]

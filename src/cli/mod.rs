@@ -169,6 +169,11 @@ pub struct ServOptions {
     #[arg(long, value_name = "SIZE", requires = "upload", value_parser = values::size("--max-upload"))]
     pub max_upload: Option<u64>,
 
+    /// The free space uploads leave on the disk (K, M, G suffixes; 0: none); an upload
+    /// that would go below it gets 507 [default: 1% of the disk, at most 1G]
+    #[arg(long, value_name = "SIZE", requires = "upload", value_parser = values::size("--min-free"))]
+    pub min_free: Option<u64>,
+
     /// Take uploads from pages of other origins too (a web flasher elsewhere); by default
     /// a browser's write from another site is refused (403), so that no page anyone opens
     /// can plant or replace files here
@@ -290,6 +295,18 @@ pub struct TftpdOptions {
     #[arg(long, requires = "upload")]
     pub overwrite: bool,
 
+    /// The largest file an upload may be (K, M, G suffixes); a larger announced size
+    /// (tsize) is refused up front, and a transfer that grows past it is ended with a
+    /// disk-full error [default: 4G]
+    #[arg(long, value_name = "SIZE", requires = "upload", value_parser = values::size("--max-upload"))]
+    pub max_upload: Option<u64>,
+
+    /// The free space uploads leave on the disk (K, M, G suffixes; 0: none); an upload
+    /// that would go below it ends with a disk-full error [default: 1% of the disk, at
+    /// most 1G]
+    #[arg(long, value_name = "SIZE", requires = "upload", value_parser = values::size("--min-free"))]
+    pub min_free: Option<u64>,
+
     /// Lose PERCENT of the packets sent (DATA, ACK, OACK) at random, to test a client's
     /// retransmits: 5, 2.5
     #[arg(long, value_name = "PERCENT", value_parser = values::percent("--loss"))]
@@ -320,6 +337,8 @@ impl Default for TftpdOptions {
             max_window: crate::tftp::DEFAULT_MAX_WINDOW,
             upload: false,
             overwrite: false,
+            max_upload: None,
+            min_free: None,
             loss: None,
             packet_delay: None,
             seed: None,

@@ -65,6 +65,7 @@ impl ServOptions {
         line.flag(self.upload, "--upload");
         line.flag(self.overwrite, "--overwrite");
         line.value("--max-upload", self.max_upload.map(|n| n.to_string()));
+        line.value("--min-free", self.min_free.map(|n| n.to_string()));
         line.flag(self.cross_site_uploads, "--cross-site-uploads");
         line.flag(self.tls.tls, "--tls");
         line.value("--cert", self.tls.cert.clone());
@@ -107,6 +108,8 @@ impl TftpdOptions {
         line.value("--max-per-client", Some(self.max_per_client.to_string()));
         line.flag(self.upload, "--upload");
         line.flag(self.overwrite, "--overwrite");
+        line.value("--max-upload", self.max_upload.map(|n| n.to_string()));
+        line.value("--min-free", self.min_free.map(|n| n.to_string()));
         line.value(
             "--loss",
             self.loss.map(|l| (f64::from(l.0) / 100.0).to_string()),
@@ -143,6 +146,7 @@ mod tests {
             upload: true,
             overwrite: true,
             max_upload: Some(1 << 20),
+            min_free: Some(0),
             cross_site_uploads: true,
             gate: super::super::GateArgs {
                 auth: vec!["lab:secret".into(), "ci:pass word".into()],
@@ -187,6 +191,8 @@ mod tests {
             max_per_client: 4,
             upload: true,
             overwrite: true,
+            max_upload: Some(64 << 20),
+            min_free: Some(2 << 30),
             loss: Some(crate::tftp::Loss(250)),
             packet_delay: Some(Duration::from_millis(20)),
             seed: Some(42),

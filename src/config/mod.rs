@@ -213,6 +213,9 @@ impl ServerConfig {
                 .faults
                 .map_or_else(|| "none".to_string(), |f| f.describe());
             out += &format!("  faults       {faults}\n");
+            if c.upload {
+                out += &format!("  upload       {}\n", c.room.describe());
+            }
             return out;
         }
         let tls = match &self.tls {
@@ -231,8 +234,12 @@ impl ServerConfig {
             let upload = match c.uploads {
                 None => "off".to_string(),
                 Some(u) => format!(
-                    "on, up to {} bytes a file, {}, {}",
-                    u.max_size,
+                    "on, {}, {}, {}",
+                    crate::landing::Room {
+                        max_size: u.max_size,
+                        min_free: u.min_free
+                    }
+                    .describe(),
                     if u.overwrite {
                         "existing files may be replaced"
                     } else {

@@ -111,6 +111,7 @@ pub fn serv(options: &ServOptions, settings: &Settings) -> Result<ServerConfig> 
         max_size: options
             .max_upload
             .unwrap_or(crate::http::DEFAULT_MAX_UPLOAD),
+        min_free: options.min_free,
     });
     let tls = tls(&options.tls, &settings)?;
     let mut config = server(settings, log, options.log.quiet, Service::Files(files));
@@ -133,6 +134,12 @@ pub fn tftpd(options: &TftpdOptions, settings: &Settings) -> Result<ServerConfig
     );
     tftp.upload = options.upload;
     tftp.overwrite = options.overwrite;
+    tftp.room = crate::landing::Room {
+        max_size: options
+            .max_upload
+            .unwrap_or(crate::landing::DEFAULT_MAX_UPLOAD),
+        min_free: options.min_free,
+    };
     tftp.ack_timeout = options.ack_timeout;
     tftp.conn_timeout = given(options.conn_timeout).unwrap_or(settings.sock_timeout);
     tftp.max_blksize = options.max_blksize;

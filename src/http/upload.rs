@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use super::handler::decode_path;
 use crate::confine::{Symlinks, confine};
-use crate::landing::Landing;
+use crate::landing::{Landing, Room};
 use crate::server::{Body, text_response};
 
 /// How uploads are taken.
@@ -30,6 +30,17 @@ pub struct Uploads {
     pub max_size: u64,
     /// Take writes from browser pages of other origins (`--cross-site-uploads`).
     pub cross_site: bool,
+    /// The free space uploads leave on the disk (see [`Room::min_free`]).
+    pub min_free: Option<u64>,
+}
+
+impl Uploads {
+    fn room(self) -> Room {
+        Room {
+            max_size: self.max_size,
+            min_free: self.min_free,
+        }
+    }
 }
 
 /// Whether a browser sent `req` from a page of another origin: its `Sec-Fetch-Site` says
@@ -55,7 +66,7 @@ pub(crate) fn cross_site<B>(req: &Request<B>) -> bool {
 }
 
 /// Default for [`Uploads::max_size`].
-pub const DEFAULT_MAX_UPLOAD: u64 = 4 << 30;
+pub const DEFAULT_MAX_UPLOAD: u64 = crate::landing::DEFAULT_MAX_UPLOAD;
 
 /// Why an upload was not stored, as the client is told.
 #[derive(Debug)]
@@ -117,8 +128,10 @@ pub(crate) async fn put(
         Ok(target) => target,
         Err(failed) => return failed.response(),
     };
+    let announced = declared_len(&req);
     let body = req.into_body();
-    let result = store(target, &path, uploads, body.into_data_stream(), peer).await;
+    let chunks = body.into_data_stream();
+    let result = store(target, &path, uploads, announced, chunks, peer).await;
     match result {
         Ok(stored) => {
             let status = if stored.replaced {
@@ -227,7 +240,7 @@ pub(crate) async fn post(
             }
             chunk
         });
-        let stored = store(dir.join(name), &shown, left, field, peer).await;
+        let stored = store(dir.join(name), &shown, left, None, field, peer).await;
         match stored {
             Ok(stored) => {
                 left.max_size -= stored.size;
@@ -397,6 +410,7 @@ async fn store<S, E>(
     target: PathBuf,
     shown: &str,
     uploads: Uploads,
+    announced: Option<u64>,
     mut chunks: S,
     peer: SocketAddr,
 ) -> Result<Stored, Failed>
@@ -421,7 +435,12 @@ where
     })
     .await
     .map_err(|e| Failed::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let (landing, file) = begin.map_err(|e| {
+    let room = uploads.room();
+    let begun = begin.and_then(|(landing, file)| {
+        landing.make_room(&room, announced)?;
+        Ok((landing, file))
+    });
+    let (landing, file) = begun.map_err(|e| {
         let status = match e.kind() {
             io::ErrorKind::AlreadyExists => StatusCode::CONFLICT,
             _ => write_status(&e),
@@ -429,9 +448,14 @@ where
         warn!(target: "labserv::http", "{peer} upload to {shown} refused: {e}");
         Failed::new(status, e.to_string())
     })?;
+    let temp = landing.temp().to_path_buf();
+    let mut writeback =
+        Some(crate::landing::Writeback::new(&file).map_err(|e| write_failed(&e, peer, shown))?);
     let mut file = tokio::fs::File::from_std(file);
     let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
     let mut size = 0u64;
+    // How much was written when free space was last looked at.
+    let mut checked = 0u64;
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|e| {
             warn!(target: "labserv::http", "{peer} upload to {shown} cut short, nothing stored: {e}");
@@ -445,6 +469,23 @@ where
         file.write_all(&chunk)
             .await
             .map_err(|e| write_failed(&e, peer, shown))?;
+        if size - checked >= crate::landing::STEP
+            && let Some(mut started) = writeback.take()
+        {
+            // What was written is in the file before the disk is asked to write it.
+            file.flush()
+                .await
+                .map_err(|e| write_failed(&e, peer, shown))?;
+            let temp = temp.clone();
+            let advanced = tokio::task::spawn_blocking(move || {
+                room.check(&temp, 0)?;
+                started.advance(size);
+                Ok(started)
+            });
+            let advanced = advanced.await.map_err(io::Error::other).flatten();
+            writeback = Some(advanced.map_err(|e| write_failed(&e, peer, shown))?);
+            checked = size;
+        }
     }
     file.flush()
         .await

@@ -17,7 +17,7 @@ use tracing::warn;
 
 use super::transfers::Transfers;
 use crate::confine::{Refused, Symlinks, confine};
-use crate::landing::Landing;
+use crate::landing::{Landing, Room};
 use crate::logging;
 
 /// Serves one directory over TFTP.
@@ -26,6 +26,7 @@ pub(crate) struct Handler {
     root: PathBuf,
     upload: bool,
     overwrite: bool,
+    room: Room,
     max_transfers: usize,
     max_per_client: usize,
     transfers: Arc<Transfers>,
@@ -36,6 +37,7 @@ impl Handler {
         root: PathBuf,
         upload: bool,
         overwrite: bool,
+        room: Room,
         max_transfers: usize,
         max_per_client: usize,
     ) -> Self {
@@ -43,6 +45,7 @@ impl Handler {
             root,
             upload,
             overwrite,
+            room,
             max_transfers,
             max_per_client,
             transfers: Arc::default(),
@@ -181,8 +184,8 @@ impl async_tftp::server::Handler for Handler {
         &mut self,
         client: &SocketAddr,
         path: &Path,
-        // The announced size is not needed: the temporary file grows as blocks arrive.
-        _size: Option<u64>,
+        // The size the client announced (`tsize`), checked against the room up front.
+        size: Option<u64>,
     ) -> Result<Self::Writer, packet::Error> {
         if !self.upload {
             return Err(refuse(
@@ -206,6 +209,12 @@ impl async_tftp::server::Handler for Handler {
                 io::ErrorKind::InvalidInput => refuse(client, true, path, "not a file name"),
                 _ => io_error(&e),
             })?;
+        if let Err(e) = landing.make_room(&self.room, size) {
+            log_refused(client, true, path, &e.to_string());
+            return Err(packet::Error::DiskFull);
+        }
+        let file =
+            crate::landing::Upload::new(file, &landing, self.room).map_err(|e| io_error(&e))?;
         Ok(Upload {
             file: Some(Unblock::new(file)),
             landing: Some(landing),
@@ -343,7 +352,7 @@ impl AsyncRead for Download {
 /// A file being uploaded, landing as every upload does (see [`Landing`]): dropped before
 /// the transfer completes, it leaves nothing and the target untouched.
 pub(crate) struct Upload {
-    file: Option<Unblock<File>>,
+    file: Option<Unblock<crate::landing::Upload>>,
     landing: Option<Landing>,
     /// The sync-and-rename running on the blocking pool.
     finishing: Option<Task<io::Result<()>>>,

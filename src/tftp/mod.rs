@@ -39,6 +39,8 @@ pub struct TftpConfig {
     pub upload: bool,
     /// Let a write replace an existing file.
     pub overwrite: bool,
+    /// How large an upload may be, and the free space uploads leave.
+    pub room: crate::landing::Room,
     /// How long to wait for an acknowledgement before sending again.
     pub ack_timeout: Duration,
     /// How long a silent peer is given before its transfer is abandoned.
@@ -101,6 +103,7 @@ impl TftpConfig {
             root: root.into(),
             upload: false,
             overwrite: false,
+            room: crate::landing::Room::default(),
             ack_timeout: DEFAULT_ACK_TIMEOUT,
             conn_timeout: crate::settings::DEFAULT_SOCK_TIMEOUT,
             max_blksize: DEFAULT_MAX_BLKSIZE,
@@ -123,6 +126,7 @@ pub async fn serve(socket: UdpSocket, config: TftpConfig, shutdown: Shutdown) ->
         root,
         config.upload,
         config.overwrite,
+        config.room,
         config.max_transfers.max(1),
         config.max_per_client.max(1),
     );

@@ -244,7 +244,11 @@ impl From<io::Error> for Error {
         match io_err.kind() {
             io::ErrorKind::NotFound => Error::FileNotFound,
             io::ErrorKind::PermissionDenied => Error::PermissionDenied,
-            io::ErrorKind::WriteZero => Error::DiskFull,
+            // labserv patch: a full disk, a quota or an upload past its size limit.
+            io::ErrorKind::WriteZero
+            | io::ErrorKind::StorageFull
+            | io::ErrorKind::QuotaExceeded
+            | io::ErrorKind::FileTooLarge => Error::DiskFull,
             io::ErrorKind::AlreadyExists => Error::FileAlreadyExists,
             _ => match io_err.raw_os_error() {
                 Some(rc) => Error::Msg(format!("IO error: {}", rc)),
