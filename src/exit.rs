@@ -18,11 +18,30 @@ pub fn main<A: CommandFactory + FromArgMatches>(
     run: impl FnOnce(A) -> crate::Result<ExitCode>,
 ) -> ExitCode {
     let mut command = A::command().name(program).bin_name(program);
+    // Added before the usage line is rendered, which builds the definition.
+    command = command.arg(
+        clap::Arg::new("generate")
+            .long("generate")
+            .value_name("KIND")
+            .value_parser(GENERATED)
+            .help("Print the man page or shell completions, then exit")
+            .long_help(
+                "Print the man page (man) or shell completions (complete-bash, \
+                 complete-zsh, complete-fish, complete-powershell), then exit",
+            )
+            .exclusive(true),
+    );
     // An error's usage line is the one `--help` shows: clap would otherwise mark the
     // arguments given (an empty PORT from a Procfile) as required (`serv <PORT>`).
     let line = command.render_usage().to_string();
     if let Some(line) = line.strip_prefix("Usage: ") {
         command = command.override_usage(line.trim().to_string());
+    }
+    // Asked before anything else is parsed: a binary whose subcommand is required
+    // (`httpdaemon start`) answers it too.
+    let mut args = std::env::args_os().skip(1);
+    if args.next().is_some_and(|a| a == "--generate") {
+        return generate(program, command, args.next());
     }
     let parsed = command
         .try_get_matches()
@@ -34,6 +53,50 @@ pub fn main<A: CommandFactory + FromArgMatches>(
         },
         Err(e) => usage(program, &e),
     }
+}
+
+/// What `--generate` prints.
+const GENERATED: [&str; 5] = [
+    "man",
+    "complete-bash",
+    "complete-zsh",
+    "complete-fish",
+    "complete-powershell",
+];
+
+/// Prints what `--generate KIND` asks for on stdout.
+fn generate(
+    program: &str,
+    mut command: clap::Command,
+    kind: Option<std::ffi::OsString>,
+) -> ExitCode {
+    use clap_complete::Shell;
+    let mut out = std::io::stdout().lock();
+    let shell = match kind.as_ref().and_then(|k| k.to_str()) {
+        Some("man") => {
+            // The man page is rendered from the finished definition (help and version
+            // options added), as --help is.
+            command.build();
+            return match clap_mangen::Man::new(command).render(&mut out) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(program, &Error::io("writing the man page", e)),
+            };
+        }
+        Some("complete-bash") => Shell::Bash,
+        Some("complete-zsh") => Shell::Zsh,
+        Some("complete-fish") => Shell::Fish,
+        Some("complete-powershell") => Shell::PowerShell,
+        _ => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "{program}: --generate takes one of: {}",
+                GENERATED.join(", ")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    clap_complete::generate(shell, &mut command, program, &mut out);
+    ExitCode::SUCCESS
 }
 
 /// Prints `program: error` and gives the error's exit code.

@@ -533,3 +533,62 @@ fn qr_prints_a_code_that_reads_as_the_first_url() {
     let (_, content) = grids[0].decode().expect("the code reads");
     assert_eq!(content, url);
 }
+
+#[test]
+fn every_binary_prints_its_man_page_and_shell_completions() {
+    let binaries = [
+        ("serv", SERV, "--upload"),
+        ("tftpd", env!("CARGO_BIN_EXE_tftpd"), "--max-upload"),
+        ("wsgi", env!("CARGO_BIN_EXE_wsgi"), "--reload"),
+        ("httpdaemon", env!("CARGO_BIN_EXE_httpdaemon"), "start"),
+        ("tftpdaemon", env!("CARGO_BIN_EXE_tftpdaemon"), "status"),
+        ("atftpdaemon", env!("CARGO_BIN_EXE_atftpdaemon"), "stop"),
+        ("daemontui", env!("CARGO_BIN_EXE_daemontui"), "DAEMON"),
+    ];
+    for (name, bin, option) in binaries {
+        let generated = |kind: &str| {
+            let out = command(bin).args(["--generate", kind]).output().unwrap();
+            assert!(out.status.success(), "{name} --generate {kind}: {out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let man = generated("man");
+        assert!(man.contains(&format!(".TH {name} 1")), "{name}: {man}");
+        // roff writes each "-" as "\-".
+        let text = man.replace("\\-", "-");
+        assert!(text.contains(option), "{name}'s man page lacks {option}");
+        assert!(
+            generated("complete-bash").contains(&format!("complete -F _{name}")),
+            "{name}"
+        );
+        assert!(
+            generated("complete-zsh").starts_with(&format!("#compdef {name}")),
+            "{name}"
+        );
+        assert!(
+            generated("complete-fish").contains(&format!("complete -c {name}")),
+            "{name}"
+        );
+        assert!(
+            generated("complete-powershell").contains("Register-ArgumentCompleter"),
+            "{name}"
+        );
+    }
+    // The bash completion offers serv's options.
+    let out = command(SERV)
+        .args(["--generate", "complete-bash"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--max-upload"));
+    // A kind it does not know: one line, exit 2.
+    let out = command(SERV)
+        .args(["--generate", "troff"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("serv: --generate takes one of: man, complete-bash"),
+        "{err}"
+    );
+}
