@@ -246,16 +246,6 @@ impl Writeback {
                     to_i64(written - self.started),
                     libc::SYNC_FILE_RANGE_WRITE,
                 );
-                if self.started > self.before {
-                    libc::sync_file_range(
-                        fd,
-                        to_i64(self.before),
-                        to_i64(self.started - self.before),
-                        libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                            | libc::SYNC_FILE_RANGE_WRITE
-                            | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-                    );
-                }
             }
         }
         self.before = self.started;

@@ -641,8 +641,9 @@ fn reload_swaps_in_new_code_without_failing_a_request() {
     assert_eq!(http_get("127.0.0.1", port, "/"), (200, "v3".into()));
 }
 
-/// Sends `GET path` on a kept-alive connection and reads the answer: its status and body.
-fn ask(conn: &mut TcpStream, path: &str) -> std::io::Result<(u16, String)> {
+/// Sends `GET path` on a kept-alive connection and reads the answer: its status, its
+/// body, and whether the server said it closes the connection.
+fn ask(conn: &mut TcpStream, path: &str) -> std::io::Result<(u16, String, bool)> {
     // One write: a request in pieces would wait on Nagle's algorithm.
     conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())?;
     let mut got = Vec::new();
@@ -669,7 +670,8 @@ fn ask(conn: &mut TcpStream, path: &str) -> std::io::Result<(u16, String)> {
         }
     }
     let body = String::from_utf8_lossy(&got[head_end..head_end + length]).into_owned();
-    Ok((status, body))
+    let closes = head.lines().any(|l| l.trim() == "connection: close");
+    Ok((status, body, closes))
 }
 
 /// Whether the server has closed a kept-alive connection (as an HTTP client checks
@@ -742,7 +744,11 @@ fn reloads_never_fail_a_request_on_a_kept_alive_connection() {
                 }
                 asked += 1;
                 match ask(&mut conn, "/") {
-                    Ok((200, _)) => {}
+                    // A client opens a new connection after `Connection: close`.
+                    Ok((200, _, true)) => {
+                        conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                    }
+                    Ok((200, _, false)) => {}
                     other => {
                         failed.push(format!("{other:?}"));
                         conn = TcpStream::connect(("127.0.0.1", port)).unwrap();

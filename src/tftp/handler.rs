@@ -216,7 +216,7 @@ impl async_tftp::server::Handler for Handler {
         let file =
             crate::landing::Upload::new(file, &landing, self.room).map_err(|e| io_error(&e))?;
         Ok(Upload {
-            file: Some(Unblock::new(file)),
+            file: Some(Writing::Unstarted(file)),
             landing: Some(landing),
             finishing: None,
             _slot: slot,
@@ -351,12 +351,23 @@ impl AsyncRead for Download {
 
 /// A file being uploaded, landing as every upload does (see [`Landing`]): dropped before
 /// the transfer completes, it leaves nothing and the target untouched.
+///
+/// A transfer on a thread of its own writes its file there, as tftpd-hpa does: a write
+/// to the page cache takes microseconds, and handing each block to the blocking pool cost
+/// more than that. One on the server's shared runtime writes through the pool.
 pub(crate) struct Upload {
-    file: Option<Unblock<crate::landing::Upload>>,
+    file: Option<Writing>,
     landing: Option<Landing>,
     /// The sync-and-rename running on the blocking pool.
     finishing: Option<Task<io::Result<()>>>,
     _slot: Slot,
+}
+
+enum Writing {
+    /// Not written to yet: where it will be is decided at the first block.
+    Unstarted(crate::landing::Upload),
+    Direct(crate::landing::Upload),
+    Pooled(Unblock<crate::landing::Upload>),
 }
 
 impl AsyncWrite for Upload {
@@ -365,24 +376,44 @@ impl AsyncWrite for Upload {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if let Some(Writing::Unstarted(_)) = self.file
+            && let Some(Writing::Unstarted(file)) = self.file.take()
+        {
+            self.file = Some(if async_tftp::server::on_own_thread() {
+                Writing::Direct(file)
+            } else {
+                Writing::Pooled(Unblock::new(file))
+            });
+        }
         let Some(file) = self.file.as_mut() else {
             return Poll::Ready(Err(io::Error::other("upload already closed")));
         };
-        Pin::new(file).poll_write(cx, buf)
+        match file {
+            Writing::Direct(file) => Poll::Ready(io::Write::write(file, buf)),
+            Writing::Pooled(file) => Pin::new(file).poll_write(cx, buf),
+            Writing::Unstarted(_) => Poll::Ready(Err(io::Error::other("upload not started"))),
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.file.as_mut() {
-            Some(file) => Pin::new(file).poll_flush(cx),
-            None => Poll::Ready(Ok(())),
+            Some(Writing::Pooled(file)) => Pin::new(file).poll_flush(cx),
+            Some(Writing::Direct(file)) => Poll::Ready(io::Write::flush(file)),
+            _ => Poll::Ready(Ok(())),
         }
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let Some(file) = self.file.as_mut() {
-            ready!(Pin::new(file).poll_close(cx))?;
+            if let Writing::Pooled(file) = file {
+                ready!(Pin::new(file).poll_close(cx))?;
+            }
             self.file = None;
             if let Some(landing) = self.landing.take() {
+                if async_tftp::server::on_own_thread() {
+                    // The sync may take a while; this thread has nothing else to do.
+                    return Poll::Ready(landing.land());
+                }
                 self.finishing = Some(blocking::unblock(move || landing.land()));
             }
         }

@@ -215,30 +215,28 @@ impl Slot {
             .map_or(0, |cell| cell.load(Ordering::Acquire))
     }
 
-    /// Notes a request (a tag with [`ANSWERABLE`]) as waiting for the app.
+    /// Notes a request (a tag with [`ANSWERABLE`]) as waiting for the app; where it was
+    /// put, for [`Slot::unwait`] (none when every place is taken).
     #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
-    pub(crate) fn wait(&self, tag: u64) {
-        for i in 1..SLOT_WORDS {
-            if self.0.word(i).is_some_and(|cell| {
-                cell.compare_exchange(0, tag, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-            }) {
-                return;
-            }
-        }
+    pub(crate) fn wait(&self, tag: u64) -> Option<usize> {
+        (1..SLOT_WORDS).find(|&i| {
+            self.0.word(i).is_some_and(|cell| {
+                cell.load(Ordering::Relaxed) == 0
+                    && cell
+                        .compare_exchange(0, tag, Ordering::AcqRel, Ordering::Relaxed)
+                        .is_ok()
+            })
+        })
     }
 
-    /// A request no longer waits (it is in the app, or answered).
+    /// The request noted at `place` no longer waits (it is answered, or its client
+    /// has gone).
     #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
-    pub(crate) fn unwait(&self, tag: u64) {
-        for i in 1..SLOT_WORDS {
-            if let Some(cell) = self.0.word(i)
-                && cell
-                    .compare_exchange(tag, 0, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-            {
-                return;
-            }
+    pub(crate) fn unwait(&self, place: usize) {
+        if place > 0
+            && let Some(cell) = self.0.word(place)
+        {
+            cell.store(0, Ordering::Release);
         }
     }
 
@@ -361,14 +359,14 @@ mod tests {
     fn a_slot_keeps_the_requests_waiting_until_each_is_taken_off() {
         let slot = Slot::create().unwrap();
         let (a, b) = (3 | ANSWERABLE, 9 | ANSWERABLE);
-        slot.wait(a);
-        slot.wait(b);
+        let at_a = slot.wait(a).unwrap();
+        let at_b = slot.wait(b).unwrap();
         assert_eq!(slot.waiting(), [a, b]);
-        slot.unwait(a);
+        slot.unwait(at_a);
         assert_eq!(slot.waiting(), [b]);
-        slot.wait(a);
-        slot.unwait(b);
-        slot.unwait(b);
+        // A freed place is taken again.
+        assert_eq!(slot.wait(a), Some(at_a));
+        slot.unwait(at_b);
         assert_eq!(slot.waiting(), [a]);
     }
 

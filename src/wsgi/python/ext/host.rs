@@ -81,9 +81,10 @@ pub(super) struct PyHost {
     hand: mpsc::UnboundedSender<(Tcp, SocketAddr)>,
 }
 
-/// A request noted in the slot as waiting for the app, until it is answered (or given
-/// up on).
-struct Waiting<'a>(&'a Slot, u64);
+/// A request noted in the slot (at this place) as waiting for the app, until its head
+/// is answered (or its client has gone). It stays noted while the app runs it: a worker
+/// that dies then costs it one 502 all the same.
+struct Waiting<'a>(&'a Slot, usize);
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
@@ -408,11 +409,11 @@ impl Handler for PyHost {
             tag,
             turn: turn.clone(),
         };
-        // Noted before the app can see it (its thread takes it off as it starts it).
-        let _waiting = (tag & ANSWERABLE != 0).then(|| {
-            self.slot.wait(tag);
-            Waiting(&self.slot, tag)
-        });
+        // Noted before the app can see it, until its head is answered.
+        let _waiting = (tag & ANSWERABLE != 0)
+            .then(|| self.slot.wait(tag))
+            .flatten()
+            .map(|place| Waiting(&self.slot, place));
         let queued = Instant::now();
         if self.jobs.send(job).is_err() {
             self.waiting.fetch_sub(1, Ordering::AcqRel);

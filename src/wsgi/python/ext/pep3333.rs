@@ -231,7 +231,6 @@ pub(super) fn start(caller: Caller) -> io::Result<AppLink> {
                         continue;
                     }
                     caller.slot.set(job.tag);
-                    caller.slot.unwait(job.tag);
                     caller.run(py, job);
                     caller.slot.set(0);
                     caller.progress.idle();

@@ -147,8 +147,8 @@ thread_local! {
 }
 
 /// labserv patch: whether the running transfer has its thread to itself, so that it may
-/// block it while it waits for its client.
-pub(crate) fn on_own_thread() -> bool {
+/// block it while it waits for its client (or writes its file).
+pub fn on_own_thread() -> bool {
     OWN_THREAD.get()
 }
 
