@@ -11,6 +11,7 @@ use common::{Running, command, pattern};
 const SERV: &str = env!("CARGO_BIN_EXE_serv");
 
 #[test]
+#[ignore = "needs Chromium and Selenium from PyPI; bash scripts/test runs it"]
 fn the_listing_works_on_a_phone_and_a_desktop() {
     let www = tempfile::tempdir().unwrap();
     std::fs::write(www.path().join("fw.img"), pattern(2 * 1024 * 1024)).unwrap();

@@ -426,6 +426,7 @@ fn no_python_exits_2_in_one_line() {
 }
 
 #[test]
+#[ignore = "needs Flask, Bottle and Django from PyPI; bash scripts/test runs it"]
 fn an_activated_virtualenv_is_used_and_the_default_name_is_app() {
     let venv = venv();
     let dir = tempfile::tempdir().unwrap();
@@ -448,6 +449,7 @@ fn an_activated_virtualenv_is_used_and_the_default_name_is_app() {
 }
 
 #[test]
+#[ignore = "needs Flask, Bottle and Django from PyPI; bash scripts/test runs it"]
 fn flask_and_bottle_apps_are_served() {
     let venv = venv();
     let dir = tempfile::tempdir().unwrap();
@@ -490,6 +492,7 @@ application = bottle.default_app()\n",
 }
 
 #[test]
+#[ignore = "needs Flask, Bottle and Django from PyPI; bash scripts/test runs it"]
 fn flask_answers_head_and_reads_a_chunked_body_whole() {
     let venv = venv();
     let dir = tempfile::tempdir().unwrap();
@@ -522,6 +525,7 @@ fn flask_answers_head_and_reads_a_chunked_body_whole() {
 }
 
 #[test]
+#[ignore = "needs Flask, Bottle and Django from PyPI; bash scripts/test runs it"]
 fn a_django_project_is_served() {
     let venv = venv();
     let dir = tempfile::tempdir().unwrap();

@@ -44,6 +44,27 @@ fn openssl_fingerprint(cert: &Path) -> String {
     text.trim().rsplit('=').next().unwrap().to_string()
 }
 
+/// What `python -c script` prints (its errors shown if it prints nothing).
+fn python_says(python: &Path, script: &str) -> String {
+    let out = Command::new(python).args(["-c", script]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!said.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    said
+}
+
+/// `serv --tls` on a served folder, its certificate kept in a data folder of its own:
+/// both folders, the server and its port.
+fn serv_with_tls() -> (tempfile::TempDir, tempfile::TempDir, Running, u16) {
+    let www = served_dir();
+    let data = tempfile::tempdir().unwrap();
+    let (srv, port, _) = start(
+        SERV,
+        data.path(),
+        &["--tls", "-d", www.path().to_str().unwrap()],
+    );
+    (www, data, srv, port)
+}
+
 fn served_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("fw.img"), common::pattern(300_000)).unwrap();
@@ -51,7 +72,7 @@ fn served_dir() -> tempfile::TempDir {
 }
 
 #[test]
-fn a_certificate_is_made_once_kept_and_trusted_by_curl_openssl_and_python() {
+fn a_certificate_is_made_once_kept_and_trusted_by_curl_openssl_and_pythons_ssl() {
     let www = served_dir();
     let data = tempfile::tempdir().unwrap();
     let www_path = www.path().to_str().unwrap();
@@ -116,33 +137,8 @@ fn a_certificate_is_made_once_kept_and_trusted_by_curl_openssl_and_python() {
          body = urllib.request.urlopen('https://127.0.0.1:{port}/fw.img', context=ctx).read()\n\
          print(len(body))\n"
     );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "300000",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(python_says(Path::new("python3"), &script), "300000");
 
-    // requests, pointed at the printed path.
-    let script = format!(
-        "import requests\n\
-         r = requests.get('https://localhost:{port}/fw.img', verify={cacert:?})\n\
-         print(r.status_code, len(r.content))\n"
-    );
-    let out = Command::new(common::python_venv().join("bin/python"))
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "200 300000",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     drop(srv);
 
     // The next start keeps the same certificate.
@@ -215,6 +211,20 @@ fn the_server_picks_the_cipher_and_sessions_resume() {
 }
 
 #[test]
+#[ignore = "needs requests from PyPI; bash scripts/test runs it"]
+fn python_requests_trusts_the_printed_certificate() {
+    let (_www, data, _srv, port) = serv_with_tls();
+    let cacert = data.path().join("labserv/tls/cert.pem");
+    let script = format!(
+        "import requests\n\
+         r = requests.get('https://localhost:{port}/fw.img', verify={cacert:?})\n\
+         print(r.status_code, len(r.content))\n"
+    );
+    let python = common::python_venv().join("bin/python");
+    assert_eq!(python_says(&python, &script), "200 300000");
+}
+
+#[test]
 fn with_tls_rsa_a_client_without_ecdsa_gets_an_rsa_certificate() {
     let www = served_dir();
     let data = tempfile::tempdir().unwrap();
@@ -279,13 +289,7 @@ fn with_tls_rsa_a_client_without_ecdsa_gets_an_rsa_certificate() {
 
 #[test]
 fn plain_http_to_the_tls_port_gets_a_clear_answer() {
-    let www = served_dir();
-    let data = tempfile::tempdir().unwrap();
-    let (_srv, port, _) = start(
-        SERV,
-        data.path(),
-        &["--tls", "-d", www.path().to_str().unwrap()],
-    );
+    let (_www, _data, _srv, port) = serv_with_tls();
     let out = curl(&[
         "-w",
         " %{http_code}",
