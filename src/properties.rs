@@ -12,7 +12,7 @@ use std::path::{Component, Path};
 use proptest::prelude::*;
 
 use crate::confine::{Symlinks, confine};
-use crate::http::handler::decode_path;
+use crate::http::decode_path;
 use crate::http::ranges::{self, Ranges};
 use crate::settings::{Defaults, Settings, UserDirs, VARIABLES};
 use crate::tftp::handler;

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use percent_encoding::percent_decode_str;
 use tracing::{debug, warn};
 
 use super::cache::{self, Cache, Cached};
+use super::decode_path;
 use super::listing;
 use super::reply::{Source, respond};
 use super::upload::{self, Uploads};
@@ -65,12 +65,6 @@ impl FileServer {
 pub(crate) fn has_dot_segment(path: &[u8]) -> bool {
     path.split(|&b| b == b'/')
         .any(|segment| segment.first() == Some(&b'.') && segment != b"." && segment != b"..")
-}
-
-/// The request path as bytes: percent-decoded, the HTTP edge of [`confine`]. A path with
-/// nothing to decode (nearly every one) is borrowed, not copied.
-pub(crate) fn decode_path(request_path: &str) -> Cow<'_, [u8]> {
-    percent_decode_str(request_path).into()
 }
 
 impl Handler for FileServer {

@@ -154,3 +154,9 @@ pub async fn serve(listener: TcpListener, config: HttpConfig, shutdown: Shutdown
     .await;
     Ok(())
 }
+
+/// The request path as bytes: percent-decoded, the HTTP edge of [`crate::confine::confine`]. A path with
+/// nothing to decode (nearly every one) is borrowed, not copied.
+pub(crate) fn decode_path(request_path: &str) -> std::borrow::Cow<'_, [u8]> {
+    percent_encoding::percent_decode_str(request_path).into()
+}

@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 use tokio::io::AsyncWriteExt;
 use tracing::{info, warn};
 
-use super::handler::decode_path;
+use super::decode_path;
 use crate::confine::{Symlinks, confine};
 use crate::landing::{Landing, Room};
 use crate::server::{Body, text_response};

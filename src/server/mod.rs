@@ -9,6 +9,7 @@ pub(crate) mod conn;
 pub mod faults;
 pub mod gate;
 mod line;
+mod pace;
 mod plain;
 mod sendfile;
 pub(crate) mod socket;

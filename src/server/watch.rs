@@ -17,8 +17,8 @@ use tokio_util::io::poll_read_buf;
 use tracing::info;
 
 use super::Limits;
-use super::faults::Pacer;
 use super::line::{MAX_REQUEST_LINE, RequestLine, URI_TOO_LONG};
+use super::pace::Pacer;
 use super::sendfile::{self, Outbox, Plan};
 use super::socket::Tcp;
 
