@@ -302,7 +302,7 @@ impl App {
 
     /// Rows of text the log pane shows at the current terminal size.
     pub fn log_rows(&self) -> usize {
-        super::layout::log_rows(self.area)
+        super::frame::log_rows(self.area)
     }
 
     /// How far back the log can scroll: the oldest line at the top of a full pane.

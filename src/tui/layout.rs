@@ -2,9 +2,9 @@
 //! hit-testing use.
 
 use ratatui::layout::{Position, Rect};
-use ratatui::widgets::{Block, Borders};
 
 use super::app::{App, DAEMONS, Item, Screen};
+pub(super) use super::frame::{clip, inner, log_pane, ops};
 
 /// Width of the label column.
 pub(super) const LABEL: u16 = 12;
@@ -41,17 +41,8 @@ pub fn hit(area: Rect, app: &App, column: u16, row: u16) -> Option<Spot> {
         .max_by_key(|s| s.option.is_some())
 }
 
-pub(super) fn inner(area: Rect) -> Rect {
-    Block::default().borders(Borders::ALL).inner(area)
-}
-
 pub(super) fn field_x(inner: Rect) -> u16 {
     inner.x + 1 + LABEL
-}
-
-/// A rectangle clipped to `inner`.
-pub(super) fn clip(inner: Rect, x: u16, y: u16, width: u16, height: u16) -> Rect {
-    Rect::new(x, y, width, height).intersection(inner)
 }
 
 pub(super) fn device_rows(app: &App) -> u16 {
@@ -140,16 +131,6 @@ pub(super) const OPERATION_BUTTONS: [(Item, &str); 5] = [
     (Item::Exit, "Exit"),
 ];
 
-/// Rows of the operations screen, from the top of the inner area.
-pub(super) mod ops {
-    pub const DAEMON: u16 = 0;
-    pub const DIRECTORY: u16 = 1;
-    pub const STATUS: u16 = 2;
-    pub const BUTTONS: u16 = 4;
-    pub const LAST: u16 = 5;
-    pub const LOG: u16 = 6;
-}
-
 fn operation_spots(inner: Rect) -> Vec<Spot> {
     let mut spots = Vec::new();
     let mut x = field_x(inner);
@@ -165,10 +146,7 @@ fn operation_spots(inner: Rect) -> Vec<Spot> {
         }
         x += width + 2;
     }
-    // The log pane takes the rest, above the help line.
-    let top = inner.y + ops::LOG;
-    let height = inner.bottom().saturating_sub(1).saturating_sub(top);
-    let rect = clip(inner, inner.x, top, inner.width, height);
+    let rect = log_pane(inner);
     if !rect.is_empty() {
         spots.push(Spot {
             item: Item::Log,
@@ -177,12 +155,4 @@ fn operation_spots(inner: Rect) -> Vec<Spot> {
         });
     }
     spots
-}
-
-/// Rows of text inside the log pane's border when the terminal is `area`.
-pub(super) fn log_rows(area: Rect) -> usize {
-    operation_spots(inner(area))
-        .iter()
-        .find(|s| s.item == Item::Log)
-        .map_or(0, |s| usize::from(s.rect.height.saturating_sub(2)))
 }

@@ -11,6 +11,7 @@ pub mod control;
 pub mod event;
 pub mod follow;
 pub mod form;
+mod frame;
 mod layout;
 pub mod ui;
 
