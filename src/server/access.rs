@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use tracing::warn;
 
 use super::body::Body;
-use super::watch::ConnState;
+use super::tracked::ConnState;
 use crate::logging;
 
 /// One request's access-log line, written when its response body is finished or dropped.

@@ -27,7 +27,7 @@ use super::gate::{Access, Gate, Hosts};
 use super::sendfile::Outbox;
 use super::socket::{Listener, Tcp};
 use super::tls::Tls;
-use super::watch::{ConnState, Stream, Tracked, watchdog};
+use super::tracked::{ConnState, Stream, Tracked, deadline};
 use crate::shutdown::Shutdown;
 
 /// Answers one request. Implemented by the file server (and later the app host).
@@ -53,7 +53,7 @@ pub(crate) trait Handler: Send + Sync + 'static {
     /// before it answers). hyper then also reads while each response is under way, to
     /// notice at once a client that leaves. A handler that answers at once spares its
     /// connections that read: it would block on nearly every one and put it in the event
-    /// loop for nothing (see `socket`). The watchdog still notices a client that leaves
+    /// loop for nothing (see `socket`). The deadline check still notices a client that leaves
     /// while nothing moves, and a write to a client that has gone fails.
     const MAY_THINK: bool = true;
 
@@ -386,7 +386,7 @@ fn foreign_host<B>(req: &Request<B>, peer: SocketAddr) -> Response<Body> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Secure;
 
-/// Runs a connection until it ends or its watchdog cuts it; with `stop`, also until
+/// Runs a connection until it ends or misses a deadline (see [`deadline`]); with `stop`, also until
 /// shutdown (its flag set first, so that the access log says why the response ended).
 async fn drive<E: std::fmt::Display>(
     conn: impl Future<Output = Result<(), E>>,
@@ -403,7 +403,7 @@ async fn drive<E: std::fmt::Display>(
                     debug!(target: "labserv::http", "{peer} connection ended: {e}");
                 }
             }
-            why = watchdog(state, limits) => {
+            why = deadline(state, limits) => {
                 info!(target: "labserv::http", "{peer} dropped: {why}");
             }
         }
@@ -419,7 +419,7 @@ async fn drive<E: std::fmt::Display>(
                 debug!(target: "labserv::http", "{peer} connection ended: {e}");
             }
         }
-        why = watchdog(state, limits) => {
+        why = deadline(state, limits) => {
             info!(target: "labserv::http", "{peer} dropped: {why}");
         }
     }
@@ -429,7 +429,7 @@ async fn drive<E: std::fmt::Display>(
 ///
 /// tokio wakes its event loop (a write to an eventfd, and one more turn of the loop) when
 /// a timer is set to fire before every timer it had when it last went to sleep, and
-/// above all when it had none. Each new connection sets its watchdog for
+/// above all when it had none. Each new connection sets its deadline for
 /// `header_timeout` ahead; with this timer due sooner, that never counts as earlier, and a
 /// server answering one request per connection saves a system call and a wake-up on
 /// each. It costs one wake-up per `period` when the server is idle.

@@ -13,7 +13,7 @@ use http_body::{Frame, SizeHint};
 use tokio::time::Sleep;
 
 use super::body::Body;
-use super::watch::ConnState;
+use super::tracked::ConnState;
 use crate::human::bytes as human_bytes;
 
 /// Where each response body is cut.

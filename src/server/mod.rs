@@ -14,7 +14,7 @@ mod plain;
 mod sendfile;
 pub(crate) mod socket;
 pub mod tls;
-mod watch;
+mod tracked;
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
-//! `--limit-rate`: what one connection may send, paced as a token bucket. The watch on
-//! each connection (`watch.rs`) asks it before every write.
+//! `--limit-rate`: what one connection may send, paced as a token bucket. The tracked
+//! stream of each connection (`tracked.rs`) asks it before every write.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

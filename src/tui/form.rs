@@ -23,7 +23,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1";
 pub enum Screen {
     /// Choose the daemon and its settings.
     Settings,
-    /// Start, stop and watch it.
+    /// Start, stop and follow it.
     Operations,
 }
 

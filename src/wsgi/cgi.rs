@@ -218,7 +218,7 @@ impl App for Cgi {
                 }
             });
         }
-        let running = Running::watch(child, self.timeout, start.client_gone(), name.clone());
+        let running = Running::supervise(child, self.timeout, start.client_gone(), name.clone());
         let mut out = BufReader::new(stdout);
         match read_head(&mut out) {
             Ok((status, headers)) => {
@@ -299,7 +299,7 @@ pub(crate) fn read_head(out: &mut impl BufRead) -> Result<(String, Vec<(String, 
     Ok((status, headers))
 }
 
-/// The script process: killed by a watchdog at the timeout, or when dropped (the client
+/// The script process: killed by its supervisor at the timeout, or when dropped (the client
 /// went away, or the response ended).
 struct Running {
     child: Arc<Mutex<Option<Child>>>,
@@ -307,7 +307,7 @@ struct Running {
 }
 
 impl Running {
-    fn watch(child: Child, timeout: Duration, gone: Option<ClientGone>, name: String) -> Self {
+    fn supervise(child: Child, timeout: Duration, gone: Option<ClientGone>, name: String) -> Self {
         let child = Arc::new(Mutex::new(Some(child)));
         let timed_out = Arc::new(AtomicBool::new(false));
         let (c, t) = (child.clone(), timed_out.clone());

@@ -190,7 +190,7 @@ impl Worker {
     /// # Errors
     /// As [`Worker::ready_blocking`].
     pub(crate) async fn ready(&mut self, within: Duration) -> Result<(), String> {
-        let fd = watch(&self.ctl).map_err(|e| e.to_string())?;
+        let fd = readiness(&self.ctl).map_err(|e| e.to_string())?;
         match tokio::time::timeout(within, fd.readable()).await {
             Ok(Ok(mut guard)) => guard.clear_ready(),
             Ok(Err(e)) => return Err(format!("no word from the worker: {e}")),
@@ -223,7 +223,7 @@ impl Worker {
     pub(crate) async fn follow(&mut self, to: &Arc<dyn Handover>) {
         let pid = self.pid();
         let mut conns: HashMap<u64, OwnedFd> = HashMap::new();
-        if let Ok(fd) = watch(&self.ctl) {
+        if let Ok(fd) = readiness(&self.ctl) {
             let mut buf = [0u8; 64];
             'outer: loop {
                 let Ok(mut guard) = fd.readable().await else {
@@ -322,8 +322,8 @@ impl Drop for Worker {
     }
 }
 
-/// Readiness of a control socket (through a duplicate the watch owns).
-fn watch(ctl: &OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+/// Readiness of a control socket (through a duplicate it owns).
+fn readiness(ctl: &OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
     let dup = ctl.try_clone()?;
     // SAFETY: the AsyncFd owns the descriptor it watches, so it stays open while
     // registered.

@@ -222,7 +222,7 @@ impl PyHost {
 
     /// Watches a request whose body is streaming: if the app stays silent past
     /// `--timeout`, the worker ends (the head is out already; the response is cut).
-    pub(super) async fn watch(self: Arc<Self>) {
+    pub(super) async fn enforce_timeout(self: Arc<Self>) {
         let every = (self.timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
         let mut tick = tokio::time::interval(every);
         loop {

@@ -107,7 +107,7 @@ fn serve(
         let slot = Arc::new(Slot::map(slot).map_err(|e| e.to_string())?);
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
-        // Others to leave connections to while busy: a board to watch.
+        // Others to leave connections to while busy: a board to look at.
         let board = Arc::new(Board::map(board).map_err(|e| e.to_string())?);
         let seat = Seat { board, seat };
         let caller = pep3333::Caller::new(app, &helpers, slot.clone(), seat.clone())
@@ -141,7 +141,7 @@ fn serve(
                 slot,
                 shutdown.clone(),
             ));
-            tokio::spawn(host.clone().watch());
+            tokio::spawn(host.clone().enforce_timeout());
             host.take_handovers();
             // SIGTERM from the supervisor: finish what is under way, take nothing new.
             if let Ok(mut term) =

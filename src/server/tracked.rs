@@ -1,4 +1,4 @@
-//! What a connection's watchdog knows: when bytes last moved, when a request head began,
+//! What a connection's deadlines are checked against: when bytes last moved, when a request head began,
 //! how many requests run; and the stream wrapper that tells it.
 
 use std::io;
@@ -29,7 +29,7 @@ fn now_ms() -> u64 {
     u64::try_from(ms).unwrap_or(u64::MAX - 1) + 1
 }
 
-/// What the watchdog needs to know about a connection, updated by its I/O and requests.
+/// What the deadline check needs to know about a connection, updated by its I/O and requests.
 #[derive(Debug)]
 pub(crate) struct ConnState {
     /// When bytes last moved in either direction.
@@ -88,7 +88,7 @@ impl ConnState {
     fn peer_closed(&self) -> bool {
         let mut byte = 0u8;
         // SAFETY: a one-byte peek into a local on the connection's own socket, which lives
-        // as long as the watchdog that calls this; MSG_DONTWAIT never blocks.
+        // as long as the deadline check that calls this; MSG_DONTWAIT never blocks.
         let n = unsafe {
             libc::recv(
                 self.fd,
@@ -134,7 +134,7 @@ impl ConnState {
 /// Completes when the connection breaks a limit: a request head not finished within
 /// `header_timeout` of its first byte (slowloris), or no bytes moving for `idle_timeout`
 /// (an idle keep-alive connection, or a client that stopped reading).
-pub(crate) async fn watchdog(state: &ConnState, limits: Limits) -> String {
+pub(crate) async fn deadline(state: &ConnState, limits: Limits) -> String {
     let header_ms = u64::try_from(limits.header_timeout.as_millis()).unwrap_or(u64::MAX / 2);
     let idle_ms = u64::try_from(limits.idle_timeout.as_millis()).unwrap_or(u64::MAX / 2);
     loop {
@@ -268,7 +268,7 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// A client's stream that reports its traffic to the connection's watchdog, answers a request
+/// A client's stream that reports its traffic to the connection's deadline check, answers a request
 /// line that is too long itself (hyper would call it a head too large), and puts the
 /// missing leading slash before a bare relative target.
 pub(crate) struct Tracked {
