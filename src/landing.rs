@@ -91,11 +91,21 @@ impl Room {
 /// Uploads started by this process, to keep their temporary names apart.
 static UPLOADS: AtomicU64 = AtomicU64::new(0);
 
-/// An upload on its way to `target`; dropped before [`Landing::land`] succeeds, its
-/// temporary file is removed.
+/// An upload on its way to `target`; dropped before [`Landing::land`] succeeds, it
+/// leaves nothing behind.
+///
+/// On Linux the file being written has no name at all (`O_TMPFILE`) until it lands: no
+/// listing shows it, no client can guess it, and a crash leaves nothing to clean up.
+/// Elsewhere (or on a file system without it) it is a hidden file beside the target with
+/// a random name, removed if the upload does not land.
 #[derive(Debug)]
 pub(crate) struct Landing {
-    temp: PathBuf,
+    /// The named temporary file, when there is one.
+    temp: Option<PathBuf>,
+    /// The nameless file, kept open to sync it and give it its name.
+    #[cfg(target_os = "linux")]
+    nameless: Option<File>,
+    dir: PathBuf,
     target: PathBuf,
     overwrite: bool,
     landed: bool,
@@ -103,14 +113,14 @@ pub(crate) struct Landing {
 
 impl Landing {
     /// Starts an upload to `target` (a name already confined to the served directory),
-    /// returning the temporary file to write.
+    /// returning the file to write.
     ///
     /// # Errors
     /// [`io::ErrorKind::AlreadyExists`] when `target` exists and `overwrite` is off;
     /// [`io::ErrorKind::InvalidInput`] for a target with no file name; or why the
     /// temporary file could not be made.
     pub(crate) fn begin(target: PathBuf, overwrite: bool) -> io::Result<(Self, File)> {
-        let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+        let (Some(dir), Some(_)) = (target.parent(), target.file_name()) else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "not a file name",
@@ -122,25 +132,27 @@ impl Landing {
                 "the file exists (replacing needs --overwrite)",
             ));
         }
-        let temp = dir.join(format!(
-            ".{}.{}-{}.part",
-            name.to_string_lossy(),
-            std::process::id(),
-            UPLOADS.fetch_add(1, Ordering::Relaxed)
-        ));
+        let mut landing = Self {
+            temp: None,
+            #[cfg(target_os = "linux")]
+            nameless: None,
+            dir: dir.to_path_buf(),
+            target: target.clone(),
+            overwrite,
+            landed: false,
+        };
+        #[cfg(target_os = "linux")]
+        if let Some(file) = nameless_in(dir) {
+            landing.nameless = Some(file.try_clone()?);
+            return Ok((landing, file));
+        }
+        let temp = hidden_name(&target);
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&temp)?;
-        Ok((
-            Self {
-                temp,
-                target,
-                overwrite,
-                landed: false,
-            },
-            file,
-        ))
+        landing.temp = Some(temp);
+        Ok((landing, file))
     }
 
     /// Whether an upload announced as `size` bytes (when the client said) fits `room`,
@@ -150,51 +162,111 @@ impl Landing {
     /// As [`Room::fits`] and [`Room::check`].
     pub(crate) fn make_room(&self, room: &Room, size: Option<u64>) -> io::Result<()> {
         room.fits(size.unwrap_or(0))?;
-        room.check(&self.temp, size.unwrap_or(0))
+        room.check(&self.dir, size.unwrap_or(0))
     }
 
-    /// The temporary file being written.
-    pub(crate) fn temp(&self) -> &Path {
-        &self.temp
+    /// The directory the upload lands in.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
-    /// Makes the written file durable and puts it in place: `rename` when replacing is
-    /// allowed, otherwise `link`, which fails rather than replace a file that appeared
-    /// meanwhile. Blocks: run it on a blocking thread.
+    /// Makes the written file durable and puts it in place: replacing the target only
+    /// when that is allowed (else the name is taken with a link, which fails rather than
+    /// replace a file that appeared meanwhile). Blocks: run it on a blocking thread.
     ///
     /// # Errors
     /// The sync, rename or link failed (the target is then as it was).
     pub(crate) fn land(mut self) -> io::Result<()> {
-        // Opened for writing: Windows flushes only a file open for writing.
-        OpenOptions::new()
-            .write(true)
-            .open(&self.temp)?
-            .sync_all()?;
-        if self.overwrite {
-            fs::rename(&self.temp, &self.target)?;
-        } else {
-            fs::hard_link(&self.temp, &self.target)?;
-            let _ = fs::remove_file(&self.temp);
+        #[cfg(target_os = "linux")]
+        if let Some(file) = self.nameless.take() {
+            file.sync_all()?;
+            let named = |to: &Path| {
+                rustix::fs::linkat(
+                    rustix::fs::CWD,
+                    format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file)),
+                    rustix::fs::CWD,
+                    to,
+                    rustix::fs::AtFlags::SYMLINK_FOLLOW,
+                )
+                .map_err(io::Error::from)
+            };
+            if self.overwrite {
+                // A name of its own first, then moved over the target in one step.
+                let temp = hidden_name(&self.target);
+                named(&temp)?;
+                self.temp = Some(temp.clone());
+                fs::rename(&temp, &self.target)?;
+                self.temp = None;
+            } else {
+                named(&self.target)?;
+            }
+            return self.landed();
         }
+        let Some(temp) = self.temp.clone() else {
+            return Err(io::Error::other("the upload has no file"));
+        };
+        // Opened for writing: Windows flushes only a file open for writing.
+        OpenOptions::new().write(true).open(&temp)?.sync_all()?;
+        if self.overwrite {
+            fs::rename(&temp, &self.target)?;
+        } else {
+            fs::hard_link(&temp, &self.target)?;
+            let _ = fs::remove_file(&temp);
+        }
+        self.temp = None;
+        self.landed()
+    }
+
+    /// The upload has its name: the directory entry is synced too, so that the file is
+    /// there after a power cut.
+    fn landed(mut self) -> io::Result<()> {
         self.landed = true;
-        // The directory entry too, so that the file is there after a power cut.
-        if let Some(dir) = self.target.parent()
-            && let Ok(dir) = File::open(dir)
-        {
+        if let Ok(dir) = File::open(&self.dir) {
             let _ = dir.sync_all();
         }
         Ok(())
     }
 }
 
+/// A file with no name in `dir`, when the kernel, the file system and `/proc` (to give it
+/// a name later) allow it.
+#[cfg(target_os = "linux")]
+fn nameless_in(dir: &Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !Path::new("/proc/self/fd").is_dir() {
+        return None;
+    }
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o666)
+        .open(dir)
+        .ok()
+}
+
+/// A hidden name beside `target` that no client can guess: `.NAME.RANDOM.part`.
+fn hidden_name(target: &Path) -> PathBuf {
+    let mut random = [0u8; 8];
+    if getrandom::fill(&mut random).is_err() {
+        // No system randomness: unique all the same, if guessable.
+        random = UPLOADS.fetch_add(1, Ordering::Relaxed).to_le_bytes();
+    }
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned());
+    target.with_file_name(format!(
+        ".{}.{}.part",
+        name.unwrap_or_default(),
+        crate::human::hex(&random)
+    ))
+}
+
 /// How much of an upload gathers before the disk is told to start writing it.
 pub(crate) const STEP: u64 = 4 << 20;
 
 /// Has the disk write an upload while it arrives, so that the sync before it lands (see
-/// [`Landing::land`]) finds little left to do: every [`STEP`] bytes, writeback
-/// of those bytes starts (`sync_file_range`, which does not wait), and the step before is
-/// waited for, which keeps the unwritten part of an upload bounded. Elsewhere than on
-/// Linux it does nothing, and the final sync does it all.
+/// [`Landing::land`]) finds little left to do: every [`STEP`] bytes, writeback of those
+/// bytes starts (`sync_file_range`, which does not wait; the kernel's own dirty-page
+/// limits bound what is left unwritten). Elsewhere than on Linux it does nothing, and
+/// the final sync does it all.
 #[derive(Debug)]
 pub(crate) struct Writeback {
     #[cfg(target_os = "linux")]
@@ -264,7 +336,8 @@ pub(crate) struct Upload {
     /// How much was written when free space was last looked at.
     checked: u64,
     room: Room,
-    temp: PathBuf,
+    /// Where free space is looked at.
+    dir: PathBuf,
 }
 
 impl Upload {
@@ -278,7 +351,7 @@ impl Upload {
             written: 0,
             checked: 0,
             room,
-            temp: landing.temp().to_path_buf(),
+            dir: landing.dir().to_path_buf(),
         })
     }
 }
@@ -289,7 +362,7 @@ impl io::Write for Upload {
         let n = self.file.write(buf)?;
         self.written += n as u64;
         if self.written - self.checked >= STEP {
-            self.room.check(&self.temp, 0)?;
+            self.room.check(&self.dir, 0)?;
             self.checked = self.written;
         }
         self.writeback.advance(self.written);
@@ -303,10 +376,12 @@ impl io::Write for Upload {
 
 impl Drop for Landing {
     fn drop(&mut self) {
-        if !self.landed {
-            // Never leave a partial file behind. A handle may still be open elsewhere;
-            // unlinking the name is enough.
-            let _ = fs::remove_file(&self.temp);
+        // Never leave a partial file behind. A nameless one goes with its last handle; a
+        // named one may still be open elsewhere, and unlinking the name is enough.
+        if !self.landed
+            && let Some(temp) = &self.temp
+        {
+            let _ = fs::remove_file(temp);
         }
     }
 }
@@ -322,6 +397,10 @@ mod tests {
         let target = dir.path().join("fw.img");
         let (landing, mut file) = Landing::begin(target.clone(), false).unwrap();
         file.write_all(b"half").unwrap();
+        if cfg!(target_os = "linux") {
+            // Being written, it has no name: nothing to list, guess or write over.
+            assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        }
         drop(landing);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "nothing left");
 

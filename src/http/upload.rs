@@ -448,7 +448,7 @@ where
         warn!(target: "labserv::http", "{peer} upload to {shown} refused: {e}");
         Failed::new(status, e.to_string())
     })?;
-    let temp = landing.temp().to_path_buf();
+    let dir = landing.dir().to_path_buf();
     let mut writeback =
         Some(crate::landing::Writeback::new(&file).map_err(|e| write_failed(&e, peer, shown))?);
     let mut file = tokio::fs::File::from_std(file);
@@ -476,9 +476,9 @@ where
             file.flush()
                 .await
                 .map_err(|e| write_failed(&e, peer, shown))?;
-            let temp = temp.clone();
+            let dir = dir.clone();
             let advanced = tokio::task::spawn_blocking(move || {
-                room.check(&temp, 0)?;
+                room.check(&dir, 0)?;
                 started.advance(size);
                 Ok(started)
             });
