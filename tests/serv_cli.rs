@@ -459,27 +459,33 @@ fn has_ipv6_loopback() -> bool {
 }
 
 #[test]
-fn default_listens_on_ipv4_and_ipv6_and_ipv6_addresses_work() {
-    if !has_ipv6_loopback() {
-        eprintln!("no IPv6 loopback on this machine; only IPv4 checked");
-    }
+fn by_default_serv_listens_on_ipv4() {
     let dir = served_dir();
     let mut cmd = command(SERV);
     cmd.args(["0", "-d"]).arg(dir.path());
     let mut srv = Running::spawn(cmd);
     let port = srv.wait_port();
     assert_eq!(http_get("127.0.0.1", port, "/fw_update.img").0, 200);
-    if has_ipv6_loopback() {
-        assert_eq!(http_get("[::1]", port, "/fw_update.img").0, 200);
+}
 
-        let mut cmd = command(SERV);
-        cmd.args(["0", "::1", "-d"]).arg(dir.path());
-        let mut v6 = Running::spawn(cmd);
-        let line = v6.wait_line(|l| l.trim_start().starts_with("http://"));
-        assert!(line.contains("http://[::1]:"), "{line}");
-        let port = v6.port_in(&line);
-        assert_eq!(http_get("[::1]", port, "/fw_update.img").0, 200);
-    }
+#[test]
+#[ignore = "needs IPv6 loopback, which some containers lack; bash scripts/test runs it"]
+fn by_default_serv_listens_on_ipv6_too_and_takes_an_ipv6_address() {
+    assert!(has_ipv6_loopback(), "this machine has no IPv6 loopback");
+    let dir = served_dir();
+    let mut cmd = command(SERV);
+    cmd.args(["0", "-d"]).arg(dir.path());
+    let mut srv = Running::spawn(cmd);
+    let port = srv.wait_port();
+    assert_eq!(http_get("[::1]", port, "/fw_update.img").0, 200);
+
+    let mut cmd = command(SERV);
+    cmd.args(["0", "::1", "-d"]).arg(dir.path());
+    let mut v6 = Running::spawn(cmd);
+    let line = v6.wait_line(|l| l.trim_start().starts_with("http://"));
+    assert!(line.contains("http://[::1]:"), "{line}");
+    let port = v6.port_in(&line);
+    assert_eq!(http_get("[::1]", port, "/fw_update.img").0, 200);
 }
 
 /// The QR code in a banner, as a grey image (4 pixels a module): `█` is two light

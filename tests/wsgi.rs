@@ -361,7 +361,9 @@ impl wsgi::App for QuickButBuggy {
             panic!("bug in a quick app");
         }
         s.start("200 OK", vec![("Content-Type".into(), "text/plain".into())]);
-        Ok(wsgi::once("quick\n"))
+        // Which thread ran it: inline, that is the connection's own.
+        let thread = std::thread::current().name().unwrap_or("").to_string();
+        Ok(wsgi::once(format!("quick on {thread}\n")))
     }
 
     fn may_block(&self) -> bool {
@@ -383,5 +385,8 @@ async fn quick_apps_run_inline_and_a_panic_is_still_a_500() {
         .send()
         .await
         .unwrap();
-    assert_eq!(fine.text().await.unwrap(), "quick\n");
+    // The test's runtime has one thread, this one: an app run on the blocking pool would
+    // name another.
+    let here = std::thread::current().name().unwrap().to_string();
+    assert_eq!(fine.text().await.unwrap(), format!("quick on {here}\n"));
 }
