@@ -598,3 +598,44 @@ fn every_binary_prints_its_man_page_and_shell_completions() {
         "{err}"
     );
 }
+
+#[test]
+fn one_address_holds_at_most_max_conns_per_client() {
+    let dir = served_dir();
+    let mut cmd = command(SERV);
+    cmd.args(["0", "127.0.0.1", "--max-conns-per-client", "2", "-d"])
+        .arg(dir.path());
+    let mut srv = Running::spawn(cmd);
+    let port = srv.wait_port();
+    // Two connections held open in the middle of a request head.
+    let hold = || {
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        std::io::Write::write_all(&mut conn, b"GET /fw_update.img HTTP/1.1\r\n").unwrap();
+        conn
+    };
+    let (first, second) = (hold(), hold());
+    // A third gets 503 once both are counted (each is taken in as its bytes arrive).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, body) = get(port, "/fw_update.img");
+        if code == 503 {
+            assert_eq!(body, "too many connections from this address\n");
+            break;
+        }
+        assert_eq!(code, 200);
+        assert!(std::time::Instant::now() < deadline, "never refused");
+    }
+    // One let go: served again.
+    drop(first);
+    while get(port, "/fw_update.img").0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "never served again");
+    }
+    drop(second);
+    srv.signal(libc::SIGTERM);
+    assert_eq!(srv.wait_exit(Duration::from_secs(10)), Some(0));
+    let log = srv.stderr();
+    assert!(
+        log.contains("too many connections from that address"),
+        "{log}"
+    );
+}

@@ -135,6 +135,11 @@ pub struct GateArgs {
     /// expected means a web page rebinding its DNS to reach this server (refused, 403)
     #[arg(long, value_name = "NAME")]
     pub allow_host: Vec<String>,
+
+    /// Connections one client address may hold open at once; past it, 503 and the
+    /// connection closed (so that one host cannot take every file descriptor)
+    #[arg(long, value_name = "N", default_value_t = crate::server::gate::DEFAULT_MAX_CONNS_PER_CLIENT, value_parser = values::count("--max-conns-per-client"))]
+    pub max_conns_per_client: usize,
 }
 
 /// The file server's options: what `serv` and `httpdaemon` both take.

@@ -61,6 +61,12 @@ impl ServOptions {
         for host in &self.gate.allow_host {
             line.value("--allow-host", Some(host.as_str()));
         }
+        if self.gate.max_conns_per_client != crate::server::gate::DEFAULT_MAX_CONNS_PER_CLIENT {
+            line.value(
+                "--max-conns-per-client",
+                Some(self.gate.max_conns_per_client.to_string()),
+            );
+        }
         line.flag(self.qr, "--qr");
         line.flag(self.upload, "--upload");
         line.flag(self.overwrite, "--overwrite");
@@ -153,6 +159,7 @@ mod tests {
                 auth_scope: AuthScope::Writes,
                 cors: true,
                 allow_host: vec!["lab-host.example".into()],
+                max_conns_per_client: 64,
             },
             qr: true,
             tls: TlsArgs {

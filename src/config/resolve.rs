@@ -327,6 +327,7 @@ fn access(gate: &crate::cli::GateArgs) -> crate::server::gate::Access {
         scope: gate.auth_scope,
         cors: gate.cors,
         allowed_hosts: gate.allow_host.clone(),
+        max_conns_per_client: Some(gate.max_conns_per_client),
     }
 }
 

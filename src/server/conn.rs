@@ -23,7 +23,7 @@ use super::access::{AccessRecord, Logged};
 use super::balance::{self, Seat};
 use super::body::Body;
 use super::faults::{Cut, Faults};
-use super::gate::{Access, Gate, Hosts};
+use super::gate::{Access, Gate, Held, Hosts};
 use super::sendfile::Outbox;
 use super::socket::{Listener, Tcp};
 use super::tls::Tls;
@@ -96,6 +96,7 @@ pub(crate) async fn run<H: Handler>(
     // On loopback, only the names this machine answers to (DNS rebinding).
     let on_loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
     let hosts = on_loopback.then(|| Arc::new(Hosts::new(&access.allowed_hosts)));
+    let per_client = access.max_conns_per_client;
     let gate = access.any().then(|| Arc::new(Gate::new(access)));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Requests whose head outgrows this buffer get 431 from hyper. As in nginx, that size
@@ -109,7 +110,10 @@ pub(crate) async fn run<H: Handler>(
         .half_close(!H::MAY_THINK);
     builder
         .http2()
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        // What a lab's browsers and download managers use at once; hyper's default of
+        // 200 per connection lets one client hold far more than it needs.
+        .max_concurrent_streams(64);
     // Set on the listening socket, TCP_NODELAY is inherited by every connection it
     // accepts: one system call fewer per connection than setting it on each.
     let _ = socket2::SockRef::from(&listener).set_tcp_nodelay(true);
@@ -155,10 +159,21 @@ pub(crate) async fn run<H: Handler>(
                 continue;
             }
         };
-        let tag = handler.accepted(&stream);
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+        let held = match per_client.map(|cap| Held::take(peer.ip(), cap)) {
+            Some(None) => {
+                refuse_one_too_many(&stream, tls.is_some(), peer);
+                continue;
+            }
+            held => held.flatten(),
+        };
+        let tag = handler.accepted(&stream);
         let state = Arc::new(ConnState::new(&stream, closing.clone()));
-        let busy = (crate::memory::Busy::start(), seat.as_ref().map(Seat::took));
+        let busy = (
+            crate::memory::Busy::start(),
+            seat.as_ref().map(Seat::took),
+            held,
+        );
         let watcher = graceful.watcher();
         let handler = handler.clone();
         // Only a handler that tags connections hears of their end.
@@ -228,6 +243,23 @@ pub(crate) async fn run<H: Handler>(
     }
     // Whatever is still running is cut when the runtime ends, and logged as cut by this.
     closing.store(true, Ordering::Release);
+}
+
+/// What a client past `--max-conns-per-client` gets: a 503 (over plain HTTP) and the
+/// connection closed, its request read first so that the close is not a reset.
+fn refuse_one_too_many(stream: &Tcp, tls: bool, peer: SocketAddr) {
+    const WHY: &str = "too many connections from this address\n";
+    warn!(target: "labserv::http", "{peer}: refused, too many connections from that address (--max-conns-per-client)");
+    stream.discard_pending();
+    if !tls {
+        let busy = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
+             content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{WHY}",
+            WHY.len()
+        );
+        let _ = stream.try_write(busy.as_bytes());
+    }
+    let _ = stream.shutdown_write();
 }
 
 /// The connection with hyper serving it, each response logged when it ends.

@@ -100,6 +100,50 @@ pub struct Access {
     /// Host names allowed besides localhost, IP addresses and this machine's own name,
     /// when listening on loopback (`--allow-host`).
     pub allowed_hosts: Vec<String>,
+    /// Connections one client address may hold at once (`--max-conns-per-client`);
+    /// `None`: no cap.
+    pub max_conns_per_client: Option<usize>,
+}
+
+/// Default for [`Access::max_conns_per_client`]: far more than a browser (6), a
+/// download manager (16) or a test rig opens, far fewer than the descriptors a server has.
+pub const DEFAULT_MAX_CONNS_PER_CLIENT: usize = 1024;
+
+/// The connections each client address holds now, in this process.
+static HELD: std::sync::LazyLock<Mutex<HashMap<std::net::IpAddr, usize>>> =
+    std::sync::LazyLock::new(Mutex::default);
+
+/// One connection's place in its client's count, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Held(std::net::IpAddr);
+
+impl Held {
+    /// Counts a new connection from `client`; `None` when it already holds `cap`.
+    pub(crate) fn take(client: std::net::IpAddr, cap: usize) -> Option<Self> {
+        let mut held = HELD
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = held.entry(client).or_insert(0);
+        if *count >= cap {
+            return None;
+        }
+        *count += 1;
+        Some(Self(client))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut held = HELD
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = held.get_mut(&self.0) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.0);
+            }
+        }
+    }
 }
 
 impl Access {
@@ -523,6 +567,7 @@ mod tests {
             users: users.iter().map(|u| User::parse(u).unwrap()).collect(),
             scope,
             cors: false,
+            max_conns_per_client: None,
         })
     }
 

@@ -147,6 +147,21 @@ impl Tcp {
         }
     }
 
+    /// Reads and drops what has arrived (up to 64 KiB), without waiting.
+    pub(crate) fn discard_pending(&self) {
+        let mut sink = [0u8; 4096];
+        for _ in 0..16 {
+            let read = match &self.0 {
+                Inner::Unpolled(tcp) => (&*tcp).read(&mut sink),
+                Inner::Polled(tcp) => tcp.try_read(&mut sink),
+                Inner::Gone => return,
+            };
+            if !matches!(read, Ok(n) if n > 0) {
+                return;
+            }
+        }
+    }
+
     /// Ends the sending side.
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {
         match &self.0 {
