@@ -108,7 +108,7 @@ impl ListenArgs {
 }
 
 /// Who may ask what of an HTTP server: what `serv`, `httpdaemon` and `wsgi` take.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct GateArgs {
     /// Let in only this user (repeatable); PASSWORD may be a sha-512-crypt hash
     /// (`openssl passwd -6`). LABSERV_AUTH=USER:PASSWORD keeps it out of ps
@@ -140,6 +140,19 @@ pub struct GateArgs {
     /// connection closed (so that one host cannot take every file descriptor)
     #[arg(long, value_name = "N", default_value_t = crate::server::gate::DEFAULT_MAX_CONNS_PER_CLIENT, value_parser = values::count("--max-conns-per-client"))]
     pub max_conns_per_client: usize,
+}
+
+impl Default for GateArgs {
+    /// What the command line gives when none of these is used (daemontui builds on it).
+    fn default() -> Self {
+        Self {
+            auth: Vec::new(),
+            auth_scope: AuthScope::default(),
+            cors: false,
+            allow_host: Vec::new(),
+            max_conns_per_client: crate::server::gate::DEFAULT_MAX_CONNS_PER_CLIENT,
+        }
+    }
 }
 
 /// The file server's options: what `serv` and `httpdaemon` both take.
