@@ -27,6 +27,7 @@ use super::gate::{Access, Gate, Held, Hosts};
 use super::sendfile::Outbox;
 use super::socket::{Listener, Tcp};
 use super::tls::Tls;
+pub(crate) use super::tracked::Arrivals;
 use super::tracked::{ConnState, Stream, Tracked, deadline};
 use crate::shutdown::Shutdown;
 
@@ -48,6 +49,13 @@ pub(crate) trait Handler: Send + Sync + 'static {
 
     /// A connection `accepted` tagged has ended.
     fn closed(&self, _tag: u64) {}
+
+    /// What hears, as bytes move on a plain connection `accepted` tagged, that a request
+    /// starts to arrive and that its answer starts to go out: the window in which hyper
+    /// holds a request the handler has not been given yet. Default: nothing.
+    fn arrivals(&self, _tag: u64) -> Option<Box<dyn Arrivals>> {
+        None
+    }
 
     /// Whether a response may keep its connection silent for long (an app thinking
     /// before it answers). hyper then also reads while each response is under way, to
@@ -168,7 +176,10 @@ pub(crate) async fn run<H: Handler>(
             held => held.flatten(),
         };
         let tag = handler.accepted(&stream);
-        let state = Arc::new(ConnState::new(&stream, closing.clone()));
+        let arrivals = tag
+            .filter(|_| tls.is_none())
+            .and_then(|tag| handler.arrivals(tag));
+        let state = Arc::new(ConnState::new(&stream, closing.clone()).with_arrivals(arrivals));
         let busy = (
             crate::memory::Busy::start(),
             seat.as_ref().map(Seat::took),

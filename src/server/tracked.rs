@@ -49,6 +49,17 @@ pub(crate) struct ConnState {
     /// A response was cut on purpose (`--drop-after`): the connection closes at its next
     /// flush, when everything before the cut has gone out.
     pub(crate) cut: AtomicBool,
+    /// Told when a request starts to arrive and when an answer starts to go out.
+    arrivals: Option<Box<dyn Arrivals>>,
+}
+
+/// What a handler hears of a connection's HTTP/1 requests as bytes move, before hyper
+/// has made a request of them (see [`super::conn::Handler::arrivals`]).
+pub(crate) trait Arrivals: Send + Sync + std::fmt::Debug {
+    /// The first bytes of a request head have been read.
+    fn started(&self);
+    /// Bytes of an answer are about to be written.
+    fn answering(&self);
 }
 
 impl ConnState {
@@ -66,7 +77,14 @@ impl ConnState {
                 .map_or(-1, |fd| std::os::fd::AsRawFd::as_raw_fd(&fd)),
             closing,
             cut: AtomicBool::new(false),
+            arrivals: None,
         }
+    }
+
+    /// Tells `arrivals` of the requests and answers of the connection.
+    pub(crate) fn with_arrivals(mut self, arrivals: Option<Box<dyn Arrivals>>) -> Self {
+        self.arrivals = arrivals;
+        self
     }
 
     /// Closes the connection once what has been written so far is sent.
@@ -113,6 +131,16 @@ impl ConnState {
             && self.head_started.load(Ordering::Relaxed) == 0
         {
             self.head_started.store(now, Ordering::Relaxed);
+            if let Some(arrivals) = &self.arrivals {
+                arrivals.started();
+            }
+        }
+    }
+
+    /// Called before bytes are written.
+    fn on_answer(&self) {
+        if let Some(arrivals) = &self.arrivals {
+            arrivals.answering();
         }
     }
 
@@ -452,6 +480,7 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.state.on_answer();
         if self.outbox.is_some() {
             return self.poll_write_vectored(cx, &[io::IoSlice::new(buf)]);
         }
@@ -479,6 +508,7 @@ impl AsyncWrite for Tracked {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.state.on_answer();
         if self.pacer.is_some() {
             // Paced: one slice at a time is plenty.
             let first = bufs

@@ -92,6 +92,53 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// A plain HTTP/1 connection's request, noted in the slot from its first byte until its
+/// answer starts to go out: one the worker has read but not yet queued for the app is
+/// answered 502 too if the worker dies (the supervisor can see unread bytes, not read ones).
+struct Arriving {
+    slot: Arc<Slot>,
+    tag: u64,
+    /// Where it is noted; 0 when it is not.
+    place: AtomicUsize,
+}
+
+impl Arriving {
+    fn let_go(&self) {
+        let place = self.place.swap(0, Ordering::AcqRel);
+        if place != 0 {
+            self.slot.unwait(place);
+        }
+    }
+}
+
+impl crate::server::conn::Arrivals for Arriving {
+    fn started(&self) {
+        if self.place.load(Ordering::Acquire) == 0
+            && let Some(place) = self.slot.wait(self.tag | ANSWERABLE)
+        {
+            self.place.store(place, Ordering::Release);
+        }
+    }
+
+    fn answering(&self) {
+        if self.place.load(Ordering::Acquire) != 0 {
+            self.let_go();
+        }
+    }
+}
+
+impl std::fmt::Debug for Arriving {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "connection {} noted at {:?}", self.tag, self.place)
+    }
+}
+
+impl Drop for Arriving {
+    fn drop(&mut self) {
+        self.let_go();
+    }
+}
+
 impl PyHost {
     pub(super) fn new(
         app: AppLink,
@@ -283,6 +330,14 @@ impl Handler for PyHost {
             debug!(target: "labserv::wsgi", "the supervisor was not told of a connection: {e}");
         }
         Some(tag)
+    }
+
+    fn arrivals(&self, tag: u64) -> Option<Box<dyn crate::server::conn::Arrivals>> {
+        Some(Box::new(Arriving {
+            slot: self.slot.clone(),
+            tag,
+            place: AtomicUsize::new(0),
+        }))
     }
 
     fn closed(&self, tag: u64) {
