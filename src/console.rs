@@ -17,7 +17,7 @@ use crate::settings::{Defaults, Settings};
 pub fn serv(args: ServArgs) -> Result<ExitCode> {
     let settings = Settings::from_env(Defaults::HTTP)?;
     let config = config::serv(&args.options(), &settings)?;
-    foreground("serv", &args.common, config)
+    foreground("serv", &args.common, config, &runner::FILES)
 }
 
 /// Runs `tftpd` until SIGINT or SIGTERM.
@@ -27,7 +27,7 @@ pub fn serv(args: ServArgs) -> Result<ExitCode> {
 pub fn tftpd(args: TftpdArgs) -> Result<ExitCode> {
     let settings = Settings::from_env(Defaults::TFTP)?;
     let config = config::tftpd(&args.options()?, &settings)?;
-    foreground("tftpd", &args.common, config)
+    foreground("tftpd", &args.common, config, &runner::TFTP)
 }
 
 /// Runs `wsgi` until SIGINT or SIGTERM.
@@ -37,11 +37,16 @@ pub fn tftpd(args: TftpdArgs) -> Result<ExitCode> {
 pub fn wsgi(args: WsgiArgs) -> Result<ExitCode> {
     let settings = Settings::from_env(Defaults::WSGI)?;
     let config = config::wsgi(&args, &settings)?;
-    foreground("wsgi", &args.common, config)
+    foreground("wsgi", &args.common, config, &runner::APPS)
 }
 
 /// `--show-settings`, or the server in the foreground.
-fn foreground(program: &str, common: &CommonArgs, config: ServerConfig) -> Result<ExitCode> {
+fn foreground(
+    program: &str,
+    common: &CommonArgs,
+    config: ServerConfig,
+    engine: &'static runner::Engine,
+) -> Result<ExitCode> {
     if common.show_settings {
         print!(
             "{}{}",
@@ -50,7 +55,7 @@ fn foreground(program: &str, common: &CommonArgs, config: ServerConfig) -> Resul
         );
         return Ok(ExitCode::SUCCESS);
     }
-    run(config, |bound, config| {
+    run(config, engine, |bound, config| {
         if !config.quiet {
             print!("{}", config.banner(bound));
         }
@@ -63,11 +68,12 @@ fn foreground(program: &str, common: &CommonArgs, config: ServerConfig) -> Resul
 ///
 /// # Errors
 /// A missing directory, a log file that cannot be opened, a port that cannot be bound.
-pub fn run(
+fn run(
     mut config: ServerConfig,
+    engine: &'static runner::Engine,
     started: impl FnOnce(std::net::SocketAddr, &ServerConfig),
 ) -> Result<()> {
-    let prepared = runner::prepare(&mut config)?;
+    let prepared = runner::prepare(&mut config, engine)?;
     started(prepared.bound, &config);
     prepared.serve(config)
 }

@@ -35,7 +35,36 @@ pub(crate) struct Prepared {
     /// A Python app's workers, started (and their app imported) before anything is
     /// announced.
     workers: Option<Workers>,
+    engine: &'static Engine,
 }
+
+/// How one kind of server starts and runs. Each command passes its own, so that a
+/// binary links only the servers it runs (`tftpd` carries no HTTP, TLS or Python code).
+#[derive(Debug)]
+pub(crate) struct Engine {
+    /// Readies what the service needs once its socket is bound: HTTPS, Python workers.
+    ready: fn(&mut ServerConfig, &Socket) -> Result<Option<Workers>>,
+    /// Serves until SIGINT or SIGTERM.
+    serve: fn(Prepared, Service) -> Result<()>,
+}
+
+/// `serv` and `httpdaemon`: files over HTTP.
+pub(crate) const FILES: Engine = Engine {
+    ready: ready_tls,
+    serve: serve_files,
+};
+
+/// `tftpd` and the TFTP daemons.
+pub(crate) const TFTP: Engine = Engine {
+    ready: |_, _| Ok(None),
+    serve: serve_tftp,
+};
+
+/// `wsgi`: an app in this process, or a Python app in workers.
+pub(crate) const APPS: Engine = Engine {
+    ready: ready_apps,
+    serve: serve_apps,
+};
 
 /// Gets `config` ready to serve, in the order that makes every failure a clean one: the
 /// runtime and the signal handlers first (so a SIGTERM right after the banner is a clean
@@ -43,20 +72,13 @@ pub(crate) struct Prepared {
 ///
 /// # Errors
 /// A missing directory, a log file that cannot be opened, a port that cannot be bound.
-pub(crate) fn prepare(config: &mut ServerConfig) -> Result<Prepared> {
+pub(crate) fn prepare(config: &mut ServerConfig, engine: &'static Engine) -> Result<Prepared> {
     let (runtime, signals) = runtime_with_signals()?;
     config.check_root()?;
     let log = Arc::new(logging::init(&config.log)?);
     let socket = config.bind()?;
     let bound = socket.local_addr()?;
-    config.start_tls()?;
-    let workers = match &config.service {
-        Service::Python { config, .. } => match &socket {
-            Socket::Tcp(listener) => Some(Workers::start(config, listener)?),
-            Socket::Udp(_) => None,
-        },
-        _ => None,
-    };
+    let workers = (engine.ready)(config, &socket)?;
     Ok(Prepared {
         runtime,
         signals,
@@ -64,7 +86,23 @@ pub(crate) fn prepare(config: &mut ServerConfig) -> Result<Prepared> {
         socket,
         bound,
         workers,
+        engine,
     })
+}
+
+fn ready_tls(config: &mut ServerConfig, _: &Socket) -> Result<Option<Workers>> {
+    config.start_tls()?;
+    Ok(None)
+}
+
+fn ready_apps(config: &mut ServerConfig, socket: &Socket) -> Result<Option<Workers>> {
+    config.start_tls()?;
+    match (&config.service, socket) {
+        (Service::Python { config, .. }, Socket::Tcp(listener)) => {
+            Workers::start(config, listener).map(Some)
+        }
+        _ => Ok(None),
+    }
 }
 
 impl Prepared {
@@ -74,15 +112,10 @@ impl Prepared {
     /// The server fails.
     pub(crate) fn serve(self, config: ServerConfig) -> Result<()> {
         config.log_started(self.bound);
-        let served = serve(
-            self.runtime,
-            self.signals,
-            self.socket,
-            config.service,
-            self.workers,
-        );
         // Keep the logging until the server is done with it.
-        drop(self.log);
+        let log = self.log.clone();
+        let served = (self.engine.serve)(self, config.service);
+        drop(log);
         served
     }
 
@@ -93,40 +126,41 @@ impl Prepared {
     }
 }
 
-/// Serves `service` on `socket` until SIGINT or SIGTERM: the HTTP servers on every core
-/// (see [`run_until_signal`]), TFTP's listener on this thread and each transfer on a
-/// thread of its own. What the foreground commands and the daemons both run.
-fn serve(
-    runtime: tokio::runtime::Runtime,
-    signals: Signals,
-    socket: Socket,
-    service: Service,
-    workers: Option<Workers>,
-) -> Result<()> {
-    match (socket, service) {
-        // The workers do the HTTP; this thread follows them (they are started from it,
-        // and die with it).
+/// The HTTP file server on every core (see [`run_until_signal`]).
+fn serve_files(p: Prepared, service: Service) -> Result<()> {
+    let (Socket::Tcp(listener), Service::Files(config)) = (p.socket, service) else {
+        return Err(misfit());
+    };
+    let serve: ServeOnCore = Arc::new(move |listener, shutdown| {
+        Box::pin(crate::http::serve(listener, config.clone(), shutdown))
+    });
+    run_until_signal(p.runtime, p.signals, listener, serve)
+}
+
+/// TFTP: the listener on this thread, each transfer on a thread of its own.
+fn serve_tftp(p: Prepared, service: Service) -> Result<()> {
+    let (Socket::Udp(socket), Service::Tftp(config)) = (p.socket, service) else {
+        return Err(misfit());
+    };
+    block_until_signal(&p.runtime, p.signals, |shutdown| async move {
+        crate::tftp::serve(socket, config, shutdown).await
+    })
+}
+
+/// An app in this process on every core, or a Python app's workers, which do the HTTP
+/// while this thread follows them (they are started from it, and die with it).
+fn serve_apps(p: Prepared, service: Service) -> Result<()> {
+    match (p.socket, service) {
         (Socket::Tcp(listener), Service::Python { config, .. }) => {
-            let workers = workers.ok_or_else(|| {
+            let workers = p.workers.ok_or_else(|| {
                 Error::io(
                     "serving",
                     std::io::Error::other("the workers were not started"),
                 )
             })?;
-            block_until_signal(&runtime, signals, |shutdown| async move {
+            block_until_signal(&p.runtime, p.signals, |shutdown| async move {
                 crate::wsgi::python::serve(listener, workers, config, shutdown).await
             })
-        }
-        (Socket::Udp(socket), Service::Tftp(config)) => {
-            block_until_signal(&runtime, signals, |shutdown| async move {
-                crate::tftp::serve(socket, config, shutdown).await
-            })
-        }
-        (Socket::Tcp(listener), Service::Files(config)) => {
-            let serve: ServeOnCore = Arc::new(move |listener, shutdown| {
-                Box::pin(crate::http::serve(listener, config.clone(), shutdown))
-            });
-            run_until_signal(runtime, signals, listener, serve)
         }
         (Socket::Tcp(listener), Service::App { app, config, .. }) => {
             let serve: ServeOnCore = Arc::new(move |listener, shutdown| {
@@ -137,13 +171,18 @@ fn serve(
                     shutdown,
                 ))
             });
-            run_until_signal(runtime, signals, listener, serve)
+            run_until_signal(p.runtime, p.signals, listener, serve)
         }
-        _ => Err(Error::io(
-            "serving",
-            std::io::Error::other("the socket does not fit the service"),
-        )),
+        _ => Err(misfit()),
     }
+}
+
+/// A service given to the engine of another (a slip in the code, not in the input).
+fn misfit() -> Error {
+    Error::io(
+        "serving",
+        std::io::Error::other("the socket does not fit the service"),
+    )
 }
 
 /// Runs the server on one single-threaded runtime per core, all accepting from the same

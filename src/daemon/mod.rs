@@ -91,7 +91,12 @@ pub enum DaemonOptions {
 /// # Errors
 /// Bad arguments or environment, or the action failed.
 pub fn httpdaemon(args: HttpDaemonArgs) -> crate::Result<ExitCode> {
-    command(Kind::Http, &args.daemon, &DaemonOptions::Http(args.options))
+    command(
+        Kind::Http,
+        &args.daemon,
+        &DaemonOptions::Http(args.options),
+        &crate::runner::FILES,
+    )
 }
 
 /// `tftpdaemon`: runs a daemon command and gives its exit code.
@@ -99,7 +104,12 @@ pub fn httpdaemon(args: HttpDaemonArgs) -> crate::Result<ExitCode> {
 /// # Errors
 /// Bad arguments or environment, or the action failed.
 pub fn tftpdaemon(args: TftpDaemonArgs) -> crate::Result<ExitCode> {
-    command(Kind::Tftp, &args.daemon, &DaemonOptions::Tftp(args.options))
+    command(
+        Kind::Tftp,
+        &args.daemon,
+        &DaemonOptions::Tftp(args.options),
+        &crate::runner::TFTP,
+    )
 }
 
 /// `atftpdaemon`: runs a daemon command and gives its exit code.
@@ -111,12 +121,19 @@ pub fn atftpdaemon(args: TftpDaemonArgs) -> crate::Result<ExitCode> {
         Kind::Atftp,
         &args.daemon,
         &DaemonOptions::Tftp(args.options),
+        &crate::runner::TFTP,
     )
 }
 
 /// Runs a daemon command: 0 done (or running, for `status`), 1 failed (or dead with a
 /// stale pid file), 2 bad arguments or environment, 3 not running (`status`).
-fn command(kind: Kind, args: &DaemonArgs, options: &DaemonOptions) -> crate::Result<ExitCode> {
+/// `engine` runs the server (see [`crate::runner::Engine`]).
+fn command(
+    kind: Kind,
+    args: &DaemonArgs,
+    options: &DaemonOptions,
+    engine: &'static crate::runner::Engine,
+) -> crate::Result<ExitCode> {
     let config = resolve(kind, options)?;
     if args.common.show_settings {
         print!(
@@ -130,7 +147,7 @@ fn command(kind: Kind, args: &DaemonArgs, options: &DaemonOptions) -> crate::Res
         // clap requires an action unless --show-settings is given.
         return Ok(ExitCode::from(2));
     };
-    run_action(kind, action, config, args.stop_timeout)
+    run_action(kind, action, config, args.stop_timeout, engine)
 }
 
 #[cfg(unix)]
@@ -139,8 +156,9 @@ fn run_action(
     action: crate::cli::Action,
     config: crate::config::ServerConfig,
     stop_timeout: std::time::Duration,
+    engine: &'static crate::runner::Engine,
 ) -> crate::Result<ExitCode> {
-    actions::command(action, plan::Plan::new(kind, config, stop_timeout)?)
+    actions::command(action, plan::Plan::new(kind, config, stop_timeout, engine)?)
 }
 
 /// Says that daemons need Unix and exits 1; `serv` and `tftpd` run in the foreground.
@@ -150,6 +168,7 @@ fn run_action(
     _action: crate::cli::Action,
     _config: crate::config::ServerConfig,
     _stop_timeout: std::time::Duration,
+    _engine: &'static crate::runner::Engine,
 ) -> crate::Result<ExitCode> {
     eprintln!(
         "{}: daemons need a Unix system; run `serv` or `tftpd` in the foreground instead",

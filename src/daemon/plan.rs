@@ -25,6 +25,8 @@ pub(crate) struct Plan {
     pub(crate) stop_timeout: Duration,
     /// The server it runs.
     pub(crate) config: ServerConfig,
+    /// What runs it.
+    pub(crate) engine: &'static crate::runner::Engine,
 }
 
 /// The server config a daemon of `kind` runs with `options`, through the same step as
@@ -50,7 +52,12 @@ pub fn resolve_with(settings: &Settings, options: &DaemonOptions) -> Result<Serv
 
 impl Plan {
     /// The plan for a daemon of `kind` with the server `config`.
-    pub(crate) fn new(kind: Kind, config: ServerConfig, stop_timeout: Duration) -> Result<Plan> {
+    pub(crate) fn new(
+        kind: Kind,
+        config: ServerConfig,
+        stop_timeout: Duration,
+        engine: &'static crate::runner::Engine,
+    ) -> Result<Plan> {
         let absolute = |path: PathBuf, what: &str| {
             std::path::absolute(&path).map_err(|e| Error::io(format!("resolving {what}"), e))
         };
@@ -66,6 +73,7 @@ impl Plan {
             quiet: config.quiet,
             stop_timeout,
             config,
+            engine,
         })
     }
 

@@ -49,7 +49,7 @@ fn serve_reporting(plan: &Plan, ready: &mut Option<Ready>) -> Result<()> {
     let mut config = plan.config.clone();
     // A detached daemon always logs to its file; `run` logs to stderr unless LOG is set.
     config.log.file = (detached || plan.log_set).then(|| plan.log.clone());
-    let mut prepared = runner::prepare(&mut config)?;
+    let mut prepared = runner::prepare(&mut config, plan.engine)?;
     let bound = prepared.bound;
     pid_file
         .write_addr(bound)
