@@ -271,9 +271,8 @@ pub(crate) const STEP: u64 = 4 << 20;
 pub(crate) struct Writeback {
     #[cfg(target_os = "linux")]
     fd: std::os::fd::OwnedFd,
-    /// Where the writeback started last ends, and where the one before it started.
+    /// Where the writeback started last ends.
     started: u64,
-    before: u64,
 }
 
 impl Writeback {
@@ -287,7 +286,6 @@ impl Writeback {
             #[cfg(target_os = "linux")]
             fd: std::os::fd::AsFd::as_fd(file).try_clone_to_owned()?,
             started: 0,
-            before: 0,
         })
     }
 
@@ -298,8 +296,8 @@ impl Writeback {
     }
 
     /// `written` bytes are in the file: starts writing out what has gathered since the
-    /// last call, if a step has, and waits for the step before. Blocks (briefly, unless
-    /// the disk is slower than the upload): run it where blocking is allowed.
+    /// last call, if a step has. It waits for nothing to reach the disk, but the kernel
+    /// may block it while its queue to the disk is full: run it where blocking is allowed.
     pub(crate) fn advance(&mut self, written: u64) {
         if !self.due(written) {
             return;
@@ -320,7 +318,6 @@ impl Writeback {
                 );
             }
         }
-        self.before = self.started;
         self.started = written;
     }
 }
@@ -423,7 +420,6 @@ mod tests {
             upload.write_all(piece).unwrap();
         }
         if cfg!(target_os = "linux") {
-            assert_eq!(upload.writeback.before, STEP, "{upload:?}");
             assert_eq!(upload.writeback.started, 2 * STEP, "{upload:?}");
         }
         drop(upload);

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{command, curl_head as head, serv_binary as serv};
+use common::{command, curl_head as head, fails_in_one_line, serv_binary as serv};
 
 const SERV: &str = env!("CARGO_BIN_EXE_serv");
 
@@ -112,13 +112,7 @@ fn cors_answers_preflights_and_marks_answers() {
 #[test]
 fn a_bad_auth_value_is_one_line_without_the_password() {
     for bad in ["nopassword", "lab:", "lab:$6$broken"] {
-        let out = command(SERV)
-            .args(["--auth", bad, "--show-settings"])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
-        assert_eq!(err.lines().count(), 1, "{err}");
+        let err = fails_in_one_line(command(SERV).args(["--auth", bad, "--show-settings"]), 2);
         assert!(err.starts_with("serv: invalid --auth="), "{err}");
         assert!(!err.contains("broken"), "the password is not echoed: {err}");
     }

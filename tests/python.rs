@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Running, command, http_get, python_venv as venv};
+use common::{Running, command, fails_in_one_line, http_get, python_venv as venv};
 
 const WSGI: &str = env!("CARGO_BIN_EXE_wsgi");
 
@@ -403,13 +403,10 @@ fn head_with_the_gets_content_length_is_answered_200() {
 
 #[test]
 fn no_python_exits_2_in_one_line() {
-    let out = command(WSGI)
-        .args(["apps:environ", "0", "--python", "/nonexistent/python3"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = fails_in_one_line(
+        command(WSGI).args(["apps:environ", "0", "--python", "/nonexistent/python3"]),
+        2,
+    );
     assert!(
         err.contains("no Python at --python /nonexistent/python3"),
         "{err}"

@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Running, command, http_get, wait_file};
+use common::{Running, command, fails_in_one_line, http_get, wait_file};
 
 const SERV: &str = env!("CARGO_BIN_EXE_serv");
 
@@ -77,10 +77,7 @@ fn bad_environment_values_exit_2_with_one_line() {
         ("IFACE", "not-an-address"),
         ("DEBUG", "maybe"),
     ] {
-        let out = command(SERV).env(var, value).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{var}={value}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.lines().count(), 1, "{err}");
+        let err = fails_in_one_line(command(SERV).env(var, value), 2);
         assert!(
             err.starts_with(&format!("serv: invalid {var}=\"{value}\"")),
             "{err}"
@@ -173,15 +170,13 @@ fn busy_port_exits_1_naming_the_address() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let dir = served_dir();
-    let out = command(SERV)
-        .args([&port.to_string(), "127.0.0.1", "-d"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = fails_in_one_line(
+        command(SERV)
+            .args([&port.to_string(), "127.0.0.1", "-d"])
+            .arg(dir.path())
+            .stdout(Stdio::null()),
+        1,
+    );
     assert!(
         err.contains(&format!(
             "cannot listen on 127.0.0.1:{port}: address already in use"
@@ -438,15 +433,13 @@ fn unwritable_log_exits_1_with_a_clear_line() {
     let dir = served_dir();
     // A log path below a regular file can never be created.
     let log = dir.path().join("fw_update.img").join("serv.log");
-    let out = command(SERV)
-        .args(["0", "127.0.0.1", "-d"])
-        .arg(dir.path())
-        .env("LOG", &log)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = fails_in_one_line(
+        command(SERV)
+            .args(["0", "127.0.0.1", "-d"])
+            .arg(dir.path())
+            .env("LOG", &log),
+        1,
+    );
     assert!(
         err.starts_with(&format!("serv: cannot open log file {}: ", log.display())),
         "{err}"
@@ -586,13 +579,7 @@ fn every_binary_prints_its_man_page_and_shell_completions() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("--max-upload"));
     // A kind it does not know: one line, exit 2.
-    let out = command(SERV)
-        .args(["--generate", "troff"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = fails_in_one_line(command(SERV).args(["--generate", "troff"]), 2);
     assert!(
         err.starts_with("serv: --generate takes one of: man, complete-bash"),
         "{err}"

@@ -6,7 +6,7 @@ mod common;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use common::{Running, command, pattern, wait_file};
+use common::{Running, command, fails_in_one_line, pattern, wait_file};
 
 const TFTPD: &str = env!("CARGO_BIN_EXE_tftpd");
 
@@ -82,10 +82,7 @@ fn bad_values_exit_2_with_one_line() {
         if let Some((k, v)) = env {
             cmd.env(k, v);
         }
-        let out = cmd.output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.lines().count(), 1, "{err}");
+        let err = fails_in_one_line(&mut cmd, 2);
         assert!(err.contains(needle), "{err}");
     }
 }

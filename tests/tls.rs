@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Running, command};
+use common::{Running, command, fails_in_one_line};
 
 const SERV: &str = env!("CARGO_BIN_EXE_serv");
 const WSGI: &str = env!("CARGO_BIN_EXE_wsgi");
@@ -345,13 +345,10 @@ fn given_files_are_served_and_bad_ones_are_one_line_exit_2() {
             "cannot read the certificate",
         ),
     ] {
-        let out = command(SERV)
-            .args(["--host", "127.0.0.1", "-p", "0", "--cert", c, "--key", k])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{err}");
-        assert_eq!(err.lines().count(), 1, "{err}");
+        let err = fails_in_one_line(
+            command(SERV).args(["--host", "127.0.0.1", "-p", "0", "--cert", c, "--key", k]),
+            2,
+        );
         assert!(
             err.starts_with("serv: --tls: ") && err.contains(says),
             "{err}"

@@ -4,16 +4,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Running, command, http_get};
+use common::{Running, command, fails_in_one_line, http_get};
 
 const WSGI: &str = env!("CARGO_BIN_EXE_wsgi");
 
 #[test]
 fn an_unknown_app_exits_2_and_lists_the_built_in_ones() {
-    let out = command(WSGI).arg("nosuchapp").output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    let err = fails_in_one_line(command(WSGI).arg("nosuchapp"), 2);
     // A bare word may name a Python module; it is none, nor a built-in app.
     assert!(err.contains("cannot load nosuchapp"), "{err}");
     for name in labserv::wsgi::APP_NAMES {

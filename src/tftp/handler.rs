@@ -216,7 +216,8 @@ impl async_tftp::server::Handler for Handler {
         let file =
             crate::landing::Upload::new(file, &landing, self.room).map_err(|e| io_error(&e))?;
         Ok(Upload {
-            file: Some(Writing::Unstarted(file)),
+            unstarted: Some(file),
+            file: None,
             landing: Some(landing),
             finishing: None,
             _slot: slot,
@@ -356,6 +357,9 @@ impl AsyncRead for Download {
 /// to the page cache takes microseconds, and handing each block to the blocking pool cost
 /// more than that. One on the server's shared runtime writes through the pool.
 pub(crate) struct Upload {
+    /// Not written to yet: where its writes run is decided at the first block (a
+    /// transfer is given its thread after its file is opened).
+    unstarted: Option<crate::landing::Upload>,
     file: Option<Writing>,
     landing: Option<Landing>,
     /// The sync-and-rename running on the blocking pool.
@@ -364,8 +368,6 @@ pub(crate) struct Upload {
 }
 
 enum Writing {
-    /// Not written to yet: where it will be is decided at the first block.
-    Unstarted(crate::landing::Upload),
     Direct(crate::landing::Upload),
     Pooled(Unblock<crate::landing::Upload>),
 }
@@ -376,22 +378,17 @@ impl AsyncWrite for Upload {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if let Some(Writing::Unstarted(_)) = self.file
-            && let Some(Writing::Unstarted(file)) = self.file.take()
-        {
+        if let Some(file) = self.unstarted.take() {
             self.file = Some(if async_tftp::server::on_own_thread() {
                 Writing::Direct(file)
             } else {
                 Writing::Pooled(Unblock::new(file))
             });
         }
-        let Some(file) = self.file.as_mut() else {
-            return Poll::Ready(Err(io::Error::other("upload already closed")));
-        };
-        match file {
-            Writing::Direct(file) => Poll::Ready(io::Write::write(file, buf)),
-            Writing::Pooled(file) => Pin::new(file).poll_write(cx, buf),
-            Writing::Unstarted(_) => Poll::Ready(Err(io::Error::other("upload not started"))),
+        match self.file.as_mut() {
+            Some(Writing::Direct(file)) => Poll::Ready(io::Write::write(file, buf)),
+            Some(Writing::Pooled(file)) => Pin::new(file).poll_write(cx, buf),
+            None => Poll::Ready(Err(io::Error::other("upload already closed"))),
         }
     }
 
@@ -404,11 +401,12 @@ impl AsyncWrite for Upload {
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Some(file) = self.file.as_mut() {
-            if let Writing::Pooled(file) = file {
+        if self.file.is_some() || self.unstarted.is_some() {
+            if let Some(Writing::Pooled(file)) = self.file.as_mut() {
                 ready!(Pin::new(file).poll_close(cx))?;
             }
             self.file = None;
+            self.unstarted = None;
             if let Some(landing) = self.landing.take() {
                 if async_tftp::server::on_own_thread() {
                     // The sync may take a while; this thread has nothing else to do.

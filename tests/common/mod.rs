@@ -258,6 +258,16 @@ pub fn command(bin: &str) -> Command {
     cmd
 }
 
+/// Runs `cmd` to its end and checks that it failed as a user should see a failure:
+/// exit `code` and one line on stderr, which it returns.
+pub fn fails_in_one_line(cmd: &mut Command, code: i32) -> String {
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{cmd:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{cmd:?}: {err}");
+    err
+}
+
 /// The built `serv` on an ephemeral loopback port serving `dir`, with `args` and `env`.
 pub fn serv_binary(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Running, u16) {
     let mut cmd = command(env!("CARGO_BIN_EXE_serv"));
