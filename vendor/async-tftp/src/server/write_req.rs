@@ -134,11 +134,16 @@ where
             block_id = block_id.wrapping_add(1);
             let data = self.recv_data(block_id).await?;
 
-            // Write data to file
+            let last = data.len() < self.block_size;
+            if !last {
+                // labserv patch: a block other than the last is acknowledged before it
+                // is written, so that the write overlaps the client's next DATA rather
+                // than adding to every round trip. A write that fails then answers the
+                // next DATA with an ERROR; nothing lands either way.
+                self.acknowledge(block_id).await?;
+            }
             self.writer.write_all(&data[..]).await?;
             self.bytes += data.len() as u64;
-
-            let last = data.len() < self.block_size;
             if last {
                 // labserv patch: the last block is acknowledged only once the
                 // writer has closed successfully, so a client never hears
@@ -146,17 +151,19 @@ where
                 // ERROR packet instead (from `handle`).
                 self.writer.flush().await?;
                 self.writer.close().await?;
-            }
-
-            self.ack.clear();
-            Packet::Ack(block_id).encode(&mut self.ack);
-            FaultyLink::send(&mut self.link, &self.socket, &self.ack).await?;
-
-            if last {
+                self.acknowledge(block_id).await?;
                 break;
             }
         }
 
+        Ok(())
+    }
+
+    /// Sends `ACK block_id`, kept for resending should the next DATA not come.
+    async fn acknowledge(&mut self, block_id: u16) -> Result<()> {
+        self.ack.clear();
+        Packet::Ack(block_id).encode(&mut self.ack);
+        FaultyLink::send(&mut self.link, &self.socket, &self.ack).await?;
         Ok(())
     }
 
@@ -168,7 +175,7 @@ where
                 return Err(stopping_error());
             }
             match self.recv_data_block(block_id).await {
-                // labserv patch: the caller acknowledges after writing the block.
+                // labserv patch: the caller acknowledges (see `try_handle`).
                 Ok(data) => return Ok(data),
                 Err(ref e) if e.kind() == io::ErrorKind::TimedOut => {
                     // On timeout reply with the previous ACK packet
