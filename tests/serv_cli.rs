@@ -588,9 +588,28 @@ fn every_binary_prints_its_man_page_and_shell_completions() {
 
 #[test]
 fn one_address_holds_at_most_max_conns_per_client() {
+    refuses_a_third_connection(
+        "--max-conns-per-client",
+        "too many connections from this address\n",
+        "too many connections from that address (--max-conns-per-client)",
+    );
+}
+
+#[test]
+fn at_most_max_conns_are_open_at_once() {
+    refuses_a_third_connection(
+        "--max-conns",
+        "too many connections open; try again\n",
+        "too many connections open (--max-conns)",
+    );
+}
+
+/// `serv OPTION 2`: two connections held open, a third is answered 503 with `body` and
+/// closed, and once one has gone, requests are served again; the log says `logged`.
+fn refuses_a_third_connection(option: &str, body: &str, logged: &str) {
     let dir = served_dir();
     let mut cmd = command(SERV);
-    cmd.args(["0", "127.0.0.1", "--max-conns-per-client", "2", "-d"])
+    cmd.args(["0", "127.0.0.1", option, "2", "-d"])
         .arg(dir.path());
     let mut srv = Running::spawn(cmd);
     let port = srv.wait_port();
@@ -604,9 +623,9 @@ fn one_address_holds_at_most_max_conns_per_client() {
     // A third gets 503 once both are counted (each is taken in as its bytes arrive).
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (code, body) = get(port, "/fw_update.img");
+        let (code, answer) = get(port, "/fw_update.img");
         if code == 503 {
-            assert_eq!(body, "too many connections from this address\n");
+            assert_eq!(answer, body);
             break;
         }
         assert_eq!(code, 200);
@@ -621,8 +640,5 @@ fn one_address_holds_at_most_max_conns_per_client() {
     srv.signal(libc::SIGTERM);
     assert_eq!(srv.wait_exit(Duration::from_secs(10)), Some(0));
     let log = srv.stderr();
-    assert!(
-        log.contains("too many connections from that address"),
-        "{log}"
-    );
+    assert!(log.contains(logged), "{log}");
 }

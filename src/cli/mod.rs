@@ -140,6 +140,11 @@ pub struct GateArgs {
     /// connection closed (so that one host cannot take every file descriptor)
     #[arg(long, value_name = "N", default_value_t = crate::server::gate::DEFAULT_MAX_CONNS_PER_CLIENT, value_parser = values::count("--max-conns-per-client"))]
     pub max_conns_per_client: usize,
+
+    /// Connections open at once in all; past it, 503 and the connection closed (so that
+    /// the server keeps descriptors for its own files)
+    #[arg(long, value_name = "N", default_value_t = crate::server::gate::DEFAULT_MAX_CONNS, value_parser = values::connections("--max-conns"))]
+    pub max_conns: usize,
 }
 
 impl Default for GateArgs {
@@ -151,6 +156,7 @@ impl Default for GateArgs {
             cors: false,
             allow_host: Vec::new(),
             max_conns_per_client: crate::server::gate::DEFAULT_MAX_CONNS_PER_CLIENT,
+            max_conns: crate::server::gate::DEFAULT_MAX_CONNS,
         }
     }
 }

@@ -67,6 +67,9 @@ impl ServOptions {
                 Some(self.gate.max_conns_per_client.to_string()),
             );
         }
+        if self.gate.max_conns != crate::server::gate::DEFAULT_MAX_CONNS {
+            line.value("--max-conns", Some(self.gate.max_conns.to_string()));
+        }
         line.flag(self.qr, "--qr");
         line.flag(self.upload, "--upload");
         line.flag(self.overwrite, "--overwrite");
@@ -160,6 +163,7 @@ mod tests {
                 cors: true,
                 allow_host: vec!["lab-host.example".into()],
                 max_conns_per_client: 64,
+                max_conns: 512,
             },
             qr: true,
             tls: TlsArgs {

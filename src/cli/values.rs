@@ -52,12 +52,22 @@ pub fn seconds_or_blank(name: &'static str) -> impl Parse<Given<Duration>> {
 
 /// A count from 1 to 1024 (worker processes).
 pub fn count(name: &'static str) -> impl Parse<usize> {
+    whole(name, 1024, "expected a whole number from 1 to 1024")
+}
+
+/// A count of connections: a whole number from 1 to 1,000,000.
+pub fn connections(name: &'static str) -> impl Parse<usize> {
+    whole(name, 1_000_000, "expected a whole number from 1 to 1000000")
+}
+
+/// A whole number from 1 to `max`; `expected` says so.
+fn whole(name: &'static str, max: usize, expected: &'static str) -> impl Parse<usize> {
     move |v: &str| {
         v.trim()
             .parse::<usize>()
             .ok()
-            .filter(|n| (1..=1024).contains(n))
-            .ok_or_else(|| SettingsError::new(name, v, "expected a whole number from 1 to 1024"))
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| SettingsError::new(name, v, expected))
     }
 }
 

@@ -328,6 +328,7 @@ fn access(gate: &crate::cli::GateArgs) -> crate::server::gate::Access {
         cors: gate.cors,
         allowed_hosts: gate.allow_host.clone(),
         max_conns_per_client: Some(gate.max_conns_per_client),
+        max_conns: Some(gate.max_conns),
     }
 }
 

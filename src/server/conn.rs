@@ -23,7 +23,7 @@ use super::access::{AccessRecord, Logged};
 use super::balance::{self, Seat};
 use super::body::Body;
 use super::faults::{Cut, Faults};
-use super::gate::{Access, Gate, Held, Hosts};
+use super::gate::{Access, Gate, Held, Hosts, Open};
 use super::sendfile::Outbox;
 use super::socket::{Listener, Tcp};
 use super::tls::Tls;
@@ -104,7 +104,7 @@ pub(crate) async fn run<H: Handler>(
     // On loopback, only the names this machine answers to (DNS rebinding).
     let on_loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
     let hosts = on_loopback.then(|| Arc::new(Hosts::new(&access.allowed_hosts)));
-    let per_client = access.max_conns_per_client;
+    let (per_client, total) = (access.max_conns_per_client, access.max_conns);
     let gate = access.any().then(|| Arc::new(Gate::new(access)));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Requests whose head outgrows this buffer get 431 from hyper. As in nginx, that size
@@ -168,9 +168,16 @@ pub(crate) async fn run<H: Handler>(
             }
         };
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+        let open = match total.map(Open::take) {
+            Some(None) => {
+                refuse_one_too_many(&stream, tls.is_some(), peer, TooMany::InAll);
+                continue;
+            }
+            open => open.flatten(),
+        };
         let held = match per_client.map(|cap| Held::take(peer.ip(), cap)) {
             Some(None) => {
-                refuse_one_too_many(&stream, tls.is_some(), peer);
+                refuse_one_too_many(&stream, tls.is_some(), peer, TooMany::FromClient);
                 continue;
             }
             held => held.flatten(),
@@ -183,7 +190,7 @@ pub(crate) async fn run<H: Handler>(
         let busy = (
             crate::memory::Busy::start(),
             seat.as_ref().map(Seat::took),
-            held,
+            (open, held),
         );
         let watcher = graceful.watcher();
         let handler = handler.clone();
@@ -256,17 +263,34 @@ pub(crate) async fn run<H: Handler>(
     closing.store(true, Ordering::Release);
 }
 
-/// What a client past `--max-conns-per-client` gets: a 503 (over plain HTTP) and the
-/// connection closed, its request read first so that the close is not a reset.
-fn refuse_one_too_many(stream: &Tcp, tls: bool, peer: SocketAddr) {
-    const WHY: &str = "too many connections from this address\n";
-    warn!(target: "labserv::http", "{peer}: refused, too many connections from that address (--max-conns-per-client)");
+/// Which cap a refused connection was past.
+#[derive(Debug, Clone, Copy)]
+enum TooMany {
+    /// `--max-conns-per-client`.
+    FromClient,
+    /// `--max-conns`.
+    InAll,
+}
+
+/// What a connection past a cap gets: a 503 (over plain HTTP) and the connection closed,
+/// its request read first so that the close is not a reset.
+fn refuse_one_too_many(stream: &Tcp, tls: bool, peer: SocketAddr, cap: TooMany) {
+    let why = match cap {
+        TooMany::FromClient => {
+            warn!(target: "labserv::http", "{peer}: refused, too many connections from that address (--max-conns-per-client)");
+            "too many connections from this address\n"
+        }
+        TooMany::InAll => {
+            warn!(target: "labserv::http", "{peer}: refused, too many connections open (--max-conns)");
+            "too many connections open; try again\n"
+        }
+    };
     stream.discard_pending();
     if !tls {
         let busy = format!(
             "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
-             content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{WHY}",
-            WHY.len()
+             content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{why}",
+            why.len()
         );
         let _ = stream.try_write(busy.as_bytes());
     }

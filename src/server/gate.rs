@@ -103,11 +103,42 @@ pub struct Access {
     /// Connections one client address may hold at once (`--max-conns-per-client`);
     /// `None`: no cap.
     pub max_conns_per_client: Option<usize>,
+    /// Connections open at once in all (`--max-conns`); `None`: no cap.
+    pub max_conns: Option<usize>,
 }
 
 /// Default for [`Access::max_conns_per_client`]: far more than a browser (6), a
 /// download manager (16) or a test rig opens, far fewer than the descriptors a server has.
 pub const DEFAULT_MAX_CONNS_PER_CLIENT: usize = 1024;
+
+/// Default for [`Access::max_conns`]: room for eight clients at their own cap, and far
+/// below the descriptors a server gets (labserv raises its limit to the system's).
+pub const DEFAULT_MAX_CONNS: usize = 8192;
+
+/// The connections open now, in this process.
+static OPEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One connection's place in the count of all, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Open(());
+
+impl Open {
+    /// Counts a new connection; `None` when `cap` are open already.
+    pub(crate) fn take(cap: usize) -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        OPEN.fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+            (open < cap).then_some(open + 1)
+        })
+        .ok()
+        .map(|_| Self(()))
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        OPEN.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
 
 /// The connections each client address holds now, in this process.
 static HELD: std::sync::LazyLock<Mutex<HashMap<std::net::IpAddr, usize>>> =
@@ -568,6 +599,7 @@ mod tests {
             scope,
             cors: false,
             max_conns_per_client: None,
+            max_conns: None,
         })
     }
 
