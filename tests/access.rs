@@ -16,6 +16,7 @@ fn www() -> tempfile::TempDir {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn every_request_needs_a_good_password() {
     let dir = www();
     let (srv, port) = serv(
@@ -42,6 +43,7 @@ fn every_request_needs_a_good_password() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn a_hashed_password_from_the_environment_guards_uploads_only() {
     let dir = www();
     let auth = format!("lab:{HASH}");
@@ -71,6 +73,7 @@ fn a_hashed_password_from_the_environment_guards_uploads_only() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn cors_answers_preflights_and_marks_answers() {
     let dir = www();
     let url = |port: u16| format!("http://127.0.0.1:{port}/fw.img");

@@ -41,6 +41,7 @@ fn curl_w(url: &str, out: &Path, extra: &[&str], write_out: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn limit_rate_holds_a_download_near_the_rate() {
     let (dir, data) = firmware(1536 * 1024);
     let (_srv, port, banner) = serv(dir.path(), &["--limit-rate", "512K"]);
@@ -67,6 +68,7 @@ fn limit_rate_holds_a_download_near_the_rate() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn a_resuming_client_gets_through_drop_after_byte_for_byte() {
     let (dir, data) = firmware(300_000);
     let (_srv, port, banner) = serv(dir.path(), &["--drop-after", "64K"]);
@@ -95,6 +97,7 @@ fn a_resuming_client_gets_through_drop_after_byte_for_byte() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn a_percentage_cuts_once_at_that_point_of_the_file_and_a_resume_completes() {
     let (dir, data) = firmware(1_000_000);
     let (_srv, port, banner) = serv(dir.path(), &["--drop-after", "30%"]);
@@ -127,6 +130,7 @@ fn a_percentage_cuts_once_at_that_point_of_the_file_and_a_resume_completes() {
 }
 
 #[test]
+#[ignore = "needs wget; bash scripts/test runs it"]
 fn wget_retries_through_fail_every() {
     let (dir, data) = firmware(10_000);
     let (srv, port, banner) = serv(dir.path(), &["--fail-every", "2"]);
@@ -171,6 +175,7 @@ fn wget_retries_through_fail_every() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn delay_holds_back_the_first_byte() {
     let (dir, _) = firmware(1000);
     let (_srv, port, banner) = serv(dir.path(), &["--delay", "300ms"]);

@@ -293,6 +293,7 @@ async fn a_silent_script_is_killed_when_its_client_leaves() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs curl; bash scripts/test runs it"]
 async fn chunked_bodies_reach_the_script_whole_with_their_length() {
     let h = cgi_dir(Duration::from_secs(30)).await;
     script(
@@ -327,6 +328,7 @@ async fn chunked_bodies_reach_the_script_whole_with_their_length() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
 async fn a_python_wsgi_app_runs_through_cgihandler() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/wsgi_cgi.py");
     let (addr, shutdown) =

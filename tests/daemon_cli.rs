@@ -361,6 +361,7 @@ fn a_killed_daemon_reads_as_dead_and_start_recovers() {
 }
 
 #[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
 fn stop_kills_a_daemon_that_ignores_sigterm() {
     let d = Daemon::new(HTTPDAEMON);
     std::fs::create_dir_all(d.pid_file().parent().unwrap()).unwrap();
@@ -414,6 +415,7 @@ fn sighup_reopens_a_log_file_that_was_moved_away() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn the_tftp_daemons_serve_reads() {
     for bin in [TFTPDAEMON, ATFTPDAEMON] {
         let d = Daemon::new(bin);
@@ -427,6 +429,7 @@ fn the_tftp_daemons_serve_reads() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn atftpdaemon_takes_its_address_and_port_as_options() {
     let free = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = free.local_addr().unwrap().port();
@@ -750,6 +753,7 @@ fn httpdaemon_no_follow_symlinks_refuses_a_link_out_of_the_directory() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn tftpdaemon_upload_accepts_an_upload() {
     let d = Daemon::new(TFTPDAEMON);
     let image = d.dir.path().join("new.img");
@@ -776,6 +780,7 @@ fn tftpdaemon_upload_accepts_an_upload() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn httpdaemon_serves_https_and_names_its_certificate() {
     let d = Daemon::new(HTTPDAEMON);
     let data = d.dir.path().join("data");

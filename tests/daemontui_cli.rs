@@ -147,6 +147,7 @@ fn env_line(dir: &Path, root: &Path, port: u16) -> String {
 }
 
 #[test]
+#[ignore = "needs tmux; bash scripts/test runs it"]
 fn start_fetch_watch_the_log_and_exit_in_a_real_terminal() {
     tmux_available();
     let dir = tempfile::tempdir().unwrap();
@@ -200,6 +201,7 @@ fn start_fetch_watch_the_log_and_exit_in_a_real_terminal() {
 }
 
 #[test]
+#[ignore = "needs tmux; bash scripts/test runs it"]
 fn ctrl_c_leaves_the_terminal_as_it_was() {
     tmux_available();
     let dir = tempfile::tempdir().unwrap();
@@ -220,6 +222,7 @@ fn ctrl_c_leaves_the_terminal_as_it_was() {
 }
 
 #[test]
+#[ignore = "needs tmux; bash scripts/test runs it"]
 fn with_uploads_ticked_the_daemon_it_starts_takes_a_put() {
     tmux_available();
     let dir = tempfile::tempdir().unwrap();
@@ -253,6 +256,7 @@ fn with_uploads_ticked_the_daemon_it_starts_takes_a_put() {
 }
 
 #[test]
+#[ignore = "needs tmux; bash scripts/test runs it"]
 fn a_terminal_that_goes_away_ends_the_ui_and_its_daemon() {
     tmux_available();
     let dir = tempfile::tempdir().unwrap();

@@ -146,6 +146,7 @@ async fn http2_prior_knowledge_is_served_on_the_same_port() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs curl; bash scripts/test runs it"]
 async fn directory_without_slash_redirects_keeping_the_query() {
     let srv = TestServer::start().await;
     srv.put("images/a.bin", b"a");
@@ -931,6 +932,7 @@ async fn run(program: &str, args: &[&str]) -> Option<i32> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs curl and wget; bash scripts/test runs it"]
 async fn interrupted_downloads_resume_byte_identical_with_curl_and_wget() {
     let srv = TestServer::start().await;
     let data = pattern(6 * 1024 * 1024 + 321);

@@ -86,6 +86,7 @@ fn gone_within(pids: &[u32], limit: Duration) -> bool {
 }
 
 #[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
 fn a_bare_app_gets_a_pep_3333_environ() {
     let (_srv, port) = start(
         "apps:environ",
@@ -132,6 +133,7 @@ fn a_bare_app_gets_a_pep_3333_environ() {
 }
 
 #[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
 fn wsgi_input_reads_lines_and_large_uploads_whole() {
     let (_srv, port) = start("apps:lines", &apps_dir(), &["-w", "1"], &[]);
     let text = curl(&[
@@ -166,6 +168,7 @@ fn wsgi_input_reads_lines_and_large_uploads_whole() {
 }
 
 #[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
 fn a_body_is_streamed_as_produced_and_closed() {
     let dir = tempfile::tempdir().unwrap();
     let flag = dir.path().join("flag");
@@ -203,6 +206,7 @@ fn a_body_is_streamed_as_produced_and_closed() {
 }
 
 #[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
 fn file_wrapper_sends_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let data = common::pattern(3 * 1024 * 1024 + 17);
@@ -218,6 +222,7 @@ fn file_wrapper_sends_the_file() {
 }
 
 #[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
 fn http2_clients_reach_a_python_app() {
     let (_srv, port) = start("apps:environ", &apps_dir(), &["-w", "1"], &[]);
     let text = curl(&[
@@ -247,6 +252,7 @@ fn http2_clients_reach_a_python_app() {
 }
 
 #[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
 fn app_faults_give_500_502_504_and_the_next_request_works() {
     let (mut srv, port) = start(
         "apps:faults",
@@ -283,6 +289,7 @@ fn app_faults_give_500_502_504_and_the_next_request_works() {
 }
 
 #[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
 fn requests_wait_for_a_busy_worker_then_get_503() {
     let dir = tempfile::tempdir().unwrap();
     let flag = dir.path().join("flag");
@@ -309,6 +316,7 @@ fn requests_wait_for_a_busy_worker_then_get_503() {
 }
 
 #[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
 fn a_busy_worker_leaves_new_connections_to_an_idle_one() {
     let dir = tempfile::tempdir().unwrap();
     let flag = dir.path().join("flag");
@@ -342,6 +350,7 @@ fn a_busy_worker_leaves_new_connections_to_an_idle_one() {
 }
 
 #[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
 fn an_app_that_fails_to_import_exits_2_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     common::put(dir.path(), "broken.py", b"import no_such_module_here\n");
@@ -368,6 +377,7 @@ fn an_app_that_fails_to_import_exits_2_in_one_line() {
 }
 
 #[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
 fn an_asgi_app_exits_2_in_one_line_naming_asgi() {
     for app in ["apps:asgi", "apps:asgi_object", "apps:asgi_plain"] {
         let out = command(WSGI)
@@ -387,6 +397,7 @@ fn an_asgi_app_exits_2_in_one_line_naming_asgi() {
 }
 
 #[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
 fn head_with_the_gets_content_length_is_answered_200() {
     let (_srv, port) = start("apps:head", &apps_dir(), &[], &[]);
     let head = curl(&["-I", &format!("http://127.0.0.1:{port}/status")]);
@@ -547,6 +558,7 @@ fn a_django_project_is_served() {
 }
 
 #[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
 fn workers_end_with_the_server_even_when_it_is_killed() {
     let (mut srv, port) = start("apps:faults", &apps_dir(), &["-w", "2"], &[]);
     assert_eq!(http_get("127.0.0.1", port, "/").0, 200);
@@ -568,6 +580,7 @@ fn workers_end_with_the_server_even_when_it_is_killed() {
 }
 
 #[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
 fn one_worker_by_default_so_an_app_keeps_one_state() {
     let (srv, port) = start("apps:faults", &apps_dir(), &[], &[]);
     let answers: Vec<_> = (0..6).map(|_| http_get("127.0.0.1", port, "/")).collect();
@@ -589,6 +602,7 @@ fn versioned_app(version: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
 fn reload_swaps_in_new_code_without_failing_a_request() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("mock.py");
@@ -686,6 +700,7 @@ fn closed_by_server(conn: &TcpStream) -> bool {
 }
 
 #[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
 fn a_dead_workers_other_clients_get_502_or_a_clean_close() {
     let dir = tempfile::tempdir().unwrap();
     let (flag, started) = (dir.path().join("flag"), dir.path().join("started"));
@@ -725,6 +740,7 @@ fn a_dead_workers_other_clients_get_502_or_a_clean_close() {
 }
 
 #[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
 fn reloads_never_fail_a_request_on_a_kept_alive_connection() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("mock.py");

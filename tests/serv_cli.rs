@@ -337,6 +337,7 @@ fn tree(dir: &std::path::Path) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs wget; bash scripts/test runs it"]
 fn a_crawler_mirrors_exactly_the_tree_and_checksums_are_computed_once() {
     let dir = served_dir();
     std::fs::create_dir(dir.path().join("boards")).unwrap();
@@ -390,6 +391,7 @@ fn a_crawler_mirrors_exactly_the_tree_and_checksums_are_computed_once() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn debug_logs_request_rewrites_and_headers() {
     let dir = served_dir();
     let log = dir.path().join("debug.log");

@@ -55,6 +55,7 @@ fn spawn_with(
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn a_lone_number_is_a_port_in_either_position() {
     let dir = root();
     for args in [&["0"][..], &["0", "127.0.0.1"], &["127.0.0.1", "0"]] {
@@ -116,6 +117,7 @@ fn sigterm_stops_within_a_second_and_exits_0() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn each_transfer_is_logged() {
     let dir = root();
     let log = dir.path().join("tftpd.log");
@@ -147,6 +149,7 @@ fn each_transfer_is_logged() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn uploads_need_the_upload_flag() {
     let dir = root();
     let upload = dir.path().join("dump.bin");
@@ -214,6 +217,7 @@ fn a_client_that_goes_away_ends_its_transfer_at_once() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn verbose_logs_each_packet() {
     let dir = root();
     let log = dir.path().join("tftpd.log");
@@ -224,6 +228,7 @@ fn verbose_logs_each_packet() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn ipv6_addresses_work() {
     if std::net::UdpSocket::bind("[::1]:0").is_err() {
         eprintln!("no IPv6 loopback on this machine");
@@ -251,6 +256,7 @@ fn retransmits(log: &str, name: &str) -> Vec<u32> {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn clients_finish_through_lost_packets_and_the_log_counts_the_retransmits() {
     let dir = tempfile::tempdir().unwrap();
     let data = pattern(40_000);
@@ -356,6 +362,7 @@ fn a_window_acknowledged_in_part_counts_its_resent_blocks() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn delay_holds_each_packet_back() {
     let dir = tempfile::tempdir().unwrap();
     let data = pattern(2000);

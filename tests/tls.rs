@@ -72,6 +72,7 @@ fn served_dir() -> tempfile::TempDir {
 }
 
 #[test]
+#[ignore = "needs curl, openssl and Python 3; bash scripts/test runs it"]
 fn a_certificate_is_made_once_kept_and_trusted_by_curl_openssl_and_pythons_ssl() {
     let www = served_dir();
     let data = tempfile::tempdir().unwrap();
@@ -172,6 +173,7 @@ fn s_client(port: u16, args: &[&str]) -> String {
 }
 
 #[test]
+#[ignore = "needs openssl; bash scripts/test runs it"]
 fn the_server_picks_the_cipher_and_sessions_resume() {
     let www = served_dir();
     let data = tempfile::tempdir().unwrap();
@@ -225,6 +227,7 @@ fn python_requests_trusts_the_printed_certificate() {
 }
 
 #[test]
+#[ignore = "needs openssl; bash scripts/test runs it"]
 fn with_tls_rsa_a_client_without_ecdsa_gets_an_rsa_certificate() {
     let www = served_dir();
     let data = tempfile::tempdir().unwrap();
@@ -288,6 +291,7 @@ fn with_tls_rsa_a_client_without_ecdsa_gets_an_rsa_certificate() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn plain_http_to_the_tls_port_gets_a_clear_answer() {
     let (_www, _data, _srv, port) = serv_with_tls();
     let out = curl(&[
@@ -302,6 +306,7 @@ fn plain_http_to_the_tls_port_gets_a_clear_answer() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn given_files_are_served_and_bad_ones_are_one_line_exit_2() {
     let www = served_dir();
     let www_path = www.path().to_str().unwrap();
@@ -357,6 +362,7 @@ fn given_files_are_served_and_bad_ones_are_one_line_exit_2() {
 }
 
 #[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
 fn wsgi_apps_see_https() {
     let data = tempfile::tempdir().unwrap();
     let apps = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python");

@@ -40,6 +40,7 @@ fn file(dir: &Path, name: &str, data: &[u8]) -> String {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn put_lands_whole_and_answers_its_size_and_sha256() {
     let www = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();
@@ -86,6 +87,7 @@ fn put_lands_whole_and_answers_its_size_and_sha256() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn without_upload_serv_stays_read_only() {
     let www = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();
@@ -98,6 +100,7 @@ fn without_upload_serv_stays_read_only() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn the_form_uploads_several_files_and_refuses_hostile_names() {
     let outer = tempfile::tempdir().unwrap();
     let www = outer.path().join("www");
@@ -137,6 +140,7 @@ fn the_form_uploads_several_files_and_refuses_hostile_names() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn too_large_or_cut_short_leaves_nothing_and_the_old_file_intact() {
     let www = tempfile::tempdir().unwrap();
     std::fs::write(www.path().join("fw.img"), b"the good image").unwrap();
@@ -201,6 +205,7 @@ fn a_full_disk_is_507_and_the_old_file_stays() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn uploads_leave_the_disk_its_floor_of_free_space() {
     let www = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();
@@ -224,6 +229,7 @@ fn uploads_leave_the_disk_its_floor_of_free_space() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn the_form_makes_a_missing_folder_as_put_does() {
     let www = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();
@@ -251,6 +257,7 @@ fn the_form_makes_a_missing_folder_as_put_does() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn the_forms_files_together_count_against_max_upload() {
     let www = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();
@@ -311,6 +318,7 @@ fn a_form_whose_boundary_never_comes_is_refused_without_holding_it() {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn a_page_of_another_site_cannot_plant_a_file() {
     let www = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();

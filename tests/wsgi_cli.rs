@@ -30,6 +30,7 @@ fn serves_the_chosen_app_and_stops_on_sigterm() {
 }
 
 #[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
 fn a_script_path_is_run_as_cgi() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wsgi_cgi.py");
     let mut cmd = command(WSGI);
@@ -145,6 +146,7 @@ fn status(url: &str, args: &[&str]) -> String {
 }
 
 #[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
 fn apps_get_passwords_and_a_loopback_server_refuses_foreign_host_names() {
     let mut cmd = command(WSGI);
     cmd.args(["hello", "0", "--host", "127.0.0.1", "--auth", "lab:secret"]);

@@ -274,7 +274,15 @@ fn python_app(app: &str, args: &WsgiArgs) -> Result<Service> {
     let python =
         wsgi::python::find_python(args.python.as_deref()).map_err(|reason| Error::App {
             app: app.to_string(),
-            reason,
+            // A bare word may have been meant as a built-in app.
+            reason: if app.contains([':', '/', '\\', '.']) {
+                reason
+            } else {
+                format!(
+                    "{reason}; nor is it a built-in app: {}",
+                    wsgi::APP_NAMES.join(", ")
+                )
+            },
         })?;
     let dir = match &args.chdir {
         Some(dir) => check_root(dir)?,

@@ -498,25 +498,24 @@ impl Drop for Running {
     }
 }
 
-/// GETs `http://host:port/path` with curl (no proxy); returns the status and the body.
+/// GETs `http://host:port/path` (no proxy, a connection of its own); returns the status
+/// and the body, or 0 and nothing when no answer came.
 pub fn http_get(host: &str, port: u16, path: &str) -> (u16, String) {
-    let out = command("curl")
-        .args([
-            "-s",
-            "-g",
-            "--noproxy",
-            "*",
-            "-o",
-            "-",
-            "-w",
-            "\n%{http_code}",
-        ])
-        .arg(format!("http://{host}:{port}{path}"))
-        .output()
-        .expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').expect("status line");
-    (code.parse().unwrap_or(0), body.to_string())
+    static CLIENT: OnceLock<reqwest::blocking::Client> = OnceLock::new();
+    let client = CLIENT.get_or_init(|| {
+        reqwest::blocking::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("an HTTP client")
+    });
+    match client.get(format!("http://{host}:{port}{path}")).send() {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            (status, resp.text().unwrap_or_default())
+        }
+        Err(_) => (0, String::new()),
+    }
 }
 
 /// Polls `path` until its content satisfies `pred` (at most 10 s); returns the content.
