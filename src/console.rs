@@ -1,6 +1,7 @@
 //! The foreground commands: `serv`, `tftpd` and `wsgi`, from parsed arguments to a
 //! running server. Each resolves its config through [`crate::config`] and runs it with
-//! [`run`], the path the daemons' `run` shares.
+//! its engine through the runner's prepare-then-serve steps, the path the daemons' `run`
+//! shares.
 
 use std::process::ExitCode;
 
