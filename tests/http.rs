@@ -32,6 +32,32 @@ async fn get_returns_the_file_with_its_headers() {
 }
 
 #[tokio::test]
+async fn a_folder_without_a_favicon_gets_labservs_and_one_with_its_own_keeps_it() {
+    let srv = TestServer::start().await;
+    let resp = client().get(srv.url("/favicon.ico")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "image/png");
+    assert!(
+        resp.bytes()
+            .await
+            .unwrap()
+            .starts_with(b"\x89PNG\r\n\x1a\n")
+    );
+    let head = client().head(srv.url("/favicon.ico")).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    // Only that name: another missing file is still a 404.
+    let other = client()
+        .get(srv.url("/icons/favicon.ico"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+    srv.put("favicon.ico", b"the lab's own icon");
+    let own = client().get(srv.url("/favicon.ico")).send().await.unwrap();
+    assert_eq!(own.bytes().await.unwrap().as_ref(), b"the lab's own icon");
+}
+
+#[tokio::test]
 async fn large_files_stream_byte_identical() {
     let srv = TestServer::start().await;
     let data = pattern(24 * 1024 * 1024 + 17);

@@ -165,6 +165,10 @@ impl Handler for FileServer {
         }
         let meta = match std::fs::metadata(&full) {
             Ok(meta) => meta,
+            // Browsers ask for it on every page: a folder without one gets labserv's.
+            Err(e) if path == "/favicon.ico" && e.kind() == std::io::ErrorKind::NotFound => {
+                return builtin_favicon(head);
+            }
             Err(e) => return error_page(&e, peer, &full),
         };
         if meta.is_dir() {
@@ -183,6 +187,22 @@ impl Handler for FileServer {
         }
         resp
     }
+}
+
+/// The icon a browser gets for `/favicon.ico` when the served folder has none.
+const FAVICON: &[u8] = include_bytes!("page/favicon.png");
+
+/// [`FAVICON`], which browsers may keep for a day.
+fn builtin_favicon(head: bool) -> Response<Body> {
+    let mut resp = Response::new(Body::full(if head { &[][..] } else { FAVICON }));
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(FAVICON.len()));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
+    resp
 }
 
 impl FileServer {
