@@ -26,6 +26,14 @@ use crate::error::{Error, Result};
 /// The target of access-log events (one per request or transfer).
 pub const ACCESS: &str = "access";
 
+/// `--slow`: requests and transfers that take longer are warned of.
+static SLOW: OnceLock<Duration> = OnceLock::new();
+
+/// How long `elapsed` was past `--slow`: `Some` (the threshold) when it was slow.
+pub(crate) fn slow(elapsed: Duration) -> Option<Duration> {
+    SLOW.get().copied().filter(|&slow| elapsed > slow)
+}
+
 /// The installed sink, for access lines (see [`access`]).
 static ACCESS_SINK: OnceLock<(Arc<Sink>, bool)> = OnceLock::new();
 
@@ -44,6 +52,8 @@ pub struct LogConfig {
     pub quiet: bool,
     /// Append to this file instead of writing to stderr.
     pub file: Option<PathBuf>,
+    /// Warn of every request or transfer that takes longer (`--slow`).
+    pub slow: Option<Duration>,
 }
 
 /// Where buffered lines end up.
@@ -321,6 +331,9 @@ pub(crate) fn init_to(config: &LogConfig, stderr: File) -> Result<LogGuard> {
 }
 
 fn install(config: &LogConfig, stderr: Option<File>) -> Result<LogGuard> {
+    if let Some(slow) = config.slow {
+        let _ = SLOW.set(slow);
+    }
     let level = if config.quiet {
         LevelFilter::WARN
     } else if config.debug {

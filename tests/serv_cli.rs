@@ -644,3 +644,31 @@ fn refuses_a_third_connection(option: &str, body: &str, logged: &str) {
     let log = srv.stderr();
     assert!(log.contains(logged), "{log}");
 }
+
+#[test]
+fn slow_requests_are_warned_of_with_slow() {
+    let dir = served_dir();
+    // One request held back 300 ms; what the log says once serv has stopped.
+    let log_of_one_slow_request = |extra: &[&str]| {
+        let mut cmd = command(SERV);
+        cmd.args(["0", "127.0.0.1", "--delay", "300ms", "-d"])
+            .arg(dir.path())
+            .args(extra);
+        let mut srv = Running::spawn(cmd);
+        let port = srv.wait_port();
+        assert_eq!(get(port, "/fw_update.img").0, 200);
+        srv.signal(libc::SIGTERM);
+        assert_eq!(srv.wait_exit(Duration::from_secs(10)), Some(0));
+        srv.stderr()
+    };
+    let log = log_of_one_slow_request(&["--slow", "100ms"]);
+    let warned = log
+        .lines()
+        .find(|l| l.contains("GET /fw_update.img: slow,"))
+        .unwrap_or_else(|| panic!("no warning of the slow request:\n{log}"));
+    assert!(warned.contains("WARN"), "{warned}");
+    assert!(warned.contains("(--slow 0.1s)"), "{warned}");
+    // Without --slow, the same request is no warning.
+    let log = log_of_one_slow_request(&[]);
+    assert!(!log.contains("slow,"), "{log}");
+}

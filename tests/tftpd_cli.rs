@@ -381,3 +381,26 @@ fn delay_holds_each_packet_back() {
     assert!(started.elapsed() >= Duration::from_millis(200));
     assert!(std::fs::read(&out).unwrap() == data);
 }
+
+#[test]
+fn slow_transfers_are_warned_of_with_slow() {
+    let dir = root();
+    let (mut srv, port) = spawn(&dir, &["--slow", "1ms"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let got = runtime
+        .block_on(common::tftp::read(server, "zImage", &[]))
+        .expect("the read completes");
+    assert_eq!(got.data.len(), 200_000);
+    srv.signal(libc::SIGTERM);
+    assert_eq!(srv.wait_exit(Duration::from_secs(10)), Some(0));
+    let log = srv.stderr();
+    let warned = log
+        .lines()
+        .find(|l| l.contains("read \"zImage\": slow,"))
+        .unwrap_or_else(|| panic!("no warning of the slow transfer:\n{log}"));
+    assert!(
+        warned.contains("WARN") && warned.contains("(--slow 0.001s)"),
+        "{warned}"
+    );
+}

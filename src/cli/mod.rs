@@ -36,6 +36,11 @@ pub struct LogArgs {
     /// success)
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Warn of every request (HTTP) or transfer (TFTP) that takes longer than DURATION
+    /// (500ms, 2s)
+    #[arg(long, value_name = "DURATION", value_parser = values::duration("--slow"))]
+    pub slow: Option<Duration>,
 }
 
 /// HTTPS, for the HTTP servers.

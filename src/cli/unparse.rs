@@ -40,6 +40,7 @@ impl Line {
     fn log(&mut self, log: &LogArgs) {
         self.flag(log.verbose, "--verbose");
         self.flag(log.quiet, "--quiet");
+        self.value("--slow", log.slow.map(|d| format!("{}ms", d.as_millis())));
     }
 }
 
@@ -181,6 +182,7 @@ mod tests {
             log: LogArgs {
                 verbose: true,
                 quiet: false,
+                slow: Some(Duration::from_millis(1500)),
             },
         };
         let parsed = HttpDaemonArgs::try_parse_from(
@@ -210,6 +212,7 @@ mod tests {
             log: LogArgs {
                 verbose: false,
                 quiet: true,
+                slow: None,
             },
         };
         let parsed = TftpDaemonArgs::try_parse_from(

@@ -30,6 +30,7 @@ fn common(listen: &ListenArgs, log: &LogArgs, settings: &Settings) -> (Settings,
         debug: settings.debug || log.verbose,
         quiet: log.quiet,
         file: settings.log.clone(),
+        slow: log.slow,
     };
     (settings, log)
 }

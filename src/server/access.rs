@@ -55,10 +55,21 @@ impl AccessRecord {
     fn finish(mut self, sent: u64, complete: bool) {
         self.finished = true;
         self.state.request_finished();
+        let elapsed = self.start.elapsed();
+        if let Some(slow) = logging::slow(elapsed) {
+            warn!(
+                target: "labserv::http",
+                "{} {} {}: slow, {:.3}s (--slow {}s)",
+                self.peer,
+                self.method,
+                self.uri,
+                elapsed.as_secs_f64(),
+                slow.as_secs_f64()
+            );
+        }
         if !logging::access_enabled() {
             return;
         }
-        let elapsed = self.start.elapsed();
         let cut = if complete {
             ""
         } else if self.state.cut.load(Ordering::Acquire) {

@@ -228,6 +228,17 @@ impl async_tftp::server::Handler for Handler {
 /// Logs one finished transfer: client, direction, file, bytes, duration, rate, block
 /// size, window size, retransmits, outcome.
 fn log_transfer(r: &TransferReport) {
+    if let Some(slow) = logging::slow(r.duration) {
+        tracing::warn!(
+            target: "labserv::tftp",
+            "{} {} {:?}: slow, {:.3}s (--slow {}s)",
+            r.peer,
+            if r.write { "write" } else { "read" },
+            r.file,
+            r.duration.as_secs_f64(),
+            slow.as_secs_f64()
+        );
+    }
     if !logging::access_enabled() {
         return;
     }

@@ -166,7 +166,7 @@ impl Form {
         };
         let log = LogArgs {
             verbose: self.debug,
-            quiet: false,
+            ..LogArgs::default()
         };
         match kind {
             Kind::Http => DaemonOptions::Http(ServOptions {
