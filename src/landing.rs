@@ -233,7 +233,9 @@ impl Landing {
 #[cfg(target_os = "linux")]
 fn nameless_in(dir: &Path) -> Option<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    if !Path::new("/proc/self/fd").is_dir() {
+    // Looked at once: /proc does not come or go while labserv runs.
+    static PROC_FD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*PROC_FD.get_or_init(|| Path::new("/proc/self/fd").is_dir()) {
         return None;
     }
     OpenOptions::new()

@@ -464,7 +464,10 @@ impl Handler for PyHost {
             tag,
             turn: turn.clone(),
         };
-        // Noted before the app can see it, until its head is answered.
+        // Noted before the app can see it, until its head is answered. The connection's
+        // own note (`Arriving`) mostly covers it already, but that one ends at the first
+        // byte written, which may be a `100 Continue`, and a pipelined request arrives
+        // with no read of its own to note it.
         let _waiting = (tag & ANSWERABLE != 0)
             .then(|| self.slot.wait(tag))
             .flatten()
