@@ -179,7 +179,8 @@ impl Handler for FileServer {
             return status_page(StatusCode::NOT_FOUND);
         }
         if checksum {
-            return Box::pin(sha256_of(full, &name, head, peer)).await;
+            let beneath = self.beneath().map(Path::to_path_buf);
+            return Box::pin(sha256_of(beneath, full, &name, head, peer)).await;
         }
         let mut resp = self.file(req.headers(), &full, &meta, head, peer);
         if self.uploads.is_some() {
@@ -206,6 +207,11 @@ fn builtin_favicon(head: bool) -> Response<Body> {
 }
 
 impl FileServer {
+    /// The root files must be opened beneath, when symlinks must stay inside it.
+    fn beneath(&self) -> Option<&Path> {
+        (self.symlinks == Symlinks::StayInside).then_some(&*self.root)
+    }
+
     /// Answers for a regular file: small ones from the cache, large ones streamed.
     fn file(
         &self,
@@ -220,7 +226,7 @@ impl FileServer {
                 Some(entry) => entry,
                 None => {
                     let prepared = self.cache.prepare(&self.root, path);
-                    let loaded = open(path).and_then(|(file, meta)| {
+                    let loaded = open(self.beneath(), path).and_then(|(file, meta)| {
                         let bytes = read_small(file, meta.len())?;
                         Ok((bytes, meta))
                     });
@@ -234,7 +240,7 @@ impl FileServer {
             };
             return from_cache(req, &entry, head);
         }
-        let (file, meta) = match open(path) {
+        let (file, meta) = match open(self.beneath(), path) {
             Ok(pair) => pair,
             Err(e) => return error_page(&e, peer, path),
         };
@@ -381,14 +387,20 @@ fn keep_sum(path: PathBuf, version: Version, hex: String) {
 
 /// `GET file?sha256`: the file's SHA-256 in `sha256sum`'s format, computed once for each
 /// version of the file (its size and modification time) and kept.
-async fn sha256_of(path: PathBuf, name: &[u8], head: bool, peer: SocketAddr) -> Response<Body> {
+async fn sha256_of(
+    beneath: Option<PathBuf>,
+    path: PathBuf,
+    name: &[u8],
+    head: bool,
+    peer: SocketAddr,
+) -> Response<Body> {
     let shown = String::from_utf8_lossy(name)
         .rsplit('/')
         .next()
         .unwrap_or_default()
         .to_string();
     let hashed = tokio::task::spawn_blocking(move || -> io::Result<String> {
-        let (mut file, meta) = open(&path)?;
+        let (mut file, meta) = open(beneath.as_deref(), &path)?;
         let version = (meta.len(), meta.modified().ok());
         if let Some(hex) = kept_sum(&path, version) {
             return Ok(hex);
@@ -446,9 +458,14 @@ fn from_cache(req: &HeaderMap, entry: &Cached, head: bool) -> Response<Body> {
     respond(req, source, &entry.validators, &entry.content_type, head)
 }
 
-/// Opens a path without blocking on FIFOs, and reads its metadata from the handle.
-fn open(path: &Path) -> io::Result<(File, Metadata)> {
-    let file = crate::fsio::open_nonblocking(path)?;
+/// Opens a path without blocking on FIFOs, and reads its metadata from the handle. With
+/// a `beneath` root (symlinks must stay inside it), opened so that no symlink swapped in
+/// since the check can lead outside (see [`crate::confine::open_file`]).
+fn open(beneath: Option<&Path>, path: &Path) -> io::Result<(File, Metadata)> {
+    let file = match beneath {
+        Some(root) => crate::confine::open_file(root, path)?,
+        None => crate::fsio::open_nonblocking(path)?,
+    };
     let meta = file.metadata()?;
     Ok((file, meta))
 }

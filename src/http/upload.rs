@@ -131,7 +131,7 @@ pub(crate) async fn put(
     let announced = declared_len(&req);
     let body = req.into_body();
     let chunks = body.into_data_stream();
-    let result = store(target, &path, uploads, announced, chunks, peer).await;
+    let result = store(root, target, &path, uploads, announced, chunks, peer).await;
     match result {
         Ok(stored) => {
             let status = if stored.replaced {
@@ -240,7 +240,7 @@ pub(crate) async fn post(
             }
             chunk
         });
-        let stored = store(dir.join(name), &shown, left, None, field, peer).await;
+        let stored = store(root, dir.join(name), &shown, left, None, field, peer).await;
         match stored {
             Ok(stored) => {
                 left.max_size -= stored.size;
@@ -407,6 +407,7 @@ fn too_large(uploads: Uploads, peer: SocketAddr, path: &str) -> Failed {
 
 /// Streams `chunks` into a new file landing at `target`, hashing as it goes.
 async fn store<S, E>(
+    root: &Path,
     target: PathBuf,
     shown: &str,
     uploads: Uploads,
@@ -427,14 +428,11 @@ where
     }
     let replaced = target.exists();
     let overwrite = uploads.overwrite;
-    let begin = tokio::task::spawn_blocking(move || {
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        Landing::begin(target, overwrite)
-    })
-    .await
-    .map_err(|e| Failed::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let root = root.to_path_buf();
+    let begin =
+        tokio::task::spawn_blocking(move || Landing::begin(&root, &target, overwrite, true))
+            .await
+            .map_err(|e| Failed::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let room = uploads.room();
     let begun = begin.and_then(|(landing, file)| {
         landing.make_room(&room, announced)?;

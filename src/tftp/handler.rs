@@ -163,7 +163,7 @@ impl async_tftp::server::Handler for Handler {
         let slot = self.slot(client)?;
         // Never a blocking open: a FIFO under the root must not hang every transfer
         // (the engine holds this handler while it opens). Only regular files are sent.
-        let file = crate::fsio::open_nonblocking(&full).map_err(|e| io_error(&e))?;
+        let file = crate::confine::open_file(&self.root, &full).map_err(|e| io_error(&e))?;
         let meta = file.metadata().map_err(|e| io_error(&e))?;
         if !meta.is_file() {
             return Err(refuse(client, false, path, "not a regular file"));
@@ -204,10 +204,12 @@ impl async_tftp::server::Handler for Handler {
         }
         let slot = self.slot(client)?;
         let (landing, file) =
-            Landing::begin(target, self.overwrite).map_err(|e| match e.kind() {
-                io::ErrorKind::AlreadyExists => packet::Error::FileAlreadyExists,
-                io::ErrorKind::InvalidInput => refuse(client, true, path, "not a file name"),
-                _ => io_error(&e),
+            Landing::begin(&self.root, &target, self.overwrite, false).map_err(|e| {
+                match e.kind() {
+                    io::ErrorKind::AlreadyExists => packet::Error::FileAlreadyExists,
+                    io::ErrorKind::InvalidInput => refuse(client, true, path, "not a file name"),
+                    _ => io_error(&e),
+                }
             })?;
         if let Err(e) = landing.make_room(&self.room, size) {
             log_refused(client, true, path, &e.to_string());

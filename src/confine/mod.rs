@@ -11,6 +11,12 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+mod beneath;
+
+#[cfg(unix)]
+pub(crate) use beneath::open_dir;
+pub(crate) use beneath::open_file;
+
 /// Why a name was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {

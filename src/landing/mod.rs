@@ -2,9 +2,14 @@
 //! its target, made durable, then moved into place whole. Until then the target is
 //! untouched, and an upload that does not finish leaves nothing behind.
 
-use std::fs::{self, File, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+
+mod folder;
+
+use folder::Folder;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What uploads may take: files up to a size, and never the file system's last free
@@ -91,42 +96,50 @@ impl Room {
 /// Uploads started by this process, to keep their temporary names apart.
 static UPLOADS: AtomicU64 = AtomicU64::new(0);
 
-/// An upload on its way to `target`; dropped before [`Landing::land`] succeeds, it
+/// An upload on its way to its name; dropped before [`Landing::land`] succeeds, it
 /// leaves nothing behind.
 ///
 /// On Linux the file being written has no name at all (`O_TMPFILE`) until it lands: no
 /// listing shows it, no client can guess it, and a crash leaves nothing to clean up.
 /// Elsewhere (or on a file system without it) it is a hidden file beside the target with
-/// a random name, removed if the upload does not land.
+/// a random name, removed if the upload does not land. Either way every step goes
+/// through the [`Folder`] it lands in.
 #[derive(Debug)]
 pub(crate) struct Landing {
     /// The named temporary file, when there is one.
-    temp: Option<PathBuf>,
+    temp: Option<OsString>,
     /// The nameless file, kept open to sync it and give it its name.
     #[cfg(target_os = "linux")]
     nameless: Option<File>,
-    dir: PathBuf,
-    target: PathBuf,
+    folder: Folder,
+    name: OsString,
     overwrite: bool,
     landed: bool,
 }
 
 impl Landing {
-    /// Starts an upload to `target` (a name already confined to the served directory),
-    /// returning the file to write.
+    /// Starts an upload to `target` (a name the confinement rule gave below `root`),
+    /// returning the file to write. With `make_folders`, missing folders on the way are
+    /// made.
     ///
     /// # Errors
     /// [`io::ErrorKind::AlreadyExists`] when `target` exists and `overwrite` is off;
-    /// [`io::ErrorKind::InvalidInput`] for a target with no file name; or why the
-    /// temporary file could not be made.
-    pub(crate) fn begin(target: PathBuf, overwrite: bool) -> io::Result<(Self, File)> {
-        let (Some(dir), Some(_)) = (target.parent(), target.file_name()) else {
+    /// [`io::ErrorKind::InvalidInput`] for a target with no file name; or why its folder
+    /// or the temporary file could not be made.
+    pub(crate) fn begin(
+        root: &Path,
+        target: &Path,
+        overwrite: bool,
+        make_folders: bool,
+    ) -> io::Result<(Self, File)> {
+        let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "not a file name",
             ));
         };
-        if !overwrite && fs::symlink_metadata(&target).is_ok() {
+        let folder = Folder::open(root, dir, make_folders)?;
+        if !overwrite && folder.has(name) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 "the file exists (replacing needs --overwrite)",
@@ -136,21 +149,18 @@ impl Landing {
             temp: None,
             #[cfg(target_os = "linux")]
             nameless: None,
-            dir: dir.to_path_buf(),
-            target: target.clone(),
+            folder,
+            name: name.to_os_string(),
             overwrite,
             landed: false,
         };
         #[cfg(target_os = "linux")]
-        if let Some(file) = nameless_in(dir) {
+        if let Some(file) = landing.folder.nameless() {
             landing.nameless = Some(file.try_clone()?);
             return Ok((landing, file));
         }
-        let temp = hidden_name(&target);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)?;
+        let temp = hidden_name(name);
+        let file = landing.folder.create_new(&temp)?;
         landing.temp = Some(temp);
         Ok((landing, file))
     }
@@ -162,12 +172,12 @@ impl Landing {
     /// As [`Room::fits`] and [`Room::check`].
     pub(crate) fn make_room(&self, room: &Room, size: Option<u64>) -> io::Result<()> {
         room.fits(size.unwrap_or(0))?;
-        room.check(&self.dir, size.unwrap_or(0))
+        room.check(self.dir(), size.unwrap_or(0))
     }
 
     /// The directory the upload lands in.
     pub(crate) fn dir(&self) -> &Path {
-        &self.dir
+        self.folder.path()
     }
 
     /// Makes the written file durable and puts it in place: replacing the target only
@@ -180,25 +190,15 @@ impl Landing {
         #[cfg(target_os = "linux")]
         if let Some(file) = self.nameless.take() {
             file.sync_all()?;
-            let named = |to: &Path| {
-                rustix::fs::linkat(
-                    rustix::fs::CWD,
-                    format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file)),
-                    rustix::fs::CWD,
-                    to,
-                    rustix::fs::AtFlags::SYMLINK_FOLLOW,
-                )
-                .map_err(io::Error::from)
-            };
             if self.overwrite {
                 // A name of its own first, then moved over the target in one step.
-                let temp = hidden_name(&self.target);
-                named(&temp)?;
+                let temp = hidden_name(&self.name);
+                self.folder.name(&file, &temp)?;
                 self.temp = Some(temp.clone());
-                fs::rename(&temp, &self.target)?;
+                self.folder.rename(&temp, &self.name)?;
                 self.temp = None;
             } else {
-                named(&self.target)?;
+                self.folder.name(&file, &self.name)?;
             }
             return self.landed();
         }
@@ -206,12 +206,12 @@ impl Landing {
             return Err(io::Error::other("the upload has no file"));
         };
         // Opened for writing: Windows flushes only a file open for writing.
-        OpenOptions::new().write(true).open(&temp)?.sync_all()?;
+        self.folder.open_write(&temp)?.sync_all()?;
         if self.overwrite {
-            fs::rename(&temp, &self.target)?;
+            self.folder.rename(&temp, &self.name)?;
         } else {
-            fs::hard_link(&temp, &self.target)?;
-            let _ = fs::remove_file(&temp);
+            self.folder.hard_link(&temp, &self.name)?;
+            let _ = self.folder.remove(&temp);
         }
         self.temp = None;
         self.landed()
@@ -221,44 +221,22 @@ impl Landing {
     /// there after a power cut.
     fn landed(mut self) -> io::Result<()> {
         self.landed = true;
-        if let Ok(dir) = File::open(&self.dir) {
-            let _ = dir.sync_all();
-        }
+        let _ = self.folder.sync();
         Ok(())
     }
 }
 
-/// A file with no name in `dir`, when the kernel, the file system and `/proc` (to give it
-/// a name later) allow it.
-#[cfg(target_os = "linux")]
-fn nameless_in(dir: &Path) -> Option<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    // Looked at once: /proc does not come or go while labserv runs.
-    static PROC_FD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if !*PROC_FD.get_or_init(|| Path::new("/proc/self/fd").is_dir()) {
-        return None;
-    }
-    OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_TMPFILE)
-        .mode(0o666)
-        .open(dir)
-        .ok()
-}
-
-/// A hidden name beside `target` that no client can guess: `.NAME.RANDOM.part`.
-fn hidden_name(target: &Path) -> PathBuf {
+/// A hidden name beside `name` that no client can guess: `.NAME.RANDOM.part`.
+fn hidden_name(name: &OsStr) -> OsString {
     let mut random = [0u8; 8];
     if getrandom::fill(&mut random).is_err() {
         // No system randomness: unique all the same, if guessable.
         random = UPLOADS.fetch_add(1, Ordering::Relaxed).to_le_bytes();
     }
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned());
-    target.with_file_name(format!(
-        ".{}.{}.part",
-        name.unwrap_or_default(),
-        crate::human::hex(&random)
-    ))
+    let mut hidden = OsString::from(".");
+    hidden.push(name);
+    hidden.push(format!(".{}.part", crate::human::hex(&random)));
+    hidden
 }
 
 /// How much of an upload gathers before the disk is told to start writing it.
@@ -380,7 +358,7 @@ impl Drop for Landing {
         if !self.landed
             && let Some(temp) = &self.temp
         {
-            let _ = fs::remove_file(temp);
+            let _ = self.folder.remove(temp);
         }
     }
 }
@@ -388,13 +366,14 @@ impl Drop for Landing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::io::Write;
 
     #[test]
     fn an_upload_lands_whole_or_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("fw.img");
-        let (landing, mut file) = Landing::begin(target.clone(), false).unwrap();
+        let (landing, mut file) = Landing::begin(dir.path(), &target, false, false).unwrap();
         file.write_all(b"half").unwrap();
         if cfg!(target_os = "linux") {
             // Being written, it has no name: nothing to list, guess or write over.
@@ -403,7 +382,7 @@ mod tests {
         drop(landing);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "nothing left");
 
-        let (landing, mut file) = Landing::begin(target.clone(), false).unwrap();
+        let (landing, mut file) = Landing::begin(dir.path(), &target, false, false).unwrap();
         file.write_all(b"whole").unwrap();
         landing.land().unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"whole");
@@ -416,7 +395,7 @@ mod tests {
         // Written out as it grows: every byte lands, past several writeback steps.
         let big = dir.path().join("big.img");
         let data: Vec<u8> = (0..(10u32 << 20) + 123).map(|i| (i % 251) as u8).collect();
-        let (landing, file) = Landing::begin(big.clone(), false).unwrap();
+        let (landing, file) = Landing::begin(dir.path(), &big, false, false).unwrap();
         let mut upload = Upload::new(file, &landing, Room::default()).unwrap();
         for piece in data.chunks(8192) {
             upload.write_all(piece).unwrap();
@@ -428,9 +407,9 @@ mod tests {
         landing.land().unwrap();
         assert!(fs::read(&big).unwrap() == data, "the bytes landed whole");
 
-        let err = Landing::begin(target.clone(), false).unwrap_err();
+        let err = Landing::begin(dir.path(), &target, false, false).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
-        let (landing, mut file) = Landing::begin(target.clone(), true).unwrap();
+        let (landing, mut file) = Landing::begin(dir.path(), &target, true, false).unwrap();
         file.write_all(b"newer").unwrap();
         landing.land().unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"newer");
