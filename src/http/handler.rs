@@ -76,7 +76,7 @@ impl Handler for FileServer {
     // them inline, every file request built and copied 4.5 KiB; boxed, 1.6 KiB.
     async fn handle(
         &self,
-        req: Request<hyper::body::Incoming>,
+        req: Request<crate::server::Inbound>,
         peer: SocketAddr,
     ) -> Response<Body> {
         let method = req.method();
@@ -259,7 +259,7 @@ impl FileServer {
 
     async fn directory(
         &self,
-        req: &Request<hyper::body::Incoming>,
+        req: &Request<crate::server::Inbound>,
         name: &[u8],
         dir: &Path,
         head: bool,
@@ -341,7 +341,7 @@ impl FileServer {
 }
 
 /// JSON when asked for by `?format=json` or an Accept header naming application/json.
-fn wants_json(req: &Request<hyper::body::Incoming>) -> bool {
+fn wants_json(req: &Request<crate::server::Inbound>) -> bool {
     let by_query = req
         .uri()
         .query()

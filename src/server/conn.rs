@@ -24,6 +24,7 @@ use super::balance::{self, Seat};
 use super::body::Body;
 use super::faults::{Cut, Faults};
 use super::gate::{Access, Gate, Held, Hosts, Open};
+use super::inbound::Inbound;
 use super::sendfile::Outbox;
 use super::socket::{Listener, Tcp};
 use super::tls::Tls;
@@ -36,7 +37,7 @@ pub(crate) trait Handler: Send + Sync + 'static {
     /// Produces the response for `req` from the client at `peer`.
     fn handle(
         &self,
-        req: Request<Incoming>,
+        req: Request<Inbound>,
         peer: SocketAddr,
     ) -> impl Future<Output = Response<Body>> + Send;
 
@@ -332,6 +333,8 @@ fn connection<H: Handler>(
             .clone()
             .filter(|_| req.version() < http::Version::HTTP_2);
         let record = AccessRecord::begin(&req, peer, state.clone());
+        let h1 = req.version() < http::Version::HTTP_2;
+        let req = req.map(|body| Inbound::new(body, h1.then(|| state.clone())));
         let handler = handler.clone();
         let faults = faults.clone();
         let gate = gate.clone();
@@ -383,7 +386,7 @@ async fn with_faults<H: Handler>(
     handler: &H,
     faults: &Faults,
     state: &Arc<ConnState>,
-    req: Request<Incoming>,
+    req: Request<Inbound>,
     peer: SocketAddr,
 ) -> Response<Body> {
     let what = format!("{peer} {} {}", req.method(), req.uri().path());

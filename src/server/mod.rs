@@ -8,6 +8,7 @@ pub(crate) mod body;
 pub(crate) mod conn;
 pub mod faults;
 pub mod gate;
+mod inbound;
 mod line;
 mod pace;
 mod plain;
@@ -19,6 +20,7 @@ mod tracked;
 use std::time::Duration;
 
 pub use body::Body;
+pub(crate) use inbound::Inbound;
 pub(crate) use plain::{status_page, text_response};
 
 /// Default for [`Limits::header_timeout`].

@@ -38,6 +38,9 @@ pub(crate) struct ConnState {
     head_started: AtomicU64,
     /// Requests whose responses have not finished.
     in_flight: AtomicUsize,
+    /// The last HTTP/1 request's body has not been read to its end: what arrives is
+    /// still body, even once its answer is out (see `super::inbound`).
+    body_open: AtomicBool,
     /// The client speaks HTTP/2: its idle traffic (pings, window updates) is no request
     /// head, and h2 frames its own requests, so only the idle limit applies.
     h2: AtomicBool,
@@ -70,6 +73,7 @@ impl ConnState {
             last_io: AtomicU64::new(now_ms()),
             head_started: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            body_open: AtomicBool::new(false),
             h2: AtomicBool::new(false),
             #[cfg(unix)]
             fd: stream
@@ -94,8 +98,21 @@ impl ConnState {
 
     /// Whether the next bytes read begin a new request head.
     fn between_requests(&self) -> bool {
-        self.in_flight.load(Ordering::Relaxed) == 0
-            && self.head_started.load(Ordering::Relaxed) == 0
+        self.reading_heads() && self.head_started.load(Ordering::Relaxed) == 0
+    }
+
+    /// Whether what is read now is an HTTP/1 request head: no request is running and the
+    /// last one's body was read to its end. After an early answer that left the body
+    /// unread, the next head is not looked at; the request after it is.
+    fn reading_heads(&self) -> bool {
+        !self.h2.load(Ordering::Relaxed)
+            && self.in_flight.load(Ordering::Relaxed) == 0
+            && !self.body_open.load(Ordering::Relaxed)
+    }
+
+    /// The running request's body is yet to be read (`open`), or has ended.
+    pub(crate) fn body_open(&self, open: bool) {
+        self.body_open.store(open, Ordering::Relaxed);
     }
 
     /// Whether the client has closed its side while a request runs. hyper notices that
@@ -126,10 +143,7 @@ impl ConnState {
     fn on_read(&self) {
         let now = now_ms();
         self.last_io.store(now, Ordering::Relaxed);
-        if !self.h2.load(Ordering::Relaxed)
-            && self.in_flight.load(Ordering::Relaxed) == 0
-            && self.head_started.load(Ordering::Relaxed) == 0
-        {
+        if self.between_requests() {
             self.head_started.store(now, Ordering::Relaxed);
             if let Some(arrivals) = &self.arrivals {
                 arrivals.started();
@@ -311,6 +325,9 @@ pub(crate) struct Tracked {
     draining: bool,
     /// The byte pushed out of a full read buffer by an inserted slash, for the next read.
     carry: Option<u8>,
+    /// Closing after an answer that left the request's body unread: until when what the
+    /// client still sends is read and dropped (see [`Tracked::linger`]).
+    linger: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Paces what is sent (`--limit-rate`).
     pacer: Option<Pacer>,
     /// File bytes to send with `sendfile` in place of stand-ins (see [`sendfile`]).
@@ -341,6 +358,7 @@ impl Tracked {
             line: RequestLine::default(),
             draining: false,
             carry: None,
+            linger: None,
             outbox: None,
             ahead: None,
         }
@@ -438,9 +456,7 @@ impl AsyncRead for Tracked {
                     this.state.h2.store(true, Ordering::Relaxed);
                 }
             }
-            let head = !this.state.h2.load(Ordering::Relaxed)
-                && this.state.in_flight.load(Ordering::Relaxed) == 0;
-            if head {
+            if this.state.reading_heads() {
                 let look = this.line.look(fresh, fresh_bytes);
                 if look.too_long {
                     // hyper never sees this head.
@@ -557,7 +573,34 @@ impl AsyncWrite for Tracked {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.state.body_open.load(Ordering::Relaxed) && matches!(self.inner, Stream::Plain(_)) {
+            return self.linger(cx);
+        }
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// How long a connection closing with a request body unread keeps reading it.
+const LINGER: Duration = Duration::from_secs(2);
+
+impl Tracked {
+    /// Closes a connection whose answer went out before the request's body was read
+    /// (401, 405, 413). Closing the socket with body bytes unread would reset the
+    /// connection, and a client still sending its body could lose the answer before
+    /// reading it (a browser then shows "connection reset" in place of "too large"). So,
+    /// as nginx does, the sending side is shut first, and what the client still sends is
+    /// read and dropped until it closes too, or for [`LINGER`].
+    fn linger(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let linger = self.linger.get_or_insert_with(|| {
+            if let Stream::Plain(tcp) = &self.inner {
+                let _ = tcp.shutdown_write();
+            }
+            Box::pin(tokio::time::sleep(LINGER))
+        });
+        if linger.as_mut().poll(cx).is_pending() && self.drain(cx).is_pending() {
+            return Poll::Pending;
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
