@@ -38,18 +38,26 @@ impl Folder {
     pub(crate) fn create_new(&self, name: &OsStr) -> io::Result<File> {
         use rustix::fs::OFlags;
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
-        self.open_at(name, flags, 0o666)
+        self.open_at(name, flags, rustix::fs::Mode::from_raw_mode(0o666))
     }
 
     /// The file `name`, opened for writing (to sync it).
     pub(crate) fn open_write(&self, name: &OsStr) -> io::Result<File> {
         use rustix::fs::OFlags;
-        self.open_at(name, OFlags::WRONLY | OFlags::NOFOLLOW, 0)
+        self.open_at(
+            name,
+            OFlags::WRONLY | OFlags::NOFOLLOW,
+            rustix::fs::Mode::empty(),
+        )
     }
 
-    fn open_at(&self, name: &OsStr, flags: rustix::fs::OFlags, mode: u32) -> io::Result<File> {
+    fn open_at(
+        &self,
+        name: &OsStr,
+        flags: rustix::fs::OFlags,
+        mode: rustix::fs::Mode,
+    ) -> io::Result<File> {
         let flags = flags | rustix::fs::OFlags::CLOEXEC;
-        let mode = rustix::fs::Mode::from_raw_mode(mode);
         Ok(rustix::fs::openat(&self.fd, name, flags, mode)?.into())
     }
 
@@ -87,7 +95,8 @@ impl Folder {
             return None;
         }
         let flags = rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::WRONLY;
-        self.open_at(OsStr::new("."), flags, 0o666).ok()
+        let mode = rustix::fs::Mode::from_raw_mode(0o666);
+        self.open_at(OsStr::new("."), flags, mode).ok()
     }
 
     /// Gives the nameless `file` the name `to`; fails if `to` is taken.
