@@ -66,6 +66,16 @@ fn show_settings_prints_every_variable_with_its_effective_value() {
         text.contains("/tmp/state-here/labserv/log/fwsrv.log"),
         "{text}"
     );
+    assert!(text.contains("  slow         off\n"), "{text}");
+    let out = command(SERV)
+        .args(["--slow", "2.5s", "--show-settings"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("  slow         warn of requests and transfers over 2.5s\n"),
+        "{text}"
+    );
 }
 
 #[test]

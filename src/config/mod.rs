@@ -208,6 +208,11 @@ impl ServerConfig {
     /// [`Settings::report`]).
     pub fn report_options(&self) -> String {
         let mut out = String::from("options:\n");
+        let slow = self.log.slow.map_or_else(
+            || "off".to_string(),
+            |d| format!("warn of requests and transfers over {}s", d.as_secs_f64()),
+        );
+        out += &format!("  slow         {slow}\n");
         if let Service::Tftp(c) = &self.service {
             let faults = c
                 .faults
