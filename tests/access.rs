@@ -92,7 +92,7 @@ fn cors_answers_preflights_and_marks_answers() {
     assert_eq!(code, 204, "{text}");
     assert!(text.contains("access-control-allow-origin: *"), "{text}");
     assert!(
-        text.contains("access-control-allow-methods: get, head, put, post, options"),
+        text.contains("access-control-allow-methods: get, head, put, post, delete, mkcol, options"),
         "{text}"
     );
     assert!(

@@ -54,6 +54,11 @@ fn the_listing_works_on_a_phone_and_a_desktop() {
     );
     assert!(said.contains("ok the form uploads"), "{said}");
     assert!(
+        said.contains("ok delete asks, then removes the row"),
+        "{said}"
+    );
+    assert!(!www.path().join("small.txt").exists(), "deleted on disk");
+    assert!(
         std::fs::read(downloads.join("fw.img")).unwrap() == pattern(2 * 1024 * 1024),
         "the download is byte for byte"
     );

@@ -185,8 +185,8 @@ pub struct ServOptions {
     #[arg(long)]
     pub dotfiles: bool,
 
-    /// Take uploads: PUT (curl -T) and the listing page's form (multipart POST); off by
-    /// default
+    /// Take uploads: PUT (curl -T) and the listing page's form (multipart POST), and
+    /// DELETE and MKCOL; off by default
     #[arg(long)]
     pub upload: bool,
 

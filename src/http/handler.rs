@@ -15,6 +15,7 @@ use tracing::{debug, warn};
 
 use super::cache::{self, Cache, Cached};
 use super::decode_path;
+use super::folders;
 use super::listing;
 use super::reply::{Source, respond};
 use super::upload::{self, Uploads};
@@ -81,7 +82,10 @@ impl Handler for FileServer {
     ) -> Response<Body> {
         let method = req.method();
         if let Some(uploads) = self.uploads {
-            let write = method == Method::PUT || method == Method::POST;
+            let write = method == Method::PUT
+                || method == Method::POST
+                || method == Method::DELETE
+                || method.as_str() == "MKCOL";
             if write && !self.dotfiles && has_dot_segment(&decode_path(req.uri().path())) {
                 warn!(
                     target: "labserv::http",
@@ -108,11 +112,18 @@ impl Handler for FileServer {
             if method == Method::POST {
                 return Box::pin(upload::post(&self.root, uploads, req, peer)).await;
             }
+            if method == Method::DELETE {
+                let (path, query) = (req.uri().path(), req.uri().query());
+                return Box::pin(folders::delete(&self.root, path, query, peer)).await;
+            }
+            if method.as_str() == "MKCOL" {
+                return Box::pin(folders::make(&self.root, req.uri().path(), peer)).await;
+            }
         }
         if method != Method::GET && method != Method::HEAD {
             let mut resp = status_page(StatusCode::METHOD_NOT_ALLOWED);
             let allow = if self.uploads.is_some() {
-                "GET, HEAD, PUT, POST"
+                super::WRITE_METHODS
             } else {
                 "GET, HEAD"
             };

@@ -362,6 +362,22 @@ const UPLOAD_FORM: &str = "<form id=\"up\" method=\"post\" enctype=\"multipart/f
      <input type=\"file\" name=\"file\" multiple required></label> \
      <button>Upload</button></form>\n";
 
+/// A row's delete button (writes on): the script asks first, then sends `DELETE` (with
+/// `?recursive` for a folder).
+fn delete_button(out: &mut String, link: &str, name: &str, folder: bool) {
+    use html_escape::encode_double_quoted_attribute as attr;
+    out.push_str("<button class=\"del\" data-d=\"");
+    out.push_str(link);
+    if folder {
+        out.push_str("/\" data-dir=\"1");
+    }
+    out.push_str("\" title=\"Delete ");
+    out.push_str(&attr(name));
+    out.push_str("\" aria-label=\"Delete ");
+    out.push_str(&attr(name));
+    out.push_str("\">\u{2715}</button>");
+}
+
 /// The HTML listing of `url_path`: breadcrumbs, sortable columns, directories first, a
 /// parent link except at the root, and the upload form when uploads are on.
 pub(crate) fn html(url_path: &str, entries: &[&Entry], sort: Sort, upload: bool) -> String {
@@ -373,8 +389,9 @@ pub(crate) fn html(url_path: &str, entries: &[&Entry], sort: Sort, upload: bool)
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n\
-         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<nav>",
-        text(url_path)
+         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body{}>\n<nav>",
+        text(url_path),
+        if upload { " class=\"w\"" } else { "" }
     );
     // Breadcrumbs: every directory on the way is a link.
     out.push_str("<a href=\"/\">/</a>");
@@ -444,7 +461,11 @@ pub(crate) fn html(url_path: &str, entries: &[&Entry], sort: Sort, upload: bool)
                     "<li><a href=\"{link}/\"><span>{name}/</span><span></span>"
                 );
                 time(&mut out);
-                out.push_str("</a><span></span></li>\n");
+                out.push_str("</a><span></span>");
+                if upload {
+                    delete_button(&mut out, &link, &e.name, true);
+                }
+                out.push_str("</li>\n");
             }
             Kind::File => {
                 out.push_str("<li><a href=\"");
@@ -462,11 +483,15 @@ pub(crate) fn html(url_path: &str, entries: &[&Entry], sort: Sort, upload: bool)
                 time(&mut out);
                 out.push_str("</a><button data-f=\"");
                 out.push_str(&link);
-                let _ = writeln!(
+                let _ = write!(
                     out,
-                    "\" title=\"SHA-256 of {}\">SHA</button></li>",
+                    "\" title=\"SHA-256 of {}\">SHA</button>",
                     attr(&e.name)
                 );
+                if upload {
+                    delete_button(&mut out, &link, &e.name, false);
+                }
+                out.push_str("</li>\n");
             }
             Kind::Broken | Kind::Other => {
                 // Listed so that nobody wonders where it went, but not a link: it cannot
@@ -478,7 +503,11 @@ pub(crate) fn html(url_path: &str, entries: &[&Entry], sort: Sort, upload: bool)
                 };
                 let _ = write!(out, "<li><span><span>{name}</span><span>{what}</span>");
                 time(&mut out);
-                out.push_str("</span><span></span></li>\n");
+                out.push_str("</span><span></span>");
+                if upload {
+                    delete_button(&mut out, &link, &e.name, false);
+                }
+                out.push_str("</li>\n");
             }
         }
     }

@@ -15,6 +15,7 @@
 mod cache;
 #[cfg(target_os = "linux")]
 mod changes;
+mod folders;
 #[cfg(not(target_os = "linux"))]
 mod changes {
     //! Without inotify, every cache hit is checked with `stat`.
@@ -154,6 +155,9 @@ pub async fn serve(listener: TcpListener, config: HttpConfig, shutdown: Shutdown
     .await;
     Ok(())
 }
+
+/// The methods the file server takes when writes are on (`--upload`).
+pub(crate) const WRITE_METHODS: &str = "GET, HEAD, PUT, POST, DELETE, MKCOL";
 
 /// The request path as bytes: percent-decoded, the HTTP edge of [`crate::confine::confine`]. A path with
 /// nothing to decode (nearly every one) is borrowed, not copied.

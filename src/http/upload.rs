@@ -70,14 +70,14 @@ pub const DEFAULT_MAX_UPLOAD: u64 = crate::landing::DEFAULT_MAX_UPLOAD;
 
 /// Why an upload was not stored, as the client is told.
 #[derive(Debug)]
-struct Failed(StatusCode, String);
+pub(crate) struct Failed(StatusCode, String);
 
 impl Failed {
     fn new(status: StatusCode, why: impl Into<String>) -> Self {
         Self(status, why.into())
     }
 
-    fn response(self) -> Response<Body> {
+    pub(crate) fn response(self) -> Response<Body> {
         text_response(self.0, &self.1)
     }
 }
@@ -109,7 +109,7 @@ pub(crate) async fn put(
 ) -> Response<Body> {
     let path = req.uri().path().to_string();
     if path.ends_with('/') {
-        return text_response(StatusCode::BAD_REQUEST, "PUT names a file, not a directory");
+        return super::folders::make(root, &path, peer).await;
     }
     // Never over another upload's temporary file, whatever --dotfiles says.
     let last = path.rsplit('/').next().unwrap_or_default();
@@ -170,6 +170,10 @@ pub(crate) async fn post(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| multer::parse_boundary(v).ok());
     let Some(boundary) = boundary else {
+        if dir_path.ends_with('/') && declared_len(&req).is_none_or(|len| len == 0) {
+            // No form, no body: the folder itself is what is asked for.
+            return super::folders::make(root, &dir_path, peer).await;
+        }
         return text_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "POST takes a multipart/form-data upload",
@@ -374,7 +378,7 @@ fn part_name(name: &str) -> Result<&str, &'static str> {
 
 /// The path an upload to `name` goes to, through the one confinement rule (symlinks must
 /// stay inside the root, whatever `--no-follow-symlinks` says for reads).
-fn target(root: &Path, name: &[u8], peer: SocketAddr) -> Result<PathBuf, Failed> {
+pub(crate) fn target(root: &Path, name: &[u8], peer: SocketAddr) -> Result<PathBuf, Failed> {
     confine(root, name, Symlinks::StayInside).map_err(|why| {
         warn!(
             target: "labserv::http",

@@ -85,6 +85,41 @@ impl Folder {
         Ok(rustix::fs::fsync(&self.fd)?)
     }
 
+    /// Whether `name` is a folder (a symlink is not, wherever it points).
+    pub(crate) fn is_dir(&self, name: &OsStr) -> io::Result<bool> {
+        let stat = rustix::fs::statat(&self.fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+        Ok(rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory)
+    }
+
+    /// Makes the folder `name`; fails if anything has the name.
+    pub(crate) fn make_dir(&self, name: &OsStr) -> io::Result<()> {
+        let mode = rustix::fs::Mode::from_raw_mode(0o777);
+        Ok(rustix::fs::mkdirat(&self.fd, name, mode)?)
+    }
+
+    /// Removes the empty folder `name`.
+    pub(crate) fn remove_dir(&self, name: &OsStr) -> io::Result<()> {
+        Ok(rustix::fs::unlinkat(
+            &self.fd,
+            name,
+            rustix::fs::AtFlags::REMOVEDIR,
+        )?)
+    }
+
+    /// Where `name` in this folder can be reached by path without resolving the
+    /// folder's own path again: through the handle where `/proc` has it.
+    fn by_handle(&self, name: &OsStr) -> PathBuf {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let through = PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()));
+            if through.is_dir() {
+                return through.join(name);
+            }
+        }
+        self.path.join(name)
+    }
+
     /// A file with no name in the folder, when the kernel, the file system and `/proc`
     /// (to give it a name later) allow it.
     #[cfg(target_os = "linux")]
@@ -160,11 +195,37 @@ impl Folder {
         // journalled by NTFS.
         Ok(())
     }
+
+    pub(crate) fn is_dir(&self, name: &OsStr) -> io::Result<bool> {
+        Ok(std::fs::symlink_metadata(self.path.join(name))?.is_dir())
+    }
+
+    pub(crate) fn make_dir(&self, name: &OsStr) -> io::Result<()> {
+        std::fs::create_dir(self.path.join(name))
+    }
+
+    pub(crate) fn remove_dir(&self, name: &OsStr) -> io::Result<()> {
+        std::fs::remove_dir(self.path.join(name))
+    }
+
+    fn by_handle(&self, name: &OsStr) -> PathBuf {
+        self.path.join(name)
+    }
 }
 
 impl Folder {
     /// Where it is, for free-space checks and messages.
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Removes the folder `name` with all it holds. It is first moved to a hidden name,
+    /// so that it is gone from sight at once, whole; then emptied and removed (the
+    /// standard library's removal never follows a symlink inside). A removal that fails
+    /// half-way leaves only that hidden folder.
+    pub(crate) fn remove_tree(&self, name: &OsStr) -> io::Result<()> {
+        let hidden = super::hidden_name(name);
+        self.rename(name, &hidden)?;
+        std::fs::remove_dir_all(self.by_handle(&hidden))
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 mod folder;
 
-use folder::Folder;
+pub(crate) use folder::Folder;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What uploads may take: files up to a size, and never the file system's last free
@@ -227,7 +227,7 @@ impl Landing {
 }
 
 /// A hidden name beside `name` that no client can guess: `.NAME.RANDOM.part`.
-fn hidden_name(name: &OsStr) -> OsString {
+pub(crate) fn hidden_name(name: &OsStr) -> OsString {
     let mut random = [0u8; 8];
     if getrandom::fill(&mut random).is_err() {
         // No system randomness: unique all the same, if guessable.

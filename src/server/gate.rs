@@ -563,7 +563,7 @@ fn preflight(headers: &HeaderMap) -> Response<Body> {
     let out = resp.headers_mut();
     out.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, HEAD, PUT, POST, OPTIONS"),
+        HeaderValue::from_static("GET, HEAD, PUT, POST, DELETE, MKCOL, OPTIONS"),
     );
     if let Some(asked) = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
         out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
@@ -574,7 +574,7 @@ fn preflight(headers: &HeaderMap) -> Response<Body> {
     );
     out.insert(
         header::ALLOW,
-        HeaderValue::from_static("GET, HEAD, PUT, POST, OPTIONS"),
+        HeaderValue::from_static("GET, HEAD, PUT, POST, DELETE, MKCOL, OPTIONS"),
     );
     resp
 }

@@ -180,5 +180,20 @@ for width, height, label in ((390, 844, "phone"), (1280, 800, "desktop")):
             driver.find_element(By.LINK_TEXT, "Back to the listing").click()
             check("the upload is listed",
                   os.path.basename(upload_file) in names(driver), names(driver))
+        else:
+            # A row's delete button asks first, then the file and its row are gone.
+            driver.get(base + "/")
+            driver.find_element(By.CSS_SELECTOR, "button[data-d=\"small.txt\"]").click()
+            asked = driver.switch_to.alert.text
+            driver.switch_to.alert.accept()
+            deadline = time.time() + 10
+            while time.time() < deadline and "small.txt" in names(driver):
+                time.sleep(0.05)
+            check("delete asks, then removes the row",
+                  asked == "Delete small.txt?" and "small.txt" not in names(driver),
+                  (asked, names(driver)))
+            driver.get(base + "/")
+            check("the deleted file is gone from a fresh listing",
+                  "small.txt" not in names(driver), names(driver))
     finally:
         driver.quit()

@@ -1,6 +1,7 @@
 // labserv's listing page: times in the reader's own zone, sorting and checksums on a tap,
-// and files dropped on the page sent through the upload form. Sorting and checksums are
-// buttons, not links, so that a crawler (wget -r, lftp, rclone) fetches only the tree.
+// files dropped on the page sent through the upload form, and (with writes on) a delete
+// button on each row. Sorting, checksums and deletes are buttons, not links, so that a
+// crawler (wget -r, lftp, rclone) fetches only the tree and never deletes anything.
 const now = new Date();
 for (const t of document.querySelectorAll('time')) {
   const d = new Date(t.dateTime);
@@ -31,6 +32,22 @@ for (const b of document.querySelectorAll('button[data-f]')) {
     }
     b.textContent = 'SHA';
     row.after(line);
+  });
+}
+for (const b of document.querySelectorAll('button[data-d]')) {
+  b.addEventListener('click', async () => {
+    const name = decodeURIComponent(b.dataset.d);
+    const dir = b.dataset.dir;
+    if (!confirm(dir ? 'Delete the folder ' + name + ' and all it holds?' : 'Delete ' + name + '?')) return;
+    const r = await fetch(b.dataset.d + (dir ? '?recursive' : ''), {method: 'DELETE'});
+    if (r.ok) {
+      const row = b.parentElement;
+      const sum = row.nextElementSibling;
+      if (sum && sum.classList.contains('sum')) sum.remove();
+      row.remove();
+    } else {
+      alert('Not deleted: ' + (await r.text()));
+    }
   });
 }
 const f = document.getElementById('up');
