@@ -14,15 +14,19 @@ fn main() {
     println!("cargo:rerun-if-changed=Cargo.toml");
     println!("cargo:rerun-if-changed=Cargo.lock");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    // The extension's own build embeds no extension; and only Linux has the workers
-    // that load one (elsewhere `wsgi APP` says so), so no other target builds it.
-    let linux = env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
-    if env::var_os("CARGO_FEATURE_PYEXT").is_some() || !linux {
+    // The extension's own build embeds no extension; only Unix has the workers that
+    // load one (on Windows `wsgi APP` says so); and a cross-build (the macOS and MSVC
+    // checks from Linux) has no linker for the target's extension: the binary then
+    // carries none, and `wsgi APP` says so.
+    let unix = env::var_os("CARGO_CFG_UNIX").is_some();
+    let cross = env::var("TARGET").ok() != env::var("HOST").ok();
+    if env::var_os("CARGO_FEATURE_PYEXT").is_some() || !unix || cross {
         std::fs::write(out.join("labserv_ext.so"), b"").expect("writing OUT_DIR");
         return;
     }
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let release = env::var("PROFILE").is_ok_and(|p| p == "release");
+    let macos = env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "macos");
     // OUT_DIR is <target>/<profile>/build/labserv-<hash>/out: the extension gets
     // <target>/pyext, kept between builds so that only what changed is rebuilt.
     let target = out
@@ -59,12 +63,27 @@ fn main() {
         .env_remove("RUSTC_WRAPPER")
         .env_remove("CLIPPY_ARGS")
         .stdout(Stdio::null());
+    if macos {
+        // A Python extension on macOS leaves Python's symbols for the interpreter that
+        // loads it to provide.
+        cmd.args([
+            "--",
+            "-C",
+            "link-arg=-undefined",
+            "-C",
+            "link-arg=dynamic_lookup",
+        ]);
+    }
     let status = cmd
         .status()
         .expect("running cargo for the Python extension");
     assert!(status.success(), "building the Python extension failed");
     let built = target
         .join(if release { "release" } else { "debug" })
-        .join("liblabserv.so");
+        .join(if macos {
+            "liblabserv.dylib"
+        } else {
+            "liblabserv.so"
+        });
     std::fs::copy(&built, out.join("labserv_ext.so")).expect("copying the Python extension");
 }

@@ -579,6 +579,49 @@ fn workers_end_with_the_server_even_when_it_is_killed() {
     );
 }
 
+/// The workers as macOS runs them (see `wsgi::python::portable`), run here: a stream
+/// control socket, the extension from a private file, the shared pages in unnamed files,
+/// and a pipe in place of PR_SET_PDEATHSIG.
+#[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
+fn portable_workers_serve_fail_over_and_end_with_a_killed_server() {
+    use std::os::unix::fs::PermissionsExt;
+    let cache = tempfile::tempdir().unwrap();
+    let env = [
+        ("LABSERV_PORTABLE_WORKERS", Path::new("1")),
+        ("XDG_CACHE_HOME", cache.path()),
+    ];
+    let (mut srv, port) = start("apps:faults", &apps_dir(), &["-w", "2"], &env);
+    let (code, first) = http_get("127.0.0.1", port, "/");
+    assert_eq!(code, 200);
+    let ext_dir = cache.path().join("labserv/ext");
+    let ext: Vec<_> = std::fs::read_dir(&ext_dir).unwrap().flatten().collect();
+    assert_eq!(ext.len(), 1, "one private copy of the extension");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&ext_dir), 0o700);
+    assert_eq!(mode(&ext[0].path()), 0o600);
+    let workers = children(srv.child.id());
+    assert_eq!(workers.len(), 2, "{workers:?}");
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", workers[0])).unwrap();
+    assert!(
+        maps.contains(ext[0].path().to_str().unwrap()),
+        "the worker loaded the private copy"
+    );
+    // A crash is a 502, and a new worker takes over; many requests, one connection each.
+    assert_eq!(http_get("127.0.0.1", port, "/exit").0, 502);
+    for _ in 0..20 {
+        assert_eq!(http_get("127.0.0.1", port, "/").0, 200);
+    }
+    assert_ne!(http_get("127.0.0.1", port, "/").1, "", "{first}");
+    let workers = children(srv.child.id());
+    srv.signal(libc::SIGKILL);
+    let _ = srv.child.wait();
+    assert!(
+        gone_within(&workers, Duration::from_secs(2)),
+        "orphans left"
+    );
+}
+
 #[test]
 #[ignore = "needs Python 3; bash scripts/test runs it"]
 fn one_worker_by_default_so_an_app_keeps_one_state() {

@@ -121,6 +121,15 @@ impl UserDirs {
             .unwrap_or_else(|| fallback_dir().join("tls"))
     }
 
+    /// `<cache>/labserv/ext`: where `wsgi APP` keeps the Python extension module its
+    /// workers load, where they load it from a file (see `wsgi::python::portable`).
+    pub fn ext_dir(&self) -> PathBuf {
+        self.cache
+            .as_ref()
+            .map(|d| d.join("labserv").join("ext"))
+            .unwrap_or_else(|| fallback_dir().join("ext"))
+    }
+
     /// `<runtime>/labserv`, else `<cache>/labserv`: the directory of default pid files.
     pub fn pid_dir(&self) -> PathBuf {
         self.runtime

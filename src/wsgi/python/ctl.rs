@@ -1,6 +1,10 @@
 //! What a worker and the supervisor tell each other, over the worker's control socket (a
-//! `SOCK_SEQPACKET` pair: every send is one message) and through its slot (a page of
-//! memory both map).
+//! `SOCK_SEQPACKET` pair, or a stream pair where the workers are portable: see
+//! [`super::portable`]) and through its slot (a page of memory both map).
+//!
+//! Every message after the first is read by its kind's own length (9 bytes from the
+//! worker, 1 from the supervisor), never more: so a stream, which keeps no boundaries,
+//! never hands over two messages (and their descriptors) in one read.
 //!
 //! Messages from the worker: [`READY`] once the app imported, or [`FAILED`] and the
 //! exception in one line; then [`OPENED`] with each connection it accepts (a duplicate
@@ -42,12 +46,32 @@ pub(crate) const ANSWERABLE: u64 = 1 << 63;
 /// A connected pair of control sockets, closed on exec (the worker's end is handed over
 /// explicitly).
 pub(crate) fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    Ok(rustix::net::socketpair(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )?)
+    let kind = if super::portable() {
+        SocketType::STREAM
+    } else {
+        SocketType::SEQPACKET
+    };
+    #[cfg(not(target_vendor = "apple"))]
+    let pair = rustix::net::socketpair(AddressFamily::UNIX, kind, SocketFlags::CLOEXEC, None)?;
+    #[cfg(target_vendor = "apple")]
+    let pair = {
+        // No SOCK_CLOEXEC here: set right after.
+        let pair = rustix::net::socketpair(AddressFamily::UNIX, kind, SocketFlags::empty(), None)?;
+        for fd in [&pair.0, &pair.1] {
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
+        }
+        pair
+    };
+    Ok(pair)
+}
+
+/// Sending never raises SIGPIPE where the flag exists; elsewhere (macOS) both ends
+/// ignore SIGPIPE already (Rust's runtime and Python's both do).
+fn no_signal() -> SendFlags {
+    #[cfg(not(target_vendor = "apple"))]
+    return SendFlags::NOSIGNAL;
+    #[cfg(target_vendor = "apple")]
+    return SendFlags::empty();
 }
 
 /// Sends one message, with a descriptor when given.
@@ -58,7 +82,7 @@ pub(crate) fn send(
     payload: &[u8],
     fd: Option<BorrowedFd<'_>>,
 ) -> io::Result<()> {
-    send_with(ctl, kind, payload, fd, SendFlags::NOSIGNAL)
+    send_with(ctl, kind, payload, fd, no_signal())
 }
 
 /// Hands a connection to a worker, without waiting: a worker too slow to take it now
@@ -69,7 +93,7 @@ pub(crate) fn adopt(ctl: BorrowedFd<'_>, conn: BorrowedFd<'_>) -> io::Result<()>
         ADOPT,
         b"",
         Some(conn),
-        SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+        no_signal() | SendFlags::DONTWAIT,
     )
 }
 
@@ -93,17 +117,17 @@ fn send_with(
     Ok(())
 }
 
-/// Receives one message into `buf`: its length (0 when the worker's end is closed) and
-/// the descriptor that came with it.
+/// Receives what is there of one message, without waiting, into `buf` (as long as the
+/// message: see the module's notes): how many bytes came (0 when the other end is
+/// closed), and the descriptor that came with them.
 pub(crate) fn recv(ctl: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut ancillary = RecvAncillaryBuffer::new(&mut space);
-    let got = rustix::net::recvmsg(
-        ctl,
-        &mut [IoSliceMut::new(buf)],
-        &mut ancillary,
-        RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
-    )?;
+    #[cfg(not(target_vendor = "apple"))]
+    let flags = RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT;
+    #[cfg(target_vendor = "apple")]
+    let flags = RecvFlags::DONTWAIT;
+    let got = rustix::net::recvmsg(ctl, &mut [IoSliceMut::new(buf)], &mut ancillary, flags)?;
     let mut fd = None;
     for message in ancillary.drain() {
         if let RecvAncillaryMessage::ScmRights(fds) = message {
@@ -112,7 +136,52 @@ pub(crate) fn recv(ctl: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Op
             }
         }
     }
+    #[cfg(target_vendor = "apple")]
+    if let Some(fd) = &fd {
+        // No MSG_CMSG_CLOEXEC here: set right after.
+        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
+    }
     Ok((got.bytes, fd))
+}
+
+/// A message read in pieces when a stream hands it over so (see [`recv`]): `N` bytes,
+/// and the descriptor that came with its first piece.
+pub(crate) struct Message<const N: usize> {
+    buf: [u8; N],
+    have: usize,
+    fd: Option<OwnedFd>,
+}
+
+impl<const N: usize> Message<N> {
+    pub(crate) fn new() -> Self {
+        Self {
+            buf: [0; N],
+            have: 0,
+            fd: None,
+        }
+    }
+
+    /// Reads what is there; `Ok(None)` while the message is not whole yet, `Ok(Some)`
+    /// with its bytes and descriptor once it is. End of file is
+    /// [`io::ErrorKind::UnexpectedEof`].
+    pub(crate) fn read(
+        &mut self,
+        ctl: BorrowedFd<'_>,
+    ) -> io::Result<Option<([u8; N], Option<OwnedFd>)>> {
+        let (n, fd) = recv(ctl, &mut self.buf[self.have..])?;
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        if fd.is_some() {
+            self.fd = fd;
+        }
+        self.have += n;
+        if self.have < N {
+            return Ok(None);
+        }
+        self.have = 0;
+        Ok(Some((self.buf, self.fd.take())))
+    }
 }
 
 /// Words of memory in a memory file, shared with another process that maps it too.
@@ -130,13 +199,23 @@ unsafe impl Sync for Mapped {}
 impl Mapped {
     /// `len` zeroed words in a new memory file.
     fn create(name: &str, len: usize) -> io::Result<Self> {
-        let flags = rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING;
-        let fd = rustix::fs::memfd_create(name, flags)?;
-        rustix::fs::ftruncate(&fd, (len * 8) as u64)?;
-        // Its size is fixed for good: a worker's app (any Python code) cannot shrink the
-        // file under the supervisor's mapping, which would make it fault.
-        rustix::fs::fcntl_add_seals(&fd, fixed_size())?;
-        Self::map(fd, len)
+        #[cfg(target_os = "linux")]
+        if !super::portable() {
+            let flags = rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING;
+            let fd = rustix::fs::memfd_create(name, flags)?;
+            rustix::fs::ftruncate(&fd, (len * 8) as u64)?;
+            // Its size is fixed for good: a worker's app (any Python code) cannot shrink
+            // the file under the supervisor's mapping, which would make it fault.
+            rustix::fs::fcntl_add_seals(&fd, fixed_size())?;
+            return Self::map(fd, len);
+        }
+        // Elsewhere an unnamed temporary file (nothing to clean up after a crash). It
+        // cannot be sealed: an app that truncated it on purpose could fault the
+        // supervisor.
+        let _ = name;
+        let file = tempfile::tempfile()?;
+        file.set_len((len * 8) as u64)?;
+        Self::map(OwnedFd::from(file), len)
     }
 
     /// Maps `len` words of a memory file another process made.
@@ -174,6 +253,7 @@ impl Drop for Mapped {
 }
 
 /// The seals of a memory file whose size never changes again.
+#[cfg(target_os = "linux")]
 pub(crate) fn fixed_size() -> rustix::fs::SealFlags {
     use rustix::fs::SealFlags;
     SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL

@@ -9,32 +9,32 @@
 //! one that dies (answering 502 for the request it died in) and swaps in new ones on
 //! `--reload`.
 
-// The workers stand on Linux: SOCK_SEQPACKET control sockets, memfds for the extension
-// and the shared slots, MSG_NOSIGNAL. Elsewhere `wsgi APP` says so and exits 2 (see
-// `Workers::start`); Rust apps, CGI and the built-in apps run everywhere.
-#[cfg(target_os = "linux")]
+// The workers stand on Unix (Linux and macOS; see `portable`). On Windows `wsgi APP`
+// says so and exits 2 (see `Workers::start`); Rust apps, CGI and the built-in apps run
+// everywhere.
+#[cfg(unix)]
 mod ctl;
-#[cfg(all(feature = "pyext", target_os = "linux"))]
+#[cfg(all(feature = "pyext", unix))]
 mod ext;
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 mod handover;
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 mod pool;
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 mod reload;
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 mod worker;
 
 use std::path::{Path, PathBuf};
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 use std::sync::Arc;
 use std::time::Duration;
 
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 use pool::Pool;
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 use reload::Reloader;
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 use worker::{Shared, Worker};
 
 use crate::error::{Error, Result};
@@ -42,6 +42,22 @@ use crate::server::Limits;
 use crate::server::faults::Faults;
 use crate::server::tls::Tls;
 use crate::shutdown::Shutdown;
+
+/// Whether the workers stand on what every Unix has rather than on Linux's own means: a
+/// stream control socket (macOS has no `SOCK_SEQPACKET` for local sockets) in place of a
+/// packet one, the extension module in a private file and the shared pages in unnamed
+/// temporary files in place of memfds, and a pipe whose end closes when the supervisor
+/// dies in place of `PR_SET_PDEATHSIG`. Always so off Linux. On Linux only when
+/// `LABSERV_PORTABLE_WORKERS=1`: the tests set it, so that this way is run here and
+/// not only compiled.
+#[cfg(unix)]
+pub(crate) fn portable() -> bool {
+    static PORTABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PORTABLE.get_or_init(|| {
+        !cfg!(target_os = "linux")
+            || std::env::var_os("LABSERV_PORTABLE_WORKERS").is_some_and(|v| v == "1")
+    })
+}
 
 /// The extension module the workers load, which only the `wsgi` binary carries (see
 /// [`provide_extension`]).
@@ -104,14 +120,14 @@ pub struct PythonConfig {
 }
 
 /// Started workers, ready to serve (and the watch on the app's files, with `--reload`).
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 pub struct Workers {
     pool: Arc<Pool>,
     ready: Vec<Worker>,
     reloader: Option<Reloader>,
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 impl std::fmt::Debug for Workers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Workers")
@@ -121,7 +137,7 @@ impl std::fmt::Debug for Workers {
     }
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 impl Workers {
     /// Starts the workers on `listener` and waits until every one has imported the app.
     /// Call on the thread that will run the server: a worker dies with the thread that
@@ -172,14 +188,14 @@ impl Workers {
     }
 }
 
-/// Python workers, which this platform does not have (they stand on Linux).
-#[cfg(not(target_os = "linux"))]
+/// Python workers, which this platform does not have (they stand on Unix).
+#[cfg(not(unix))]
 #[derive(Debug)]
 pub struct Workers {
     never: std::convert::Infallible,
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(unix))]
 impl Workers {
     /// Says that Python apps need Linux here, in one line.
     ///
@@ -188,9 +204,9 @@ impl Workers {
     pub fn start(config: &PythonConfig, _listener: &std::net::TcpListener) -> Result<Self> {
         Err(Error::App {
             app: config.launch.app.clone(),
-            reason: "Python apps run in labserv's workers on Linux only (WSL works); here, \
-                     serve it with waitress or granian, or give wsgi a built-in app, a Rust \
-                     app or a CGI script"
+            reason: "Python apps run in labserv's workers on Linux and macOS only (WSL \
+                     works); here, serve it with waitress or granian, or give wsgi a built-in \
+                     app, a Rust app or a CGI script"
                 .to_string(),
         })
     }
@@ -231,7 +247,7 @@ pub fn find_python(given: Option<&Path>) -> std::result::Result<PathBuf, String>
 /// Lets the workers serve on the listener they share until `shutdown`, then stops them
 /// (each finishes its requests for up to the drain time). The listener stays open here
 /// so that connections wait in its backlog while a worker is being replaced.
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 pub async fn serve(
     listener: std::net::TcpListener,
     workers: Workers,
@@ -255,11 +271,11 @@ pub async fn serve(
     Ok(())
 }
 
-/// See the Linux `serve`: no workers ever start here.
+/// See the Unix `serve`: no workers ever start here.
 ///
 /// # Errors
 /// Never: there are no workers to serve with.
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(unix))]
 pub async fn serve(
     _listener: std::net::TcpListener,
     workers: Workers,

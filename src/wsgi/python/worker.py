@@ -8,9 +8,10 @@
 # an app's exception.
 #
 # Arguments: the app, then the descriptors the worker inherits: the listening socket,
-# the control socket (SOCK_SEQPACKET: b"O" once serving, or b"X" and why not), the slot,
-# the supervisor's stderr (for labserv's own log lines), the extension module and the
-# board; then the worker's seat on the board.
+# the control socket (b"O" once serving, or b"X" and why not), the slot, the
+# supervisor's stderr (for labserv's own log lines) and the board; then where the
+# extension module is, the read end of the supervisor's life pipe (-1: none, the kernel
+# ends the worker with the supervisor) and the worker's seat on the board.
 import os
 import sys
 
@@ -61,11 +62,26 @@ def _asgi(app):
     return sum(1 for p in params if p.kind in kinds and p.default is p.empty) == 3
 
 
-def _extension(fd):
+def _watch_supervisor(fd):
+    """Ends the worker when the supervisor is gone, however it went (kill -9 too): it
+    holds the write end of this pipe open and never writes, so a read returns only once
+    it has died."""
+    import threading
+
+    def watch():
+        try:
+            os.read(fd, 1)
+        finally:
+            os._exit(1)
+
+    threading.Thread(target=watch, name="labserv-supervisor", daemon=True).start()
+
+
+def _extension(path):
     import importlib.machinery
     import importlib.util
 
-    loader = importlib.machinery.ExtensionFileLoader("_labserv", "/proc/self/fd/%d" % fd)
+    loader = importlib.machinery.ExtensionFileLoader("_labserv", path)
     spec = importlib.util.spec_from_loader("_labserv", loader)
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
@@ -189,7 +205,11 @@ def _why(e):
 
 def main():
     spec = sys.argv[1]
-    listener, ctl, slot, log, ext, board, seat = (int(a) for a in sys.argv[2:9])
+    listener, ctl, slot, log, board = (int(a) for a in sys.argv[2:7])
+    ext = sys.argv[7]
+    life, seat = int(sys.argv[8]), int(sys.argv[9])
+    if life >= 0:
+        _watch_supervisor(life)
     import socket
 
     sock = socket.socket(fileno=ctl)

@@ -32,6 +32,9 @@ pub(crate) struct Shared {
     cwd: PathBuf,
     /// Which workers are idle (see [`Board`]).
     pub(crate) board: Board,
+    /// The end of the supervisor's life pipe each worker watches, where workers are
+    /// portable (see [`life_pipe`]).
+    life: Option<BorrowedFd<'static>>,
 }
 
 impl Shared {
@@ -45,25 +48,102 @@ impl Shared {
             args: serde_json::to_string(&args).map_err(io::Error::other)?,
             cwd: std::env::current_dir()?,
             board: Board::create()?,
+            life: if super::portable() {
+                Some(life_pipe()?)
+            } else {
+                None
+            },
         })
     }
 }
 
-/// The extension module in a memory file, made once and shared by every worker.
-fn extension() -> io::Result<BorrowedFd<'static>> {
-    static FILE: OnceLock<OwnedFd> = OnceLock::new();
-    if let Some(fd) = FILE.get() {
-        return Ok(fd.as_fd());
+/// The pipe by which a portable worker notices that the supervisor is gone (where
+/// `PR_SET_PDEATHSIG` does not exist): the supervisor holds its write end open, never
+/// writing, until the process ends however it ends, and then each worker's read of it
+/// returns end of file (see `worker.py`). Made once; the read end is what workers get.
+fn life_pipe() -> io::Result<BorrowedFd<'static>> {
+    static PIPE: OnceLock<(OwnedFd, OwnedFd)> = OnceLock::new();
+    if let Some((read, _)) = PIPE.get() {
+        return Ok(read.as_fd());
     }
+    #[cfg(not(target_vendor = "apple"))]
+    let pipe = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    #[cfg(target_vendor = "apple")]
+    let pipe = {
+        // No pipe2 here: closed on exec right after.
+        let pipe = rustix::pipe::pipe()?;
+        for fd in [&pipe.0, &pipe.1] {
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
+        }
+        pipe
+    };
+    Ok(PIPE.get_or_init(|| pipe).0.as_fd())
+}
+
+/// Where a worker loads the extension module from: a sealed memory file it inherits
+/// (Linux), or a private file (where workers are portable).
+struct Extension {
+    fd: Option<BorrowedFd<'static>>,
+    path: String,
+}
+
+/// The extension module, made once and shared by every worker.
+fn extension() -> io::Result<Extension> {
     let module = super::EXTENSION
         .get()
+        .filter(|module| !module.is_empty())
         .ok_or_else(|| io::Error::other("this binary carries no Python extension module"))?;
-    let flags = rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING;
-    let fd = rustix::fs::memfd_create("labserv-ext", flags)?;
-    std::fs::File::from(fd.try_clone()?).write_all(module)?;
-    // Sealed once written: no worker can change the code the next one loads.
-    rustix::fs::fcntl_add_seals(&fd, ctl::fixed_size() | rustix::fs::SealFlags::WRITE)?;
-    Ok(FILE.get_or_init(|| fd).as_fd())
+    #[cfg(target_os = "linux")]
+    if !super::portable() {
+        static FILE: OnceLock<OwnedFd> = OnceLock::new();
+        let fd = match FILE.get() {
+            Some(fd) => fd.as_fd(),
+            None => {
+                let flags = rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING;
+                let fd = rustix::fs::memfd_create("labserv-ext", flags)?;
+                std::fs::File::from(fd.try_clone()?).write_all(module)?;
+                // Sealed once written: no worker can change the code the next one loads.
+                let seals = ctl::fixed_size() | rustix::fs::SealFlags::WRITE;
+                rustix::fs::fcntl_add_seals(&fd, seals)?;
+                FILE.get_or_init(|| fd).as_fd()
+            }
+        };
+        return Ok(Extension {
+            // The worker inherits it under the same number.
+            path: format!("/proc/self/fd/{}", fd.as_raw_fd()),
+            fd: Some(fd),
+        });
+    }
+    static PATH: OnceLock<String> = OnceLock::new();
+    let path = match PATH.get() {
+        Some(path) => path.clone(),
+        None => {
+            let path = private_copy(module)?;
+            PATH.get_or_init(|| path).clone()
+        }
+    };
+    Ok(Extension { fd: None, path })
+}
+
+/// The extension module in a file only this user can reach, named by its contents: one
+/// per version of labserv, reused by every run (a run killed with -9 leaves nothing new
+/// behind), written whole under a temporary name, then moved into place.
+fn private_copy(module: &[u8]) -> io::Result<String> {
+    let digest = ring::digest::digest(&ring::digest::SHA256, module);
+    let name = format!("_labserv-{}.so", crate::human::hex(&digest.as_ref()[..8]));
+    let dir = crate::settings::UserDirs::detect().ext_dir();
+    crate::private::create_dir_all(&dir)?;
+    let path = dir.join(name);
+    let same = std::fs::read(&path).is_ok_and(|there| there == module);
+    if !same {
+        let mut temp = tempfile::NamedTempFile::new_in(&dir)?;
+        temp.write_all(module)?;
+        temp.as_file().sync_all()?;
+        temp.persist(&path).map_err(|e| e.error)?;
+    }
+    path.into_os_string()
+        .into_string()
+        .map_err(|_| io::Error::other("the extension's folder is not named in UTF-8"))
 }
 
 /// A running worker and the supervisor's end of its control socket.
@@ -94,20 +174,27 @@ impl Worker {
         let (mine, theirs) = ctl::pair()?;
         let slot = Slot::create()?;
         let ext = extension()?;
-        let fds = [
+        let life = shared.life.map_or(-1, |fd| fd.as_raw_fd());
+        let passed = [
             shared.listener.as_raw_fd(),
             theirs.as_raw_fd(),
             slot.fd().as_raw_fd(),
             shared.log.as_raw_fd(),
-            ext.as_raw_fd(),
             shared.board.fd().as_raw_fd(),
         ];
+        // Inherited across exec: these, and only these.
+        let mut fds = passed.to_vec();
+        fds.extend(ext.fd.map(|fd| fd.as_raw_fd()));
+        fds.extend(shared.life.map(|fd| fd.as_raw_fd()));
         let parent = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
+        let pdeathsig = !super::portable();
         let mut cmd = Command::new(&launch.python);
         cmd.arg("-c")
             .arg(WORKER_PY)
             .arg(&launch.app)
-            .args(fds.iter().map(i32::to_string))
+            .args(passed.iter().map(i32::to_string))
+            .arg(&ext.path)
+            .arg(life.to_string())
             .arg(seat.to_string())
             .current_dir(&launch.dir)
             .env("PYTHONUNBUFFERED", "1")
@@ -125,14 +212,18 @@ impl Worker {
                 // Its own process group: a Ctrl-C at the terminal is the supervisor's to
                 // handle, and a worker's subprocesses go with it when it is killed.
                 libc::setpgid(0, 0);
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                // The supervisor may have died before the line above: then the signal
-                // never comes, and the worker must not start at all.
+                #[cfg(target_os = "linux")]
+                if pdeathsig {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                }
+                #[cfg(not(target_os = "linux"))]
+                let _ = pdeathsig;
+                // The supervisor may have died before the line above (or before a
+                // portable worker watches its life pipe): then the worker must not start.
                 if libc::getppid() != parent {
                     libc::_exit(1);
                 }
-                for fd in fds {
-                    // Inherited across exec: these, and only these.
+                for &fd in &fds {
                     if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
                         return Err(io::Error::last_os_error());
                     }
@@ -200,15 +291,22 @@ impl Worker {
         self.answer_to_start()
     }
 
+    /// Reads the worker's first message: [`ctl::READY`] (one byte, taken alone: on a
+    /// stream the worker's next messages may follow it), or [`ctl::FAILED`] and why.
     fn answer_to_start(&mut self) -> Result<(), String> {
         let mut buf = vec![0u8; 64 * 1024];
-        match ctl::recv(self.ctl.as_fd(), &mut buf) {
+        // Looked at first, without taking any descriptor that may ride along.
+        let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
+        match rustix::net::recv(&self.ctl, &mut buf, flags) {
             Ok((0, _)) => Err(format!(
                 "the worker exited at start ({})",
                 self.exit_status()
             )),
             Ok((n, _)) => match buf[0] {
-                ctl::READY => Ok(()),
+                ctl::READY => match ctl::recv(self.ctl.as_fd(), &mut buf[..1]) {
+                    Ok((1, _)) => Ok(()),
+                    other => Err(format!("no word from the worker: {other:?}")),
+                },
                 ctl::FAILED => Err(String::from_utf8_lossy(&buf[1..n]).into_owned()),
                 kind => Err(format!("the worker said {:?} first", char::from(kind))),
             },
@@ -224,15 +322,15 @@ impl Worker {
         let pid = self.pid();
         let mut conns: HashMap<u64, OwnedFd> = HashMap::new();
         if let Ok(fd) = readiness(&self.ctl) {
-            let mut buf = [0u8; 64];
+            let mut message = ctl::Message::<9>::new();
             'outer: loop {
                 let Ok(mut guard) = fd.readable().await else {
                     break;
                 };
                 loop {
-                    match ctl::recv(self.ctl.as_fd(), &mut buf) {
-                        Ok((0, _)) => break 'outer,
-                        Ok((9, conn)) => {
+                    match message.read(self.ctl.as_fd()) {
+                        Ok(None) => {}
+                        Ok(Some((buf, conn))) => {
                             let tag = u64::from_be_bytes(buf[1..9].try_into().unwrap_or_default());
                             match (buf[0], conn) {
                                 (ctl::OPENED, Some(conn)) => {
@@ -246,7 +344,6 @@ impl Worker {
                                 _ => {}
                             }
                         }
-                        Ok(_) => {}
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             guard.clear_ready();
                             break;

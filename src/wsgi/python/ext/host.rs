@@ -194,15 +194,14 @@ impl PyHost {
         };
         let hand = self.hand.clone();
         tokio::spawn(async move {
-            let mut buf = [0u8; 16];
+            let mut message = ctl::Message::<1>::new();
             loop {
                 let Ok(mut ready) = ctl.readable().await else {
                     return;
                 };
                 loop {
-                    match ctl::recv(ctl.get_ref().as_fd(), &mut buf) {
-                        Ok((0, _)) => return,
-                        Ok((_, Some(conn))) if buf[0] == ctl::ADOPT => {
+                    match message.read(ctl.get_ref().as_fd()) {
+                        Ok(Some(([ctl::ADOPT], Some(conn)))) => {
                             match Tcp::adopt(std::net::TcpStream::from(conn)) {
                                 Ok(adopted) => {
                                     let _ = hand.send(adopted);
