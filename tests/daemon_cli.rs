@@ -656,6 +656,7 @@ fn every_option_of_a_foreground_command_works_with_its_daemons() {
         "DURATION" => "250ms".to_string(),
         "PERCENT" => "5".to_string(),
         "NAME" => "lab-host.example".to_string(),
+        "GLOBS" => "*.img,fw/*.bin".to_string(),
         other => panic!("no sample value for <{other}>"),
     };
     let serv = env!("CARGO_BIN_EXE_serv");

@@ -1310,3 +1310,62 @@ async fn from_a_writable_root_files_are_never_sniffed_and_html_runs_sandboxed() 
         assert!(resp.status().is_client_error(), "{name}: {}", resp.status());
     }
 }
+
+/// `--only` and `--hide`: what does not match is neither served nor listed, in HTML or
+/// JSON, from the cache or not; folders stay to reach the files, unless hidden.
+#[tokio::test]
+async fn only_and_hide_keep_names_out_of_listings_and_answers() {
+    let srv = TestServer::start_with(|c| {
+        c.rules = labserv::http::FileRules::new(
+            &["*.img,*.bin".to_string()],
+            &["secret*,*.key".to_string()],
+            &[],
+        )
+        .unwrap();
+    })
+    .await;
+    for (name, body) in [
+        ("fw.img", "image"),
+        ("boards/7/boot.bin", "boot"),
+        ("notes.txt", "notes"),
+        ("secret-fw.img", "hidden"),
+        ("secrets/fw.img", "hidden too"),
+        ("tls/server.key", "key"),
+    ] {
+        srv.put(name, body.as_bytes());
+    }
+    let c = client();
+    let status = |path: &str| {
+        let c = c.clone();
+        let url = srv.url(path);
+        async move { c.get(url).send().await.unwrap().status().as_u16() }
+    };
+    for (path, want) in [
+        ("/fw.img", 200),
+        ("/boards/7/boot.bin", 200),
+        ("/boards/", 200),
+        ("/notes.txt", 404),
+        ("/notes.txt?sha256", 404),
+        ("/secret-fw.img", 404),
+        ("/secrets/fw.img", 404),
+        ("/secrets/", 404),
+        ("/tls/server.key", 404),
+    ] {
+        // Twice: the second answer may come from the cache.
+        assert_eq!(status(path).await, want, "{path}");
+        assert_eq!(status(path).await, want, "{path} again");
+    }
+    let html = get_text(&c, srv.url("/")).await;
+    assert!(
+        html.contains("fw.img") && html.contains("boards/"),
+        "{html}"
+    );
+    for hidden in ["notes.txt", "secret-fw.img", "secrets/", "server.key"] {
+        assert!(!html.contains(hidden), "{hidden} listed:\n{html}");
+    }
+    let json = get_text(&c, srv.url("/?format=json")).await;
+    assert!(
+        json.contains("\"fw.img\"") && !json.contains("notes.txt"),
+        "{json}"
+    );
+}

@@ -441,3 +441,65 @@ fn delete_and_mkcol_change_the_tree_and_nothing_outside_it() {
     assert_eq!(curl(&["-u", "lab:pw", "-X", "DELETE", &fw]).1, 204);
     assert!(!www.join("fw.img").exists());
 }
+
+#[test]
+#[ignore = "needs curl; bash scripts/test runs it"]
+fn read_only_and_only_keep_writes_off_their_names() {
+    let www = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(www.path().join("golden")).unwrap();
+    std::fs::write(www.path().join("golden/fw.img"), b"golden").unwrap();
+    let image = file(src.path(), "fw.img", b"new");
+    let (_srv, port) = serv(
+        www.path(),
+        &[
+            "--upload",
+            "--overwrite",
+            "--read-only",
+            "golden",
+            "--only",
+            "*.img",
+        ],
+    );
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    for (args, want) in [
+        (vec!["-T", &image, &url("/golden/fw.img")], 403),
+        (vec!["-X", "DELETE", &url("/golden/fw.img")], 403),
+        (vec!["-X", "DELETE", &url("/golden/?recursive")], 403),
+        (vec!["-X", "MKCOL", &url("/golden/new/")], 403),
+        (vec!["-F", &format!("f=@{image}"), &url("/golden/")], 403),
+        (vec!["-T", &image, &url("/notes.txt")], 403),
+        (vec!["-T", &image, &url("/scratch/fw.img")], 201),
+    ] {
+        let (body, code) = curl(&args);
+        assert_eq!(code, want, "{args:?}: {body}");
+    }
+    assert_eq!(
+        std::fs::read(www.path().join("golden/fw.img")).unwrap(),
+        b"golden"
+    );
+    assert!(!www.path().join("notes.txt").exists());
+    drop(_srv);
+
+    // A glob that does not parse is one line and exit 2, before anything starts.
+    let err = common::fails_in_one_line(
+        command(env!("CARGO_BIN_EXE_serv")).args(["--hide", "[a", "--show-settings"]),
+        2,
+    );
+    assert!(err.contains("--hide"), "{err}");
+    let out = command(env!("CARGO_BIN_EXE_serv"))
+        .args([
+            "--only",
+            "*.img",
+            "--read-only",
+            "golden",
+            "--show-settings",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("  names        only *.img; read-only golden\n"),
+        "{text}"
+    );
+}

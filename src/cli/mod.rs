@@ -185,6 +185,22 @@ pub struct ServOptions {
     #[arg(long)]
     pub dotfiles: bool,
 
+    /// Serve and list only files whose names match these globs (comma-separated,
+    /// repeatable: '*.img,*.bin'; with a '/', the path below the directory: 'fw/*.img');
+    /// others get 404. Folders stay, to reach the files
+    #[arg(long, value_name = "GLOBS", value_parser = values::globs("--only"))]
+    pub only: Vec<String>,
+
+    /// Hide and refuse (404) names matching these globs, and all a matching folder
+    /// holds: 'secret*,*.key'
+    #[arg(long, value_name = "GLOBS", value_parser = values::globs("--hide"))]
+    pub hide: Vec<String>,
+
+    /// Keep names matching these globs (and all a matching folder holds) from uploads,
+    /// deletes and new folders (403) when writes are on: 'golden,release/*'
+    #[arg(long, value_name = "GLOBS", value_parser = values::globs("--read-only"))]
+    pub read_only: Vec<String>,
+
     /// Take uploads: PUT (curl -T) and the listing page's form (multipart POST), and
     /// DELETE and MKCOL; off by default
     #[arg(long)]

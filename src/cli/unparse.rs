@@ -52,6 +52,15 @@ impl ServOptions {
         line.value("--directory", self.directory.clone());
         line.flag(self.no_follow_symlinks, "--no-follow-symlinks");
         line.flag(self.dotfiles, "--dotfiles");
+        for (option, values) in [
+            ("--only", &self.only),
+            ("--hide", &self.hide),
+            ("--read-only", &self.read_only),
+        ] {
+            for value in values {
+                line.value(option, Some(value.as_str()));
+            }
+        }
         for user in &self.gate.auth {
             line.value("--auth", Some(user.as_str()));
         }
@@ -153,6 +162,9 @@ mod tests {
             directory: Some("/srv/fw images".into()),
             no_follow_symlinks: true,
             dotfiles: true,
+            only: vec!["*.img,*.bin".into(), "fw/*.swu".into()],
+            hide: vec!["secret*".into()],
+            read_only: vec!["golden".into()],
             upload: true,
             overwrite: true,
             max_upload: Some(1 << 20),

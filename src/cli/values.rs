@@ -102,6 +102,16 @@ pub fn size(name: &'static str) -> impl Parse<u64> {
     move |v: &str| settings::parse_size(name, v)
 }
 
+/// Comma-separated globs (`--only`, `--hide`, `--read-only`), each checked here.
+pub fn globs(name: &'static str) -> impl Parse<String> {
+    move |v: &str| {
+        for glob in v.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+            glob::Pattern::new(glob).map_err(|e| SettingsError::new(name, v, e.msg))?;
+        }
+        Ok(v.to_string())
+    }
+}
+
 /// A rate in bytes per second, with an optional K, M or G suffix (as curl's --limit-rate).
 pub fn rate(name: &'static str) -> impl Parse<u64> {
     move |v: &str| {

@@ -266,6 +266,7 @@ impl ServerConfig {
                     "hidden"
                 }
             );
+            out += &format!("  names        {}\n", c.rules.describe());
             let access = c.access.describe().unwrap_or_else(|| "open".to_string());
             out += &format!("  access       {access}\n");
             out += &format!("  qr           {}\n", if self.qr { "on" } else { "off" });

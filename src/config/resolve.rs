@@ -103,6 +103,9 @@ pub fn serv(options: &ServOptions, settings: &Settings) -> Result<ServerConfig> 
     );
     files.follow_symlinks = !options.no_follow_symlinks;
     files.dotfiles = options.dotfiles;
+    // The globs were checked when the command line was read.
+    files.rules = crate::http::FileRules::new(&options.only, &options.hide, &options.read_only)
+        .unwrap_or_default();
     files.debug = log.debug;
     files.faults = faults(&options.faults);
     files.access = access(&options.gate);

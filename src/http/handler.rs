@@ -18,6 +18,7 @@ use super::decode_path;
 use super::folders;
 use super::listing;
 use super::reply::{Source, respond};
+use super::rules::FileRules;
 use super::upload::{self, Uploads};
 use super::validators::Validators;
 use crate::confine::{Refused, Symlinks, confine};
@@ -40,6 +41,8 @@ pub(crate) struct FileServer {
     uploads: Option<Uploads>,
     /// List and serve dot-names (`--dotfiles`).
     dotfiles: bool,
+    /// Which names are shown and taken (`--only`, `--hide`, `--read-only`).
+    rules: Arc<FileRules>,
 }
 
 impl FileServer {
@@ -49,6 +52,7 @@ impl FileServer {
         debug: bool,
         uploads: Option<Uploads>,
         dotfiles: bool,
+        rules: FileRules,
     ) -> Self {
         Self {
             root,
@@ -57,8 +61,15 @@ impl FileServer {
             cache: Arc::new(Cache::new()),
             uploads,
             dotfiles,
+            rules: Arc::new(rules),
         }
     }
+}
+
+/// A decoded request path as the file rules read it: below the root, without the
+/// slashes at either end.
+fn rule_path(name: &[u8]) -> String {
+    String::from_utf8_lossy(name).trim_matches('/').to_string()
 }
 
 /// Whether a decoded path has a segment that starts with a dot (`.git`, `.ssh/id_rsa`,
@@ -106,11 +117,26 @@ impl Handler for FileServer {
                     "writes from other sites' pages are refused",
                 );
             }
+            if write && !self.rules.is_empty() {
+                let path = req.uri().path();
+                let folder = path.ends_with('/') || method == Method::POST;
+                if let Some(why) = self
+                    .rules
+                    .refuses_write(&rule_path(&decode_path(path)), folder)
+                {
+                    warn!(target: "labserv::http", "{peer} {method} {path}: refused, {why}");
+                    return crate::server::text_response(
+                        StatusCode::FORBIDDEN,
+                        &format!("refused: {why}"),
+                    );
+                }
+            }
             if method == Method::PUT {
                 return Box::pin(upload::put(&self.root, uploads, req, peer)).await;
             }
             if method == Method::POST {
-                return Box::pin(upload::post(&self.root, uploads, req, peer)).await;
+                let rules = &self.rules;
+                return Box::pin(upload::post(&self.root, uploads, rules, req, peer)).await;
             }
             if method == Method::DELETE {
                 let (path, query) = (req.uri().path(), req.uri().query());
@@ -170,8 +196,12 @@ impl Handler for FileServer {
             debug!(target: "labserv::http", "{peer} path {path:?} -> {}", full.display());
         }
         let checksum = req.uri().query() == Some("sha256");
+        let rel = (!self.rules.is_empty()).then(|| rule_path(&name));
         // A file that watches vouch for is answered without asking the file system.
-        if !checksum && let Some(entry) = self.cache.vouched(&full) {
+        if !checksum
+            && rel.as_ref().is_none_or(|rel| self.rules.shows_file(rel))
+            && let Some(entry) = self.cache.vouched(&full)
+        {
             return from_cache(req.headers(), &entry, head);
         }
         let meta = match std::fs::metadata(&full) {
@@ -182,6 +212,16 @@ impl Handler for FileServer {
             }
             Err(e) => return error_page(&e, peer, &full),
         };
+        if let Some(rel) = rel.filter(|rel| !rel.is_empty()) {
+            let shown = if meta.is_dir() {
+                self.rules.shows_dir(&rel)
+            } else {
+                self.rules.shows_file(&rel)
+            };
+            if !shown {
+                return status_page(StatusCode::NOT_FOUND);
+            }
+        }
         if meta.is_dir() {
             return Box::pin(self.directory(&req, &name, &full, head, peer)).await;
         }
@@ -292,7 +332,8 @@ impl FileServer {
             return resp;
         }
         let index_name = [name, b"/index.html"].concat();
-        if let Ok(index) = confine(&self.root, &index_name, self.symlinks)
+        if self.rules.shows_file(&rule_path(&index_name))
+            && let Ok(index) = confine(&self.root, &index_name, self.symlinks)
             && let Ok(meta) = std::fs::metadata(&index)
             && meta.is_file()
         {
@@ -303,6 +344,7 @@ impl FileServer {
         let json = wants_json(req);
         let upload = self.uploads.is_some();
         let dotfiles = self.dotfiles;
+        let rules = (!self.rules.is_empty()).then(|| (self.rules.clone(), rule_path(name)));
         let url_path = path.to_string();
         // Entries kept since an earlier listing, if watches vouch for them (asked here, on
         // the event loop that has seen the events).
@@ -324,6 +366,20 @@ impl FileServer {
             let mut ordered = sort.order(&entries, !json);
             if !dotfiles {
                 ordered.retain(|e| !e.name.starts_with('.'));
+            }
+            if let Some((rules, dir)) = &rules {
+                ordered.retain(|e| {
+                    let path = if dir.is_empty() {
+                        e.name.clone()
+                    } else {
+                        format!("{dir}/{}", e.name)
+                    };
+                    if e.kind == listing::Kind::Dir {
+                        rules.shows_dir(&path)
+                    } else {
+                        rules.shows_file(&path)
+                    }
+                });
             }
             Ok(if json {
                 listing::json(&url_path, &ordered)

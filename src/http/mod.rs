@@ -16,6 +16,7 @@ mod cache;
 #[cfg(target_os = "linux")]
 mod changes;
 mod folders;
+mod rules;
 #[cfg(not(target_os = "linux"))]
 mod changes {
     //! Without inotify, every cache hit is checked with `stat`.
@@ -67,6 +68,7 @@ mod reply;
 mod upload;
 mod validators;
 
+pub use rules::FileRules;
 pub use upload::{DEFAULT_MAX_UPLOAD, Uploads};
 
 use std::path::PathBuf;
@@ -93,6 +95,8 @@ pub struct HttpConfig {
     /// List and serve names starting with a dot (`--dotfiles`); hidden and refused
     /// otherwise.
     pub dotfiles: bool,
+    /// Which names are shown and taken (`--only`, `--hide`, `--read-only`).
+    pub rules: FileRules,
     /// Log request targets, path rewrites and every request header.
     pub debug: bool,
     /// Connection limits.
@@ -114,6 +118,7 @@ impl HttpConfig {
             root: root.into(),
             follow_symlinks: true,
             dotfiles: false,
+            rules: FileRules::default(),
             debug: false,
             limits: Limits::default(),
             tls: None,
@@ -142,6 +147,7 @@ pub async fn serve(listener: TcpListener, config: HttpConfig, shutdown: Shutdown
         config.debug,
         config.uploads,
         config.dotfiles,
+        config.rules,
     ));
     crate::server::conn::run(
         listener,

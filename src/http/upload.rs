@@ -17,6 +17,7 @@ use tokio::io::AsyncWriteExt;
 use tracing::{info, warn};
 
 use super::decode_path;
+use super::rules::FileRules;
 use crate::confine::{Symlinks, confine};
 use crate::landing::{Landing, Room};
 use crate::server::{Body, text_response};
@@ -154,6 +155,7 @@ pub(crate) async fn put(
 pub(crate) async fn post(
     root: &Path,
     uploads: Uploads,
+    rules: &FileRules,
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Body> {
@@ -237,6 +239,13 @@ pub(crate) async fn post(
             }
         };
         let shown = format!("{}{}", with_slash(&dir_path), name);
+        let dir_rule = String::from_utf8_lossy(&decode_path(&dir_path)).into_owned();
+        let rule_path = format!("{}/{name}", dir_rule.trim_matches('/'));
+        let rule_path = rule_path.trim_start_matches('/');
+        if let Some(why) = rules.refuses_write(rule_path, false) {
+            warn!(target: "labserv::http", "{peer} POST {shown}: refused, {why}");
+            return text_response(StatusCode::FORBIDDEN, &format!("refused: {why}"));
+        }
         let meter = meter.clone();
         let field = futures_lite::StreamExt::map(field, move |chunk| {
             if let Ok(chunk) = &chunk {
