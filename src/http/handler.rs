@@ -66,12 +66,6 @@ impl FileServer {
     }
 }
 
-/// A decoded request path as the file rules read it: below the root, without the
-/// slashes at either end.
-fn rule_path(name: &[u8]) -> String {
-    String::from_utf8_lossy(name).trim_matches('/').to_string()
-}
-
 /// Whether a decoded path has a segment that starts with a dot (`.git`, `.ssh/id_rsa`,
 /// an upload's temporary `.fw.img.41-3.part`).
 pub(crate) fn has_dot_segment(path: &[u8]) -> bool {
@@ -117,13 +111,10 @@ impl Handler for FileServer {
                     "writes from other sites' pages are refused",
                 );
             }
-            if write && !self.rules.is_empty() {
+            if write {
                 let path = req.uri().path();
                 let folder = path.ends_with('/') || method == Method::POST;
-                if let Some(why) = self
-                    .rules
-                    .refuses_write(&rule_path(&decode_path(path)), folder)
-                {
+                if let Some(why) = self.rules.refuses_write_to(&decode_path(path), folder) {
                     warn!(target: "labserv::http", "{peer} {method} {path}: refused, {why}");
                     return crate::server::text_response(
                         StatusCode::FORBIDDEN,
@@ -196,10 +187,9 @@ impl Handler for FileServer {
             debug!(target: "labserv::http", "{peer} path {path:?} -> {}", full.display());
         }
         let checksum = req.uri().query() == Some("sha256");
-        let rel = (!self.rules.is_empty()).then(|| rule_path(&name));
         // A file that watches vouch for is answered without asking the file system.
         if !checksum
-            && rel.as_ref().is_none_or(|rel| self.rules.shows_file(rel))
+            && self.rules.shows_name(&name, false)
             && let Some(entry) = self.cache.vouched(&full)
         {
             return from_cache(req.headers(), &entry, head);
@@ -212,15 +202,8 @@ impl Handler for FileServer {
             }
             Err(e) => return error_page(&e, peer, &full),
         };
-        if let Some(rel) = rel.filter(|rel| !rel.is_empty()) {
-            let shown = if meta.is_dir() {
-                self.rules.shows_dir(&rel)
-            } else {
-                self.rules.shows_file(&rel)
-            };
-            if !shown {
-                return status_page(StatusCode::NOT_FOUND);
-            }
+        if !self.rules.shows_name(&name, meta.is_dir()) {
+            return status_page(StatusCode::NOT_FOUND);
         }
         if meta.is_dir() {
             return Box::pin(self.directory(&req, &name, &full, head, peer)).await;
@@ -332,7 +315,7 @@ impl FileServer {
             return resp;
         }
         let index_name = [name, b"/index.html"].concat();
-        if self.rules.shows_file(&rule_path(&index_name))
+        if self.rules.shows_name(&index_name, false)
             && let Ok(index) = confine(&self.root, &index_name, self.symlinks)
             && let Ok(meta) = std::fs::metadata(&index)
             && meta.is_file()
@@ -344,7 +327,7 @@ impl FileServer {
         let json = wants_json(req);
         let upload = self.uploads.is_some();
         let dotfiles = self.dotfiles;
-        let rules = (!self.rules.is_empty()).then(|| (self.rules.clone(), rule_path(name)));
+        let rules = (!self.rules.is_empty()).then(|| (self.rules.clone(), name.to_vec()));
         let url_path = path.to_string();
         // Entries kept since an earlier listing, if watches vouch for them (asked here, on
         // the event loop that has seen the events).
@@ -369,16 +352,8 @@ impl FileServer {
             }
             if let Some((rules, dir)) = &rules {
                 ordered.retain(|e| {
-                    let path = if dir.is_empty() {
-                        e.name.clone()
-                    } else {
-                        format!("{dir}/{}", e.name)
-                    };
-                    if e.kind == listing::Kind::Dir {
-                        rules.shows_dir(&path)
-                    } else {
-                        rules.shows_file(&path)
-                    }
+                    let name = [dir.as_slice(), b"/", e.name.as_bytes()].concat();
+                    rules.shows_name(&name, e.kind == listing::Kind::Dir)
                 });
             }
             Ok(if json {

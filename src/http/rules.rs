@@ -67,6 +67,24 @@ impl FileRules {
         self.only.is_empty() && self.hide.is_empty() && self.read_only.is_empty()
     }
 
+    /// Whether the file (or, with `folder`, the folder) at `path` is served and listed.
+    pub(crate) fn shows(&self, path: &str, folder: bool) -> bool {
+        if folder {
+            self.shows_dir(path)
+        } else {
+            self.shows_file(path)
+        }
+    }
+
+    /// [`FileRules::shows`] for a decoded request path (`/`-separated, slashes at either
+    /// end ignored); the root itself is always shown.
+    pub(crate) fn shows_name(&self, name: &[u8], folder: bool) -> bool {
+        self.is_empty() || {
+            let path = path_of(name);
+            path.is_empty() || self.shows(&path, folder)
+        }
+    }
+
     /// Whether the file at `path` (below the root, `/`-separated, no leading `/`) is
     /// served and listed.
     pub(crate) fn shows_file(&self, path: &str) -> bool {
@@ -84,15 +102,19 @@ impl FileRules {
     pub(crate) fn refuses_write(&self, path: &str, folder: bool) -> Option<&'static str> {
         if covers(&self.read_only, path) {
             Some("read-only (--read-only)")
-        } else if !(if folder {
-            self.shows_dir(path)
-        } else {
-            self.shows_file(path)
-        }) {
+        } else if !self.shows(path, folder) {
             Some("not a name this server shows (--only, --hide)")
         } else {
             None
         }
+    }
+
+    /// [`FileRules::refuses_write`] for a decoded request path.
+    pub(crate) fn refuses_write_to(&self, name: &[u8], folder: bool) -> Option<&'static str> {
+        if self.is_empty() {
+            return None;
+        }
+        self.refuses_write(&path_of(name), folder)
     }
 
     /// The rules in words, for `--show-settings`.
@@ -116,6 +138,12 @@ impl FileRules {
         .collect::<Vec<_>>()
         .join("; ")
     }
+}
+
+/// A decoded request path as the rules read it: below the root, without the slashes at
+/// either end.
+pub(crate) fn path_of(name: &[u8]) -> String {
+    String::from_utf8_lossy(name).trim_matches('/').to_string()
 }
 
 /// Whether `glob` matches the file at `path`: its name, or (with a `/`) its path.

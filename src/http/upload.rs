@@ -239,10 +239,8 @@ pub(crate) async fn post(
             }
         };
         let shown = format!("{}{}", with_slash(&dir_path), name);
-        let dir_rule = String::from_utf8_lossy(&decode_path(&dir_path)).into_owned();
-        let rule_path = format!("{}/{name}", dir_rule.trim_matches('/'));
-        let rule_path = rule_path.trim_start_matches('/');
-        if let Some(why) = rules.refuses_write(rule_path, false) {
+        let file_path = [&*decode_path(&dir_path), b"/", name.as_bytes()].concat();
+        if let Some(why) = rules.refuses_write_to(&file_path, false) {
             warn!(target: "labserv::http", "{peer} POST {shown}: refused, {why}");
             return text_response(StatusCode::FORBIDDEN, &format!("refused: {why}"));
         }

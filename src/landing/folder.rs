@@ -112,9 +112,8 @@ impl Folder {
         #[cfg(target_os = "linux")]
         {
             use std::os::fd::AsRawFd;
-            let through = PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()));
-            if through.is_dir() {
-                return through.join(name);
+            if proc_fd() {
+                return PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd())).join(name);
             }
         }
         self.path.join(name)
@@ -124,9 +123,7 @@ impl Folder {
     /// (to give it a name later) allow it.
     #[cfg(target_os = "linux")]
     pub(crate) fn nameless(&self) -> Option<File> {
-        // Looked at once: /proc does not come or go while labserv runs.
-        static PROC_FD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        if !*PROC_FD.get_or_init(|| Path::new("/proc/self/fd").is_dir()) {
+        if !proc_fd() {
             return None;
         }
         let flags = rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::WRONLY;
@@ -146,6 +143,14 @@ impl Folder {
             rustix::fs::AtFlags::SYMLINK_FOLLOW,
         )?)
     }
+}
+
+/// Whether `/proc/self/fd` is there, to reach a file through its handle (looked at once:
+/// `/proc` does not come or go while labserv runs).
+#[cfg(target_os = "linux")]
+fn proc_fd() -> bool {
+    static PROC_FD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PROC_FD.get_or_init(|| Path::new("/proc/self/fd").is_dir())
 }
 
 #[cfg(not(unix))]
