@@ -1,6 +1,6 @@
-//! Builds the Python extension module that `wsgi APP`'s workers load (`_labserv`): this
-//! same library compiled as a cdylib with the `pyext` feature, into its own target
-//! directory, then embedded in the binaries (see `src/wsgi/python/worker.rs`).
+//! Builds the Python extension module that `wsgi APP`'s workers load (`_labserv`, the
+//! workspace's `crates/pyext`), into its own target directory, then embeds it in the
+//! binaries (see `src/wsgi/python/worker.rs`).
 //!
 //! PyO3's abi3 build needs neither Python headers nor a libpython to link, so this works
 //! on a machine without Python; Python is needed only to run the workers.
@@ -9,18 +9,24 @@ use std::env;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+/// Set for the nested build, whose build of this library must not build the extension
+/// again.
+const NESTED: &str = "LABSERV_BUILDING_PYEXT";
+
 fn main() {
     println!("cargo:rerun-if-changed=src");
+    println!("cargo:rerun-if-changed=crates/pyext");
     println!("cargo:rerun-if-changed=Cargo.toml");
     println!("cargo:rerun-if-changed=Cargo.lock");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    // The extension's own build embeds no extension; only Unix has the workers that
+    // The extension's own build (of this library, which it stands on) embeds no
+    // extension; only Unix has the workers that
     // load one (on Windows `wsgi APP` says so); and a cross-build (the macOS and MSVC
     // checks from Linux) has no linker for the target's extension: the binary then
     // carries none, and `wsgi APP` says so.
     let unix = env::var_os("CARGO_CFG_UNIX").is_some();
     let cross = env::var("TARGET").ok() != env::var("HOST").ok();
-    if env::var_os("CARGO_FEATURE_PYEXT").is_some() || !unix || cross {
+    if env::var_os(NESTED).is_some() || !unix || cross {
         std::fs::write(out.join("labserv_ext.so"), b"").expect("writing OUT_DIR");
         return;
     }
@@ -35,18 +41,12 @@ fn main() {
         .map_or_else(|| out.join("pyext"), |t| t.join("pyext"));
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args([
-        "rustc",
-        "--lib",
-        "--crate-type",
-        "cdylib",
-        "--features",
-        "pyext",
-    ])
-    .arg("--manifest-path")
-    .arg(manifest.join("Cargo.toml"))
-    .arg("--target-dir")
-    .arg(&target);
+    cmd.args(["rustc", "--package", "labserv-pyext", "--lib"])
+        .env(NESTED, "1")
+        .arg("--manifest-path")
+        .arg(manifest.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target);
     if release {
         cmd.arg("--release");
     }
@@ -81,9 +81,9 @@ fn main() {
     let built = target
         .join(if release { "release" } else { "debug" })
         .join(if macos {
-            "liblabserv.dylib"
+            "lib_labserv.dylib"
         } else {
-            "liblabserv.so"
+            "lib_labserv.so"
         });
     std::fs::copy(&built, out.join("labserv_ext.so")).expect("copying the Python extension");
 }

@@ -31,11 +31,14 @@
 //!   uploads.
 //! - [`wsgi`]: the WSGI-style app host, its built-in apps, validator and CGI gateway, and
 //!   the CGI variables every app gets (`wsgi::variables`); `wsgi::python` hosts Python
-//!   WSGI apps in worker processes that run this crate's HTTP code as an extension module
-//!   (`ext/`, built by `build.rs` with the `pyext` feature; it and `worker.py`, the Python
-//!   side, ship inside the binary; `pool.rs` supervises the workers, `ctl.rs` is what they
-//!   and the supervisor tell each other, `reload.rs` restarts them on changes).
-//! - [`tftp`]: the TFTP server on async-tftp: uploads, transfer log.
+//!   WSGI apps in worker processes that run this crate's HTTP code (`inside/`) through an
+//!   extension module (the workspace's `crates/pyext`, built by `build.rs`; it and
+//!   `worker.py`, the Python side, ship inside the binary; the supervisor hands each
+//!   worker its resolved configuration as data; `pool.rs` supervises the workers,
+//!   `ctl.rs` is what they and the supervisor tell each other, `reload.rs` restarts them
+//!   on changes).
+//! - [`tftp`]: the TFTP server on labserv's TFTP engine (`crates/tftp-engine`, a fork of
+//!   async-tftp): uploads, transfer log.
 //! - [`confine`]: the one rule that keeps a client's file name inside the served root.
 //!
 //! Shared pieces:

@@ -44,7 +44,7 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
 const BUFFER: usize = 64 * 1024;
 
 /// How much to log and where.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct LogConfig {
     /// Per-request detail (DEBUG=1 or `-v`).
     pub debug: bool,
@@ -325,7 +325,7 @@ pub fn init(config: &LogConfig) -> Result<LogGuard> {
 ///
 /// # Errors
 /// As [`init`].
-#[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
+#[cfg_attr(not(unix), allow(dead_code))] // used by the Python workers
 pub(crate) fn init_to(config: &LogConfig, stderr: File) -> Result<LogGuard> {
     install(config, Some(stderr))
 }
@@ -350,7 +350,7 @@ fn install(config: &LogConfig, stderr: Option<File>) -> Result<LogGuard> {
     let filter = Targets::new()
         .with_target("labserv", level)
         .with_target(ACCESS, level)
-        .with_target("async_tftp", packets);
+        .with_target("tftp_engine", packets);
     let (target, ansi) = match &config.file {
         Some(path) => {
             let file = open_append(path).map_err(|error| Error::LogFile {

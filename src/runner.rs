@@ -98,8 +98,8 @@ fn ready_tls(config: &mut ServerConfig, _: &Socket) -> Result<Option<Workers>> {
 fn ready_apps(config: &mut ServerConfig, socket: &Socket) -> Result<Option<Workers>> {
     config.start_tls()?;
     match (&config.service, socket) {
-        (Service::Python { config, .. }, Socket::Tcp(listener)) => {
-            Workers::start(config, listener).map(Some)
+        (Service::Python { config: python, .. }, Socket::Tcp(listener)) => {
+            Workers::start(python, &config.log, listener).map(Some)
         }
         _ => Ok(None),
     }

@@ -837,3 +837,42 @@ fn reloads_never_fail_a_request_on_a_kept_alive_connection() {
         failed.len()
     );
 }
+
+#[test]
+#[ignore = "needs Python 3 and curl; bash scripts/test runs it"]
+fn workers_serve_with_the_supervisors_certificate_passwords_and_log_file() {
+    // What the supervisor resolved (a certificate it made, a password, the LOG file)
+    // reaches every worker: each serves HTTPS with that certificate, asks for that
+    // password, and writes its access lines to that file.
+    let data = tempfile::tempdir().unwrap();
+    let log = data.path().join("wsgi.log");
+    let mut cmd = command(WSGI);
+    cmd.args(["apps:environ", "0", "--host", "127.0.0.1", "--tls"])
+        .args(["--auth", "lab:secret", "-w", "2"])
+        .current_dir(apps_dir())
+        .env_remove("VIRTUAL_ENV")
+        .env("XDG_DATA_HOME", data.path())
+        .env("LOG", &log);
+    let mut srv = Running::spawn(cmd);
+    let url = srv.wait_line(|l| l.trim_start().starts_with("https://"));
+    let port = srv.port_in(&url);
+    let cert = srv.wait_line(|l| l.starts_with("Certificate: "));
+    let cert = cert.trim_start_matches("Certificate: ").to_string();
+    let url = format!("https://127.0.0.1:{port}/");
+    let status = |user: &[&str]| {
+        let mut args = vec!["--cacert", &cert, "-o", "/dev/null", "-w", "%{http_code}"];
+        args.extend_from_slice(user);
+        args.push(&url);
+        curl(&args)
+    };
+    // Both workers, several times each (each takes its own connections).
+    for _ in 0..4 {
+        assert_eq!(status(&[]), "401");
+        assert_eq!(status(&["-u", "lab:wrong"]), "401");
+    }
+    let seen = curl(&["--cacert", &cert, "-u", "lab:secret", &url]);
+    let seen: serde_json::Value = serde_json::from_str(&seen).expect(&seen);
+    assert_eq!(seen["wsgi.url_scheme"], "https");
+    let text = common::wait_file(&log, |t| t.contains("wrong password for user \"lab\""));
+    assert!(text.contains("GET /"), "{text}");
+}

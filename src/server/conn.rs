@@ -89,7 +89,7 @@ pub(crate) trait Handler: Send + Sync + 'static {
 
 /// What [`Handler::accepted`] said of a request's connection.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Tag(#[cfg_attr(not(feature = "pyext"), allow(dead_code))] pub(crate) u64);
+pub(crate) struct Tag(#[cfg_attr(not(unix), allow(dead_code))] pub(crate) u64);
 
 /// Accepts connections (over TLS with `tls`) until shutdown, then drains them for up to `limits.drain`.
 pub(crate) async fn run<H: Handler>(

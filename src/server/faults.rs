@@ -17,7 +17,7 @@ use super::tracked::ConnState;
 use crate::human::bytes as human_bytes;
 
 /// Where each response body is cut.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DropAfter {
     /// After this many bytes.
     Bytes(u64),
@@ -27,7 +27,7 @@ pub enum DropAfter {
 }
 
 /// The faults a server puts into its connections.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Faults {
     /// Bytes per second each connection may send.
     pub limit_rate: Option<u64>,
@@ -38,6 +38,7 @@ pub struct Faults {
     /// Wait this long before the first byte of each response.
     pub delay: Option<Duration>,
     /// Requests seen, shared by every thread of the server (for `fail_every`).
+    #[serde(skip)]
     pub(crate) seen: Arc<AtomicU64>,
 }
 

@@ -17,7 +17,7 @@ use super::body::Body;
 use super::text_response;
 
 /// One user's password: as given, or as a sha-512-crypt (or sha-256-crypt) hash.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Password {
     /// The password itself (kept as its SHA-256, compared in constant time).
     Plain([u8; 32]),
@@ -36,7 +36,7 @@ impl std::fmt::Debug for Password {
 }
 
 /// A user allowed in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct User {
     /// The name.
     pub name: String,
@@ -79,7 +79,17 @@ impl User {
 }
 
 /// Which requests need a password.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub enum AuthScope {
     /// Every request.
     #[default]
@@ -89,7 +99,7 @@ pub enum AuthScope {
 }
 
 /// The gate's settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Access {
     /// Users allowed in; empty means no passwords.
     pub users: Vec<User>,

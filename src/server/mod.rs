@@ -33,7 +33,7 @@ pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 pub const DEFAULT_DRAIN: Duration = Duration::from_secs(5);
 
 /// Per-connection limits that keep one client from holding the server hostage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// A request head must be complete this long after its first byte (slowloris).
     pub header_timeout: Duration,

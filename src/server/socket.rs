@@ -201,7 +201,7 @@ fn gone() -> io::Error {
 #[cfg(unix)]
 impl Tcp {
     /// A connection accepted elsewhere (another process let go of it), with its peer.
-    #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // the Python workers adopt
+    #[cfg_attr(not(unix), allow(dead_code))] // the Python workers adopt
     pub(crate) fn adopt(tcp: std::net::TcpStream) -> io::Result<(Self, SocketAddr)> {
         tcp.set_nonblocking(true)?;
         let peer = tcp.peer_addr()?;

@@ -9,10 +9,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use async_tftp::packet;
-use async_tftp::server::{Outcome, TransferReport};
-use blocking::{Task, Unblock};
-use futures_lite::{AsyncRead, AsyncWrite, Future};
+use tftp_engine::packet;
+use tftp_engine::server::{Outcome, TransferReport};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
 use tracing::warn;
 
 use super::transfers::Transfers;
@@ -30,9 +31,13 @@ pub(crate) struct Handler {
     max_transfers: usize,
     max_per_client: usize,
     transfers: Arc<Transfers>,
+    /// The server's runtime, whose blocking pool reads from the disk and lands uploads
+    /// for every transfer (a transfer's own runtime has no pool worth starting).
+    pool: Handle,
 }
 
 impl Handler {
+    /// Call on the server's runtime, whose blocking pool the transfers use.
     pub(crate) fn new(
         root: PathBuf,
         upload: bool,
@@ -49,6 +54,7 @@ impl Handler {
             max_transfers,
             max_per_client,
             transfers: Arc::default(),
+            pool: Handle::current(),
         }
     }
 
@@ -138,7 +144,7 @@ fn io_error(e: &io::Error) -> packet::Error {
     }
 }
 
-impl async_tftp::server::Handler for Handler {
+impl tftp_engine::server::Handler for Handler {
     type Reader = Download;
     type Writer = Upload;
 
@@ -175,6 +181,7 @@ impl async_tftp::server::Handler for Handler {
             len,
             chunk: bytes::Bytes::new(),
             reading: None,
+            pool: self.pool.clone(),
             _slot: slot,
         };
         Ok((reader, Some(len)))
@@ -222,6 +229,7 @@ impl async_tftp::server::Handler for Handler {
             file: None,
             landing: Some(landing),
             finishing: None,
+            pool: self.pool.clone(),
             _slot: slot,
         })
     }
@@ -298,17 +306,34 @@ pub(crate) struct Download {
     next: u64,
     len: u64,
     chunk: bytes::Bytes,
-    reading: Option<Task<io::Result<bytes::Bytes>>>,
+    reading: Option<JoinHandle<io::Result<bytes::Bytes>>>,
+    pool: Handle,
     _slot: Slot,
+}
+
+/// What a task on the blocking pool gave back (a task that panicked is an I/O error).
+fn joined<T>(done: Result<io::Result<T>, tokio::task::JoinError>) -> io::Result<T> {
+    done.unwrap_or_else(|e| Err(io::Error::other(e)))
 }
 
 impl AsyncRead for Download {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        // The engine reads into initialized packet buffers: this costs nothing there.
+        let buf = out.initialize_unfilled();
+        let n = ready!(self.fill(cx, buf))?;
+        out.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Download {
+    /// Puts the next bytes of the file into `buf`; how many (0 at the end).
+    fn fill(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let this = self;
         if this.chunk.is_empty() {
             if this.next >= this.len {
                 return Poll::Ready(Ok(0));
@@ -329,17 +354,17 @@ impl AsyncRead for Download {
                 Some(task) => {
                     let chunk = ready!(Pin::new(task).poll(cx));
                     this.reading = None;
-                    chunk?
+                    joined(chunk)?
                 }
                 None => match crate::fsio::read_cached(&this.file, this.next, want) {
                     Ok(chunk) if !chunk.is_empty() => chunk,
                     _ => {
                         let (file, offset) = (this.file.clone(), this.next);
-                        let mut task =
-                            blocking::unblock(move || crate::fsio::read_at(&file, offset, want));
-                        let polled = Pin::new(&mut task).poll(cx);
-                        match polled {
-                            Poll::Ready(chunk) => chunk?,
+                        let mut task = this
+                            .pool
+                            .spawn_blocking(move || crate::fsio::read_at(&file, offset, want));
+                        match Pin::new(&mut task).poll(cx) {
+                            Poll::Ready(chunk) => joined(chunk)?,
                             Poll::Pending => {
                                 this.reading = Some(task);
                                 return Poll::Pending;
@@ -376,13 +401,41 @@ pub(crate) struct Upload {
     file: Option<Writing>,
     landing: Option<Landing>,
     /// The sync-and-rename running on the blocking pool.
-    finishing: Option<Task<io::Result<()>>>,
+    finishing: Option<JoinHandle<io::Result<()>>>,
+    pool: Handle,
     _slot: Slot,
 }
 
 enum Writing {
+    /// Written on this thread.
     Direct(crate::landing::Upload),
-    Pooled(Unblock<crate::landing::Upload>),
+    /// Written on the blocking pool, a block at a time: the file is with the task
+    /// writing the last block given, and comes back when it is done.
+    Pooled {
+        file: Option<crate::landing::Upload>,
+        task: Option<JoinHandle<(crate::landing::Upload, io::Result<()>)>>,
+    },
+}
+
+impl Writing {
+    /// Waits for the block being written on the pool, if one is; its error, if it failed.
+    fn poll_pooled(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Writing::Pooled { file, task } = self else {
+            return Poll::Ready(Ok(()));
+        };
+        let Some(running) = task.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let done = ready!(Pin::new(running).poll(cx));
+        *task = None;
+        match done {
+            Ok((back, result)) => {
+                *file = Some(back);
+                Poll::Ready(result)
+            }
+            Err(e) => Poll::Ready(Err(io::Error::other(e))),
+        }
+    }
 }
 
 impl AsyncWrite for Upload {
@@ -391,47 +444,66 @@ impl AsyncWrite for Upload {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if let Some(file) = self.unstarted.take() {
-            self.file = Some(if async_tftp::server::on_own_thread() {
+        let this = &mut *self;
+        if let Some(file) = this.unstarted.take() {
+            this.file = Some(if tftp_engine::server::on_own_thread() {
                 Writing::Direct(file)
             } else {
-                Writing::Pooled(Unblock::new(file))
+                Writing::Pooled {
+                    file: Some(file),
+                    task: None,
+                }
             });
         }
-        match self.file.as_mut() {
-            Some(Writing::Direct(file)) => Poll::Ready(io::Write::write(file, buf)),
-            Some(Writing::Pooled(file)) => Pin::new(file).poll_write(cx, buf),
-            None => Poll::Ready(Err(io::Error::other("upload already closed"))),
+        let Some(writing) = this.file.as_mut() else {
+            return Poll::Ready(Err(io::Error::other("upload already closed")));
+        };
+        ready!(writing.poll_pooled(cx))?;
+        match writing {
+            Writing::Direct(file) => Poll::Ready(io::Write::write(file, buf)),
+            Writing::Pooled { file, task } => {
+                let Some(mut file) = file.take() else {
+                    return Poll::Ready(Err(io::Error::other("upload already failed")));
+                };
+                // Taken now, written on the pool; a failure is told at the next call.
+                let block = buf.to_vec();
+                *task = Some(this.pool.spawn_blocking(move || {
+                    let written = io::Write::write_all(&mut file, &block);
+                    (file, written)
+                }));
+                Poll::Ready(Ok(buf.len()))
+            }
         }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.file.as_mut() {
-            Some(Writing::Pooled(file)) => Pin::new(file).poll_flush(cx),
             Some(Writing::Direct(file)) => Poll::Ready(io::Write::flush(file)),
-            _ => Poll::Ready(Ok(())),
+            Some(pooled) => pooled.poll_pooled(cx),
+            None => Poll::Ready(Ok(())),
         }
     }
 
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.file.is_some() || self.unstarted.is_some() {
-            if let Some(Writing::Pooled(file)) = self.file.as_mut() {
-                ready!(Pin::new(file).poll_close(cx))?;
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.file.is_some() || this.unstarted.is_some() {
+            if let Some(writing) = this.file.as_mut() {
+                ready!(writing.poll_pooled(cx))?;
             }
-            self.file = None;
-            self.unstarted = None;
-            if let Some(landing) = self.landing.take() {
-                if async_tftp::server::on_own_thread() {
+            this.file = None;
+            this.unstarted = None;
+            if let Some(landing) = this.landing.take() {
+                if tftp_engine::server::on_own_thread() {
                     // The sync may take a while; this thread has nothing else to do.
                     return Poll::Ready(landing.land());
                 }
-                self.finishing = Some(blocking::unblock(move || landing.land()));
+                this.finishing = Some(this.pool.spawn_blocking(move || landing.land()));
             }
         }
-        if let Some(task) = self.finishing.as_mut() {
+        if let Some(task) = this.finishing.as_mut() {
             let result = ready!(Pin::new(task).poll(cx));
-            self.finishing = None;
-            result?;
+            this.finishing = None;
+            joined(result)?;
         }
         Poll::Ready(Ok(()))
     }

@@ -1,4 +1,4 @@
-//! The TFTP server on async-tftp: `serve(socket, config, shutdown)`.
+//! The TFTP server on labserv's TFTP engine: `serve(socket, config, shutdown)`.
 //!
 //! Boards, boot ROMs and busybox fetch kernels and images from here. The server is
 //! read-only unless uploads are switched on; every path is confined to the root.
@@ -10,7 +10,7 @@ use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use async_tftp::server::{LinkFaults, TftpServerBuilder};
+use tftp_engine::server::{LinkFaults, TftpServerBuilder};
 
 use crate::error::{Error, Result};
 use crate::shutdown::Shutdown;
@@ -131,7 +131,7 @@ pub async fn serve(socket: UdpSocket, config: TftpConfig, shutdown: Shutdown) ->
         config.max_per_client.max(1),
     );
     let transfers = handler.transfers();
-    // async-tftp counts retries, not time: give a silent peer conn_timeout in all.
+    // The engine counts retries, not time: give a silent peer conn_timeout in all.
     let retries = (config.conn_timeout.as_secs_f64() / config.ack_timeout.as_secs_f64().max(0.001))
         .ceil()
         .max(1.0) as u32;

@@ -1,7 +1,7 @@
 //! The count of running transfers: the cap on them, and what a stopping server waits for.
 //!
-//! Each transfer runs on a thread of its own (async-tftp's `spawn_transfer`, patched in
-//! `vendor/async-tftp`), so the count is also the number of transfer threads.
+//! Each transfer runs on a thread of its own (the TFTP engine's `spawn_transfer`), so the
+//! count is also the number of transfer threads.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

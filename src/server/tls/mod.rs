@@ -64,6 +64,7 @@ fn read_fingerprint(path: &Path) -> Option<String> {
 #[derive(Clone)]
 pub struct Tls {
     acceptor: TlsAcceptor,
+    keys: Keys,
     /// The certificate file: what a client pins or passes to `curl --cacert`.
     pub cert_path: PathBuf,
     /// SHA-256 of the certificate, as `AB:CD:...` (as `openssl x509 -fingerprint` shows it).
@@ -84,37 +85,79 @@ impl std::fmt::Debug for Tls {
     }
 }
 
+/// A certificate chain and its key as PEM text: what the server loads, and what a
+/// Python worker gets from its supervisor (which read or made the files).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Pem {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
+/// What HTTPS serves with, as PEM text: the certificate, and the RSA one for clients
+/// without ECDSA (`--tls-rsa`).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Keys {
+    main: Pem,
+    rsa: Option<Pem>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.write_str("Keys(..)")
+    }
+}
+
 /// A certificate and its key, loaded.
 struct Loaded {
     key: Arc<rustls::sign::CertifiedKey>,
+    pem: Pem,
     cert_path: PathBuf,
     fingerprint: String,
 }
 
 /// Reads a certificate chain and its key, and checks that they belong together.
 fn load(cert_path: &Path, key_path: &Path) -> Result<Loaded, String> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
-        .and_then(Iterator::collect)
-        .map_err(|e| format!("cannot read the certificate {}: {e}", cert_path.display()))?;
-    let Some(leaf) = chain.first() else {
-        return Err(format!("no certificate in {}", cert_path.display()));
+    let read = |path: &Path, what: &str| {
+        std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
     };
-    let fingerprint = fingerprint(leaf);
-    let key = PrivateKeyDer::from_pem_file(key_path)
-        .map_err(|e| format!("cannot read the key {}: {e}", key_path.display()))?;
-    let provider = rustls::crypto::ring::default_provider();
-    let key = rustls::sign::CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
-        format!(
-            "cannot use {} with {}: {e}",
-            cert_path.display(),
-            key_path.display()
-        )
-    })?;
+    let pem = Pem {
+        cert: read(cert_path, "certificate")?,
+        key: read(key_path, "key")?,
+    };
+    let (key, fingerprint) = certify(
+        &pem,
+        &cert_path.display().to_string(),
+        &key_path.display().to_string(),
+    )?;
     Ok(Loaded {
-        key: Arc::new(key),
+        key,
+        pem,
         cert_path: cert_path.to_path_buf(),
         fingerprint,
     })
+}
+
+/// The certificate and key in `pem`, checked to belong together, and the certificate's
+/// fingerprint; errors name them as `cert_name` and `key_name`.
+fn certify(
+    pem: &Pem,
+    cert_name: &str,
+    key_name: &str,
+) -> Result<(Arc<rustls::sign::CertifiedKey>, String), String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem.cert)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("cannot read the certificate {cert_name}: {e}"))?;
+    let Some(leaf) = chain.first() else {
+        return Err(format!("no certificate in {cert_name}"));
+    };
+    let fingerprint = fingerprint(leaf);
+    let key = PrivateKeyDer::from_pem_slice(&pem.key)
+        .map_err(|e| format!("cannot read the key {key_name}: {e}"))?;
+    let provider = rustls::crypto::ring::default_provider();
+    let key = rustls::sign::CertifiedKey::from_der(chain, key, &provider)
+        .map_err(|e| format!("cannot use {cert_name} with {key_name}: {e}"))?;
+    Ok((Arc::new(key), fingerprint))
 }
 
 /// Picks each client's certificate: ECDSA for a client that can check it, else RSA.
@@ -143,6 +186,25 @@ impl rustls::server::ResolvesServerCert for ByClient {
     }
 }
 
+/// The acceptor of every connection: ECDSA, or RSA for clients without ECDSA.
+fn acceptor(
+    ecdsa: Arc<rustls::sign::CertifiedKey>,
+    rsa: Option<Arc<rustls::sign::CertifiedKey>>,
+) -> Result<TlsAcceptor, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(ByClient { ecdsa, rsa }));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // The server's order picks the suite (rustls lists the strongest first), not
+    // whatever a client happens to list first. Resumption stays as rustls sets it up:
+    // TLS 1.2 session IDs from its in-memory cache, TLS 1.3 tickets.
+    config.ignore_client_order = true;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
 impl Tls {
     /// Sets up TLS from `source`. A kept certificate names `names` (host names and
     /// addresses), and is remade when one is missing from it.
@@ -168,28 +230,45 @@ impl Tls {
                 (main, rsa, made)
             }
         };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let resolver = ByClient {
-            ecdsa: main.key,
-            rsa: rsa.as_ref().map(|r| r.key.clone()),
+        let keys = Keys {
+            main: main.pem,
+            rsa: rsa.as_ref().map(|r| r.pem.clone()),
         };
-        let mut config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("cannot set up TLS: {e}"))?
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::new(resolver));
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        // The server's order picks the suite (rustls lists the strongest first), not
-        // whatever a client happens to list first. Resumption stays as rustls sets it up:
-        // TLS 1.2 session IDs from its in-memory cache, TLS 1.3 tickets.
-        config.ignore_client_order = true;
         Ok(Self {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
+            acceptor: acceptor(main.key, rsa.as_ref().map(|r| r.key.clone()))?,
+            keys,
             cert_path: main.cert_path,
             fingerprint: main.fingerprint,
             rsa: rsa.map(|r| (r.cert_path, r.fingerprint)),
             made,
         })
+    }
+
+    /// Sets up TLS from the keys another process loaded (a worker's supervisor); the
+    /// certificate's file is that process's to name.
+    ///
+    /// # Errors
+    /// Keys that do not parse or fit together, in one line.
+    pub(crate) fn from_keys(keys: Keys) -> Result<Self, String> {
+        let name = "the supervisor's";
+        let (main, fingerprint) = certify(&keys.main, name, name)?;
+        let rsa = match &keys.rsa {
+            Some(pem) => Some(certify(pem, name, name)?),
+            None => None,
+        };
+        Ok(Self {
+            acceptor: acceptor(main, rsa.as_ref().map(|(key, _)| key.clone()))?,
+            keys,
+            cert_path: PathBuf::new(),
+            fingerprint,
+            rsa: rsa.map(|(_, fingerprint)| (PathBuf::new(), fingerprint)),
+            made: None,
+        })
+    }
+
+    /// The certificates and keys as PEM text, for a Python worker.
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.keys
     }
 
     /// Takes a new connection through the handshake within `within`. Plain HTTP gets a

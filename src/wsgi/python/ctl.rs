@@ -75,7 +75,6 @@ fn no_signal() -> SendFlags {
 }
 
 /// Sends one message, with a descriptor when given.
-#[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
 pub(crate) fn send(
     ctl: BorrowedFd<'_>,
     kind: u8,
@@ -252,6 +251,24 @@ impl Drop for Mapped {
     }
 }
 
+/// A file holding `bytes` for workers to read and never change: a sealed memory file
+/// on Linux, an unnamed temporary file elsewhere (and where workers are portable).
+pub(crate) fn sealed_file(name: &str, bytes: &[u8]) -> io::Result<OwnedFd> {
+    use std::io::Write as _;
+    #[cfg(target_os = "linux")]
+    if !super::portable() {
+        let flags = rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING;
+        let fd = rustix::fs::memfd_create(name, flags)?;
+        std::fs::File::from(fd.try_clone()?).write_all(bytes)?;
+        rustix::fs::fcntl_add_seals(&fd, fixed_size() | rustix::fs::SealFlags::WRITE)?;
+        return Ok(fd);
+    }
+    let _ = name;
+    let mut file = tempfile::tempfile()?;
+    file.write_all(bytes)?;
+    Ok(OwnedFd::from(file))
+}
+
 /// The seals of a memory file whose size never changes again.
 #[cfg(target_os = "linux")]
 pub(crate) fn fixed_size() -> rustix::fs::SealFlags {
@@ -275,13 +292,11 @@ impl Slot {
     }
 
     /// Maps the slot the supervisor made.
-    #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
     pub(crate) fn map(fd: OwnedFd) -> io::Result<Self> {
         Mapped::map(fd, SLOT_WORDS).map(Self)
     }
 
     /// Marks a request as in the app (`tag` with [`ANSWERABLE`] or not).
-    #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
     pub(crate) fn set(&self, tag: u64) {
         if let Some(cell) = self.0.word(0) {
             cell.store(tag, Ordering::Release);
@@ -297,7 +312,6 @@ impl Slot {
 
     /// Notes a request (a tag with [`ANSWERABLE`]) as waiting for the app; where it was
     /// put, for [`Slot::unwait`] (none when every place is taken).
-    #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
     pub(crate) fn wait(&self, tag: u64) -> Option<usize> {
         (1..SLOT_WORDS).find(|&i| {
             self.0.word(i).is_some_and(|cell| {
@@ -311,7 +325,6 @@ impl Slot {
 
     /// The request noted at `place` no longer waits (it is answered, or its client
     /// has gone).
-    #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
     pub(crate) fn unwait(&self, place: usize) {
         if place > 0
             && let Some(cell) = self.0.word(place)
@@ -335,12 +348,6 @@ impl Slot {
     }
 }
 
-/// What the supervisor puts in a worker's environment: its own arguments (JSON) and the
-/// directory it ran in, so that the worker resolves the very same configuration.
-pub(crate) const ARGS_VAR: &str = "LABSERV_WSGI_ARGS";
-/// See [`ARGS_VAR`].
-pub(crate) const CWD_VAR: &str = "LABSERV_WSGI_CWD";
-
 /// How a worker ends when a request outlasted `--timeout` (after answering it 504).
 pub(crate) const TIMED_OUT: i32 = 3;
 
@@ -353,7 +360,6 @@ pub(crate) const EMPTY: u64 = 0;
 /// The worker's app has nothing to do: it takes new connections.
 pub(crate) const IDLE: u64 = 1;
 /// The worker's app has a request: it leaves new connections to idle workers.
-#[cfg_attr(not(feature = "pyext"), allow(dead_code))] // set by the worker
 pub(crate) const BUSY: u64 = 2;
 
 /// What every worker can see of the others: one seat each, saying whether its app is
@@ -371,7 +377,6 @@ impl Board {
     }
 
     /// Maps the board the supervisor made.
-    #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
     pub(crate) fn map(fd: OwnedFd) -> io::Result<Self> {
         Mapped::map(fd, 2 * SEATS).map(Self)
     }
@@ -385,7 +390,6 @@ impl Board {
     }
 
     /// Sets how many connections the worker at a seat has open.
-    #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
     pub(crate) fn set_conns(&self, seat: usize, conns: u64) {
         if let Some(cell) = self.conns(seat) {
             cell.store(conns, Ordering::Release);
@@ -393,7 +397,6 @@ impl Board {
     }
 
     /// Whether another worker is idle with fewer than `conns` connections open.
-    #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
     pub(crate) fn idle_with_fewer(&self, seat: usize, conns: u64) -> bool {
         (0..SEATS).filter(|&s| s != seat).any(|s| {
             self.seat(s)
@@ -417,7 +420,6 @@ impl Board {
     }
 
     /// Whether a worker other than the one at `seat` is idle.
-    #[cfg_attr(not(feature = "pyext"), allow(dead_code))] // used by the worker
     pub(crate) fn another_idle(&self, seat: usize) -> bool {
         (0..SEATS)
             .filter(|&s| s != seat)

@@ -14,10 +14,12 @@
 // everywhere.
 #[cfg(unix)]
 mod ctl;
-#[cfg(all(feature = "pyext", unix))]
-mod ext;
+// What the extension module (`crates/pyext`) calls inside a worker; not for other use.
 #[cfg(unix)]
 mod handover;
+#[cfg(unix)]
+#[doc(hidden)]
+pub mod inside;
 #[cfg(unix)]
 mod pool;
 #[cfg(unix)]
@@ -141,13 +143,16 @@ impl std::fmt::Debug for Workers {
 impl Workers {
     /// Starts the workers on `listener` and waits until every one has imported the app.
     /// Call on the thread that will run the server: a worker dies with the thread that
-    /// started it. The workers resolve their configuration again from this process's
-    /// command line and environment (the `wsgi` command's), so that every option applies
-    /// to them as it does here.
+    /// started it. The workers get `config` as this process resolved it (see
+    /// `inside::WorkerConfig`), and log as `log` says.
     ///
     /// # Errors
     /// [`Error::App`] naming the app and what went wrong, in one line.
-    pub fn start(config: &PythonConfig, listener: &std::net::TcpListener) -> Result<Self> {
+    pub fn start(
+        config: &PythonConfig,
+        log: &crate::logging::LogConfig,
+        listener: &std::net::TcpListener,
+    ) -> Result<Self> {
         let app_error = |reason: String| Error::App {
             app: config.launch.app.clone(),
             reason,
@@ -157,8 +162,13 @@ impl Workers {
         } else {
             None
         };
-        let shared = Shared::new(std::os::fd::AsFd::as_fd(listener))
-            .map_err(|e| app_error(format!("cannot prepare the workers: {e}")))?;
+        let worker_config = inside::WorkerConfig::new(config, log);
+        let shared = Shared::new(
+            std::os::fd::AsFd::as_fd(listener),
+            &worker_config,
+            log.file.as_deref(),
+        )
+        .map_err(|e| app_error(format!("cannot prepare the workers: {e}")))?;
         Pool::start(config.launch.clone(), shared, config.workers)
             .map(|(pool, ready)| Workers {
                 pool,
@@ -201,7 +211,11 @@ impl Workers {
     ///
     /// # Errors
     /// Always: [`Error::App`], which exits 2.
-    pub fn start(config: &PythonConfig, _listener: &std::net::TcpListener) -> Result<Self> {
+    pub fn start(
+        config: &PythonConfig,
+        _log: &crate::logging::LogConfig,
+        _listener: &std::net::TcpListener,
+    ) -> Result<Self> {
         Err(Error::App {
             app: config.launch.app.clone(),
             reason: "Python apps run in labserv's workers on Linux and macOS only (WSL \

@@ -205,9 +205,9 @@ def _why(e):
 
 def main():
     spec = sys.argv[1]
-    listener, ctl, slot, log, board = (int(a) for a in sys.argv[2:7])
-    ext = sys.argv[7]
-    life, seat = int(sys.argv[8]), int(sys.argv[9])
+    listener, ctl, slot, log, board, config = (int(a) for a in sys.argv[2:8])
+    ext = sys.argv[8]
+    life, seat = int(sys.argv[9]), int(sys.argv[10])
     if life >= 0:
         _watch_supervisor(life)
     import socket
@@ -251,7 +251,7 @@ def main():
         "report": report,
     }
     sock.detach()  # the extension says b"O" once it serves
-    labserv.serve(app, helpers, (listener, ctl, slot, log, board), seat)
+    labserv.serve(app, helpers, (listener, ctl, slot, log, board, config), seat)
 
 
 main()

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write as _};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -16,6 +15,7 @@ use tracing::{info, warn};
 
 use super::ctl::{self, ANSWERABLE, Board, Slot};
 use super::handover::{self, Handover};
+use super::inside::WorkerConfig;
 
 /// The Python side, run with `python -c`.
 const WORKER_PY: &str = include_str!("worker.py");
@@ -24,12 +24,10 @@ const WORKER_PY: &str = include_str!("worker.py");
 pub(crate) struct Shared {
     /// The listening socket (the supervisor never accepts on it).
     listener: OwnedFd,
-    /// The supervisor's stderr, where a worker's own log lines go.
+    /// Where a worker's own log lines go: the supervisor's LOG file, or its stderr.
     log: OwnedFd,
-    /// The supervisor's arguments (JSON) and directory: the worker resolves the same
-    /// configuration from them.
-    args: String,
-    cwd: PathBuf,
+    /// The configuration every worker serves with (see [`WorkerConfig::to_file`]).
+    config: OwnedFd,
     /// Which workers are idle (see [`Board`]).
     pub(crate) board: Board,
     /// The end of the supervisor's life pipe each worker watches, where workers are
@@ -38,15 +36,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(listener: BorrowedFd<'_>) -> io::Result<Self> {
-        let args: Vec<String> = std::env::args_os()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+    pub(crate) fn new(
+        listener: BorrowedFd<'_>,
+        config: &WorkerConfig,
+        log_file: Option<&std::path::Path>,
+    ) -> io::Result<Self> {
+        let log = match log_file {
+            Some(path) => OwnedFd::from(crate::logging::open_append(path)?),
+            None => io::stderr().as_fd().try_clone_to_owned()?,
+        };
         Ok(Self {
             listener: listener.try_clone_to_owned()?,
-            log: io::stderr().as_fd().try_clone_to_owned()?,
-            args: serde_json::to_string(&args).map_err(io::Error::other)?,
-            cwd: std::env::current_dir()?,
+            log,
+            config: config.to_file()?,
             board: Board::create()?,
             life: if super::portable() {
                 Some(life_pipe()?)
@@ -95,16 +97,12 @@ fn extension() -> io::Result<Extension> {
         .ok_or_else(|| io::Error::other("this binary carries no Python extension module"))?;
     #[cfg(target_os = "linux")]
     if !super::portable() {
+        // Sealed: no worker can change the code the next one loads.
         static FILE: OnceLock<OwnedFd> = OnceLock::new();
         let fd = match FILE.get() {
             Some(fd) => fd.as_fd(),
             None => {
-                let flags = rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING;
-                let fd = rustix::fs::memfd_create("labserv-ext", flags)?;
-                std::fs::File::from(fd.try_clone()?).write_all(module)?;
-                // Sealed once written: no worker can change the code the next one loads.
-                let seals = ctl::fixed_size() | rustix::fs::SealFlags::WRITE;
-                rustix::fs::fcntl_add_seals(&fd, seals)?;
+                let fd = ctl::sealed_file("labserv-ext", module)?;
                 FILE.get_or_init(|| fd).as_fd()
             }
         };
@@ -181,6 +179,7 @@ impl Worker {
             slot.fd().as_raw_fd(),
             shared.log.as_raw_fd(),
             shared.board.fd().as_raw_fd(),
+            shared.config.as_raw_fd(),
         ];
         // Inherited across exec: these, and only these.
         let mut fds = passed.to_vec();
@@ -198,8 +197,6 @@ impl Worker {
             .arg(seat.to_string())
             .current_dir(&launch.dir)
             .env("PYTHONUNBUFFERED", "1")
-            .env(ctl::ARGS_VAR, &shared.args)
-            .env(ctl::CWD_VAR, &shared.cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -1,5 +1,4 @@
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_lite::{AsyncRead, AsyncReadExt};
 use log::trace;
 use std::cmp;
 use std::collections::VecDeque;
@@ -10,8 +9,8 @@ use std::slice;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
-use futures_lite::future;
 #[cfg(unix)]
 use rustix::net::sockopt::{set_socket_timeout, Timeout};
 use tokio::net::UdpSocket;
@@ -19,9 +18,7 @@ use tokio::time::Sleep;
 
 use crate::error::{Error, Result};
 use crate::packet::{Opts, Packet, RwReq, PACKET_DATA_HEADER_LEN};
-use crate::server::{
-    stopping_error, FaultyLink, Outcome, ServerConfig, DEFAULT_BLOCK_SIZE,
-};
+use crate::server::{stopping_error, FaultyLink, Outcome, ServerConfig, DEFAULT_BLOCK_SIZE};
 
 pub(crate) struct ReadRequest<'r, R>
 where
@@ -86,9 +83,10 @@ where
             .unwrap_or(DEFAULT_BLOCK_SIZE);
 
         // Default window size is 1 as per rfc7440
-        let negotiated_window_size: usize =
-            oack_opts.as_ref().and_then(|o| o.window_size).unwrap_or(1u16)
-                as usize;
+        let negotiated_window_size: usize = oack_opts
+            .as_ref()
+            .and_then(|o| o.window_size)
+            .unwrap_or(1u16) as usize;
 
         let timeout = oack_opts
             .as_ref()
@@ -151,8 +149,7 @@ where
     }
 
     async fn try_handle(&mut self) -> Result<()> {
-        let mut window: VecDeque<Bytes> =
-            VecDeque::with_capacity(self.window_size);
+        let mut window: VecDeque<Bytes> = VecDeque::with_capacity(self.window_size);
         let mut window_base: u16 = 1;
 
         window.push_back(self.fill_data_block().await?);
@@ -166,7 +163,8 @@ where
             let mut buff = BytesMut::with_capacity(PACKET_DATA_HEADER_LEN + 64);
             Packet::OAck(opts.to_owned()).encode(&mut buff);
             // OACK is not really part of the window, so we send it separately
-            self.send_window(&VecDeque::from([buff.freeze()]), 0).await?;
+            self.send_window(&VecDeque::from([buff.freeze()]), 0)
+                .await?;
         }
 
         loop {
@@ -257,11 +255,7 @@ where
 
     /// Sends packets contained in a window and waits for client to acknowledge them. Returns amount
     /// of packets acknowledged.
-    async fn send_window(
-        &mut self,
-        window: &VecDeque<Bytes>,
-        window_base: u16,
-    ) -> Result<u16> {
+    async fn send_window(&mut self, window: &VecDeque<Bytes>, window_base: u16) -> Result<u16> {
         // labserv patch: until the client has acknowledged anything, the first packet
         // goes out at most twice: a request with a forged source address (the victim's)
         // then makes 2 packets, not one per retry (TFTP reflection).
@@ -281,8 +275,7 @@ where
             }
             for packet in window {
                 // labserv patch: through the faults asked for.
-                FaultyLink::send(&mut self.link, &self.socket, &packet[..])
-                    .await?;
+                FaultyLink::send(&mut self.link, &self.socket, &packet[..]).await?;
             }
             if attempt == 0 {
                 self.read_ahead().await?;
@@ -316,11 +309,7 @@ where
     }
 
     /// Waits for ack packet, returns amount of packets acknowledged.
-    async fn recv_ack(
-        &mut self,
-        window_base: u16,
-        window_len: u16,
-    ) -> io::Result<u16> {
+    async fn recv_ack(&mut self, window_base: u16, window_len: u16) -> io::Result<u16> {
         // We can not use `self` within `async_std::io::timeout` because not all
         // struct members implement `Sync`. So we borrow only what we need.
         let socket = &mut self.socket;
@@ -350,21 +339,18 @@ where
                 }
 
                 // parse only valid Ack packets, the rest are ignored
-                if let Ok(Packet::Ack(recved_block_id)) =
-                    Packet::decode(&buf[..len])
-                {
+                if let Ok(Packet::Ack(recved_block_id)) = Packet::decode(&buf[..len]) {
                     let window_end = window_base.wrapping_add(window_len);
 
                     if window_end > window_base {
                         // window_end did not wrap
                         if recved_block_id >= window_base && recved_block_id < window_end {
                             // number of blocks acked
-                            return Ok(recved_block_id-window_base+1u16);
-                        }
-                        else {
+                            return Ok(recved_block_id - window_base + 1u16);
+                        } else {
                             trace!("Unexpected ack packet {recved_block_id}, window_base: {window_base}, window_len: {window_len}");
                         }
-                    }else {
+                    } else {
                         // window_end wrapped
                         if recved_block_id >= window_base {
                             return Ok(1u16 + (recved_block_id - window_base));
@@ -377,7 +363,7 @@ where
                 }
             }
         };
-        future::or(recv, self.clock.expire(deadline)).await
+        crate::server::first(recv, self.clock.expire(deadline)).await
     }
 
     async fn read_block(&mut self, buf: &mut [u8]) -> Result<usize> {
@@ -394,11 +380,7 @@ where
     }
 }
 
-fn build_oack_opts(
-    config: &ServerConfig,
-    req: &RwReq,
-    file_size: Option<u64>,
-) -> Option<Opts> {
+fn build_oack_opts(config: &ServerConfig, req: &RwReq, file_size: Option<u64>) -> Option<Opts> {
     let mut opts = Opts::default();
 
     if !config.ignore_client_block_size {
@@ -418,12 +400,11 @@ fn build_oack_opts(
     }
 
     if !config.ignore_client_window_size {
-        opts.window_size =
-            match (req.opts.window_size, config.window_size_limit) {
-                (Some(wsize), Some(limit)) => Some(cmp::min(wsize, limit)),
-                (Some(wsize), None) => Some(wsize),
-                _ => None,
-            };
+        opts.window_size = match (req.opts.window_size, config.window_size_limit) {
+            (Some(wsize), Some(limit)) => Some(cmp::min(wsize, limit)),
+            (Some(wsize), None) => Some(wsize),
+            _ => None,
+        };
         // labserv patch: only as many blocks in flight as a client's receive buffer holds.
         let block = opts.block_size.unwrap_or(512);
         opts.window_size = opts.window_size.map(|w| cmp::min(w, window_fit(block)));
@@ -452,7 +433,9 @@ const CLIENT_RECEIVE_BUFFER: usize = 212_992;
 /// (16,640) 12, and blocks of 65464 (128 KiB) only one, which is lock-step.
 pub(crate) fn window_fit(block: u16) -> u16 {
     let charge = (usize::from(block) + 63 + 320).next_power_of_two() + 256;
-    u16::try_from(CLIENT_RECEIVE_BUFFER / charge).unwrap_or(u16::MAX).max(1)
+    u16::try_from(CLIENT_RECEIVE_BUFFER / charge)
+        .unwrap_or(u16::MAX)
+        .max(1)
 }
 
 /// labserv patch: how many times a transfer waiting `timeout` for each answer may wait
@@ -468,7 +451,9 @@ pub(crate) fn silent_retries(config: &ServerConfig, timeout: Duration) -> u32 {
 /// labserv patch: the longest a transfer may stay silent: the server's own timeout times
 /// its retries. A client's `timeout` option longer than that is cut to it.
 pub(crate) fn silent_budget(config: &ServerConfig) -> Duration {
-    config.timeout.saturating_mul(config.max_send_retries.max(1))
+    config
+        .timeout
+        .saturating_mul(config.max_send_retries.max(1))
 }
 
 /// labserv patch: transfers (reads and uploads) running in this process.
@@ -632,10 +617,7 @@ impl Clock {
 
 /// labserv patch: a transfer's own socket, on `local_ip` (the address the request came
 /// to), connected to `peer`, and registered with the runtime the transfer runs on.
-pub(crate) async fn transfer_socket(
-    local_ip: IpAddr,
-    peer: SocketAddr,
-) -> Result<UdpSocket> {
+pub(crate) async fn transfer_socket(local_ip: IpAddr, peer: SocketAddr) -> Result<UdpSocket> {
     let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0))
         .await
         .map_err(Error::Bind)?;
@@ -677,7 +659,10 @@ pub(crate) async fn recv_next(
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        if spin.blocking.is_none_or(|set| set.abs_diff(left) > DEADLINE_SLACK) {
+        if spin
+            .blocking
+            .is_none_or(|set| set.abs_diff(left) > DEADLINE_SLACK)
+        {
             if spin.blocking.is_none() {
                 // The socket stays registered with the transfer's runtime, which sends
                 // on it: a blocking send waits for room rather than for the loop.

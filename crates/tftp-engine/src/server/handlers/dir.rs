@@ -1,10 +1,11 @@
-use blocking::{unblock, Unblock};
 use log::trace;
 use std::fs::{self, File};
+
 use std::io;
 use std::net::SocketAddr;
 use std::path::Component;
 use std::path::{Path, PathBuf};
+use tokio::task::spawn_blocking;
 
 use crate::error::{Error, Result};
 use crate::packet;
@@ -60,8 +61,8 @@ impl DirHandler {
 }
 
 impl crate::server::Handler for DirHandler {
-    type Reader = Unblock<File>;
-    type Writer = Unblock<File>;
+    type Reader = tokio::fs::File;
+    type Writer = tokio::fs::File;
 
     async fn read_req_open(
         &mut self,
@@ -80,8 +81,10 @@ impl crate::server::Handler for DirHandler {
         }
 
         let path_clone = path.clone();
-        let (file, len) = unblock(move || open_file_ro(path_clone)).await?;
-        let reader = Unblock::new(file);
+        let (file, len) = spawn_blocking(move || open_file_ro(path_clone))
+            .await
+            .map_err(io::Error::other)??;
+        let reader = tokio::fs::File::from_std(file);
 
         trace!("TFTP sending file: {}", path.display());
 
@@ -101,8 +104,10 @@ impl crate::server::Handler for DirHandler {
         let path = secure_path(&self.dir, path)?;
 
         let path_clone = path.clone();
-        let file = unblock(move || open_file_wo(path_clone, size)).await?;
-        let writer = Unblock::new(file);
+        let file = spawn_blocking(move || open_file_wo(path_clone, size))
+            .await
+            .map_err(io::Error::other)??;
+        let writer = tokio::fs::File::from_std(file);
 
         trace!("TFTP receiving file: {}", path.display());
 
@@ -110,10 +115,7 @@ impl crate::server::Handler for DirHandler {
     }
 }
 
-fn secure_path(
-    restricted_dir: &Path,
-    path: &Path,
-) -> Result<PathBuf, packet::Error> {
+fn secure_path(restricted_dir: &Path, path: &Path) -> Result<PathBuf, packet::Error> {
     // Strip `/` and `./` prefixes
     let path = path
         .strip_prefix("/")

@@ -8,7 +8,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use futures_lite::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// A reader that translates to netascii when asked, and passes bytes through otherwise.
 pub(crate) struct Encode<R> {
@@ -34,12 +34,27 @@ impl<R: AsyncRead + Unpin> AsyncRead for Encode<R> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         if !this.netascii {
-            return Pin::new(&mut this.inner).poll_read(cx, buf);
+            return Pin::new(&mut this.inner).poll_read(cx, out);
         }
+        let buf = out.initialize_unfilled();
+        let n = match this.translate(cx, buf) {
+            Poll::Ready(Ok(n)) => n,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        };
+        out.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<R: AsyncRead + Unpin> Encode<R> {
+    /// Reads and translates into `buf`; how many bytes were put there.
+    fn translate(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let this = self;
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
@@ -54,11 +69,12 @@ impl<R: AsyncRead + Unpin> AsyncRead for Encode<R> {
         // Each byte read becomes at most two.
         let want = ((buf.len() - n) / 2).max(1);
         this.scratch.resize(want, 0);
-        let got = match Pin::new(&mut this.inner).poll_read(cx, &mut this.scratch[..want]) {
+        let mut scratch = ReadBuf::new(&mut this.scratch[..want]);
+        let got = match Pin::new(&mut this.inner).poll_read(cx, &mut scratch) {
             Poll::Pending if n > 0 => return Poll::Ready(Ok(n)),
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Ready(Ok(got)) => got,
+            Poll::Ready(Ok(())) => scratch.filled().len(),
         };
         for &b in &this.scratch[..got] {
             let pair = match b {
@@ -172,7 +188,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Decode<W> {
         Pin::new(&mut this.inner).poll_flush(cx)
     }
 
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         if this.cr {
             // A CR as the very last byte stands for itself.
@@ -182,6 +198,6 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Decode<W> {
         if this.drain(cx)?.is_pending() {
             return Poll::Pending;
         }
-        Pin::new(&mut this.inner).poll_close(cx)
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }

@@ -7,8 +7,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use pyo3::exceptions::{PyAssertionError, PyIOError, PyTypeError};
@@ -16,135 +15,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use tokio::sync::{mpsc, oneshot};
 
-use super::Seat;
-use crate::wsgi::python::ctl::{BUSY, IDLE, Slot};
-
-/// A piece of the request body, as the app pulls it.
-pub(super) enum Piece {
-    Data(Bytes),
-    /// The body is larger than `--max-body`.
-    TooLarge,
-    /// The client stopped sending it.
-    Broken,
-}
-
-/// What the app answered, up to its head.
-pub(super) enum Head {
-    /// The app's status and headers (latin-1 text, unchecked), and its body.
-    Answer {
-        status: String,
-        headers: Vec<(String, String)>,
-        body: Answer,
-    },
-    /// The app failed before its head: a 500 (the traceback is in the log).
-    Failed(String),
-    /// The app read past `--max-body`: a 413.
-    TooLarge,
-}
-
-/// How the body of an answer comes.
-pub(super) enum Answer {
-    /// Whole (the app returned a list of bytes).
-    Whole(Bytes),
-    /// Through the job's channel, as the app produces it.
-    Streamed,
-    /// From a file (a `wsgi.file_wrapper` of a real file): labserv sends it.
-    File { file: std::fs::File, offset: u64 },
-}
-
-/// One request for the app.
-pub(super) struct Job {
-    /// `name NUL value NUL ...` (latin-1 bytes as they came).
-    pub(super) environ: Vec<u8>,
-    pub(super) secure: bool,
-    /// The body, when the request has one.
-    pub(super) input: Option<mpsc::Receiver<Piece>>,
-    pub(super) head: oneshot::Sender<Head>,
-    pub(super) body: mpsc::Sender<io::Result<Bytes>>,
-    /// The request's connection for the slot (with `ANSWERABLE`), or 0.
-    pub(super) tag: u64,
-    pub(super) turn: Arc<Turn>,
-}
-
-/// Where a queued request stands, for its handler and the app's thread.
-#[derive(Default)]
-pub(super) struct Turn {
-    state: AtomicU8,
-    /// When the app took it up (see [`Progress::now`]).
-    started: AtomicU64,
-}
-
-const QUEUED: u8 = 0;
-const STARTED: u8 = 1;
-const CANCELLED: u8 = 2;
-
-impl Turn {
-    /// The app takes the request up, unless its handler gave up on it.
-    fn start(&self, now: u64) -> bool {
-        self.started.store(now, Ordering::Release);
-        self.state
-            .compare_exchange(QUEUED, STARTED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-
-    /// The handler gives up on a request the app has not taken up yet.
-    pub(super) fn cancel(&self) -> bool {
-        self.state
-            .compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
-
-    /// When the app took the request up, if it has.
-    pub(super) fn started(&self) -> Option<u64> {
-        (self.state.load(Ordering::Acquire) == STARTED)
-            .then(|| self.started.load(Ordering::Acquire))
-    }
-}
-
-/// When the app last showed life in the current request (milliseconds since the worker
-/// started), or 0 when it has no request.
-#[derive(Default)]
-pub(super) struct Progress {
-    since: AtomicU64,
-    epoch: std::sync::OnceLock<Instant>,
-}
-
-impl Progress {
-    /// Milliseconds since the worker started (never 0).
-    pub(super) fn now(&self) -> u64 {
-        let epoch = self.epoch.get_or_init(Instant::now);
-        u64::try_from(epoch.elapsed().as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1)
-    }
-
-    /// The instant of a [`Progress::now`] reading.
-    pub(super) fn instant(&self, at: u64) -> Instant {
-        *self.epoch.get_or_init(Instant::now) + std::time::Duration::from_millis(at)
-    }
-
-    fn mark(&self) {
-        self.since.store(self.now(), Ordering::Release);
-    }
-
-    fn idle(&self) {
-        self.since.store(0, Ordering::Release);
-    }
-
-    /// Whether the app has a request.
-    pub(super) fn busy(&self) -> bool {
-        self.since.load(Ordering::Acquire) != 0
-    }
-
-    /// How long the app has been silent in a request, if it has one.
-    pub(super) fn silent_for(&self) -> Option<std::time::Duration> {
-        let since = self.since.load(Ordering::Acquire);
-        (since != 0).then(|| std::time::Duration::from_millis(self.now().saturating_sub(since)))
-    }
-}
+use labserv::wsgi::python::inside::{Answer, AppLink, Head, Job, Marks, Piece, Progress};
 
 /// The app and the Python helpers from `worker.py`.
-pub(super) struct Caller {
+pub(crate) struct Caller {
     app: Py<PyAny>,
     /// The environ keys every request shares (`wsgi.version` and the like).
     base: Py<PyDict>,
@@ -157,22 +31,16 @@ pub(super) struct Caller {
     file_fd: Py<PyAny>,
     /// `report(environ, error)`: prints the traceback to wsgi.errors, returns one line.
     report: Py<PyAny>,
-    pub(super) progress: Arc<Progress>,
+    pub(crate) progress: Arc<Progress>,
     /// Requests queued for the app and not taken up yet.
-    pub(super) waiting: Arc<AtomicUsize>,
+    pub(crate) waiting: Arc<AtomicUsize>,
     /// Told each time the app is done with a request.
-    pub(super) done: Arc<tokio::sync::Notify>,
-    slot: Arc<Slot>,
-    seat: Seat,
+    pub(crate) done: Arc<tokio::sync::Notify>,
+    marks: Marks,
 }
 
 impl Caller {
-    pub(super) fn new(
-        app: Py<PyAny>,
-        helpers: &Bound<'_, PyDict>,
-        slot: Arc<Slot>,
-        seat: Seat,
-    ) -> PyResult<Self> {
+    pub(crate) fn new(app: Py<PyAny>, helpers: &Bound<'_, PyDict>, marks: Marks) -> PyResult<Self> {
         let get = |name: &str| -> PyResult<Py<PyAny>> {
             helpers
                 .get_item(name)?
@@ -194,14 +62,13 @@ impl Caller {
             progress: Arc::default(),
             waiting: Arc::default(),
             done: Arc::default(),
-            slot,
-            seat,
+            marks,
         })
     }
 }
 
 /// Starts the app's thread; requests go to it through the returned sender.
-pub(super) fn start(caller: Caller) -> io::Result<AppLink> {
+pub(crate) fn start(caller: Caller) -> io::Result<AppLink> {
     let (tx, rx) = std::sync::mpsc::channel::<Job>();
     let link = AppLink {
         jobs: tx,
@@ -221,7 +88,7 @@ pub(super) fn start(caller: Caller) -> io::Result<AppLink> {
                     let Ok(job) = next else { break };
                     // Busy before no longer waiting: the worker never looks idle between.
                     caller.progress.mark();
-                    caller.seat.set(BUSY);
+                    caller.marks.busy();
                     caller.waiting.fetch_sub(1, Ordering::AcqRel);
                     if !job.turn.start(caller.progress.now()) {
                         // Its client got a 503 while it waited.
@@ -230,9 +97,9 @@ pub(super) fn start(caller: Caller) -> io::Result<AppLink> {
                         caller.done.notify_waiters();
                         continue;
                     }
-                    caller.slot.set(job.tag);
+                    caller.marks.in_app(job.tag);
                     caller.run(py, job);
-                    caller.slot.set(0);
+                    caller.marks.head_out();
                     caller.progress.idle();
                     caller.idle();
                     caller.done.notify_waiters();
@@ -240,17 +107,6 @@ pub(super) fn start(caller: Caller) -> io::Result<AppLink> {
             });
         })?;
     Ok(link)
-}
-
-/// The HTTP side's hold on the app's thread.
-pub(super) struct AppLink {
-    /// Requests queue here; the app takes them up one at a time.
-    pub(super) jobs: std::sync::mpsc::Sender<Job>,
-    pub(super) progress: Arc<Progress>,
-    /// Requests queued and not taken up yet.
-    pub(super) waiting: Arc<AtomicUsize>,
-    /// Told each time the app is done with a request.
-    pub(super) done: Arc<tokio::sync::Notify>,
 }
 
 /// `start_response`, and the state of the response it starts.
@@ -267,7 +123,7 @@ struct StartResponse {
     gone: bool,
     too_large: Arc<AtomicBool>,
     progress: Arc<Progress>,
-    slot: Arc<Slot>,
+    marks: Marks,
 }
 
 #[pymethods]
@@ -367,7 +223,7 @@ impl StartResponse {
             head
         };
         // From here a worker that dies cuts the response instead of answering 502.
-        self.slot.set(0);
+        self.marks.head_out();
         if tx.send(head).is_err() {
             self.gone = true;
         }
@@ -418,7 +274,7 @@ impl Write {
 
 /// What `wsgi.input` pulls the body through.
 #[pyclass]
-pub(super) struct Pull {
+pub(crate) struct Pull {
     rx: Option<mpsc::Receiver<Piece>>,
     too_large: Arc<AtomicBool>,
 }
@@ -478,7 +334,7 @@ impl Caller {
     /// Tells the other workers this one takes connections again, unless requests wait.
     fn idle(&self) {
         if self.waiting.load(Ordering::Acquire) == 0 {
-            self.seat.set(IDLE);
+            self.marks.idle();
         }
     }
 
@@ -503,7 +359,7 @@ impl Caller {
                 gone: false,
                 too_large: too_large.clone(),
                 progress: self.progress.clone(),
-                slot: self.slot.clone(),
+                marks: self.marks.clone(),
             },
         ) {
             Ok(start) => start,

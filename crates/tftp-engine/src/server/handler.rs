@@ -1,8 +1,8 @@
-use futures_lite::{AsyncRead, AsyncWrite};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::packet;
 
@@ -16,8 +16,7 @@ pub trait Handler: Send {
         &mut self,
         client: &SocketAddr,
         path: &Path,
-    ) -> impl Future<Output = Result<(Self::Reader, Option<u64>), packet::Error>>
-           + Send;
+    ) -> impl Future<Output = Result<(Self::Reader, Option<u64>), packet::Error>> + Send;
 
     /// Open `Writer` to serve a write request.
     fn write_req_open(

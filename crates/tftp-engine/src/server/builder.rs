@@ -1,9 +1,9 @@
-use async_lock::Mutex;
 use std::collections::HashSet;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Mutex;
 
 use super::handlers::{DirHandler, DirHandlerMode};
 use super::{Handler, LinkFaults, ServerConfig, TftpServer};
@@ -89,10 +89,7 @@ impl<H: Handler> TftpServerBuilder<H> {
     ///
     /// **Default:** `0.0.0.0:69`
     pub fn bind(self, addr: SocketAddr) -> Self {
-        TftpServerBuilder {
-            addr,
-            ..self
-        }
+        TftpServerBuilder { addr, ..self }
     }
 
     /// Set underling UDP socket.
@@ -114,10 +111,7 @@ impl<H: Handler> TftpServerBuilder<H> {
     ///
     /// **Default:** 3 seconds
     pub fn timeout(self, timeout: Duration) -> Self {
-        TftpServerBuilder {
-            timeout,
-            ..self
-        }
+        TftpServerBuilder { timeout, ..self }
     }
 
     /// Set maximum block size.

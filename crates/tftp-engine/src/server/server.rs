@@ -1,4 +1,3 @@
-use async_lock::Mutex;
 use log::trace;
 use std::collections::HashSet;
 use std::future::Future;
@@ -6,6 +5,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
 
 use super::netascii::{Decode, Encode};
 use super::read_req::*;
@@ -138,7 +138,9 @@ fn spawn_transfer(transfer: impl Future<Output = ()> + Send + 'static) {
 }
 
 fn take<T>(slot: &std::sync::Mutex<Option<T>>) -> Option<T> {
-    slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
 }
 
 thread_local! {
@@ -284,18 +286,13 @@ where
             let writer = handler
                 .lock()
                 .await
-                .write_req_open(
-                    &peer,
-                    req.filename.as_ref(),
-                    req.opts.transfer_size,
-                )
+                .write_req_open(&peer, req.filename.as_ref(), req.opts.transfer_size)
                 .await
                 .map_err(Error::Packet)?;
             let mut writer = Decode::new(writer, netascii);
 
             let mut write_req =
-                WriteRequest::init(&mut writer, peer, &req, config, local_ip)
-                    .await?;
+                WriteRequest::init(&mut writer, peer, &req, config, local_ip).await?;
 
             let outcome = write_req.handle().await;
 
@@ -326,13 +323,11 @@ where
     }
 }
 
-async fn send_error(
-    error: Error,
-    peer: SocketAddr,
-    local_ip: IpAddr,
-) -> Result<()> {
+async fn send_error(error: Error, peer: SocketAddr, local_ip: IpAddr) -> Result<()> {
     let addr: SocketAddr = SocketAddr::new(local_ip, 0);
-    let socket = tokio::net::UdpSocket::bind(addr).await.map_err(Error::Bind)?;
+    let socket = tokio::net::UdpSocket::bind(addr)
+        .await
+        .map_err(Error::Bind)?;
 
     let data = Packet::Error(error.into()).to_bytes();
     socket.send_to(&data[..], peer).await?;

@@ -1,5 +1,4 @@
 use bytes::{Buf, Bytes, BytesMut};
-use futures_lite::{AsyncWrite, AsyncWriteExt};
 use log::trace;
 use std::cmp;
 use std::io;
@@ -7,13 +6,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::error::{Error, Result};
 use crate::packet::{Opts, Packet, RwReq, PACKET_DATA_HEADER_LEN};
-use crate::server::{
-    stopping_error, FaultyLink, Outcome, ServerConfig, DEFAULT_BLOCK_SIZE,
-};
 use crate::server::read_req::{recv_next, transfer_socket, Clock, Running, Spin};
+use crate::server::{stopping_error, FaultyLink, Outcome, ServerConfig, DEFAULT_BLOCK_SIZE};
 use tokio::net::UdpSocket;
 
 pub(crate) struct WriteRequest<'w, W>
@@ -150,7 +148,7 @@ where
                 // "done" for an upload that did not land; a failure gets an
                 // ERROR packet instead (from `handle`).
                 self.writer.flush().await?;
-                self.writer.close().await?;
+                self.writer.shutdown().await?;
                 self.acknowledge(block_id).await?;
                 break;
             }
@@ -195,7 +193,8 @@ where
         let peer = self.peer;
         let spin = &mut self.spin;
 
-        self.buffer.resize(PACKET_DATA_HEADER_LEN + self.block_size, 0);
+        self.buffer
+            .resize(PACKET_DATA_HEADER_LEN + self.block_size, 0);
         let mut buf = self.buffer.split();
         let deadline = Instant::now() + self.timeout;
 
@@ -216,9 +215,7 @@ where
                     ));
                 }
 
-                if let Ok(Packet::Data(recved_block_id, _)) =
-                    Packet::decode(&buf[..len])
-                {
+                if let Ok(Packet::Data(recved_block_id, _)) = Packet::decode(&buf[..len]) {
                     if recved_block_id == block_id {
                         buf.truncate(len);
                         buf.advance(PACKET_DATA_HEADER_LEN);
@@ -229,7 +226,7 @@ where
 
             Ok(buf.freeze())
         };
-        futures_lite::future::or(recv, self.clock.expire(deadline)).await
+        crate::server::first(recv, self.clock.expire(deadline)).await
     }
 }
 

@@ -2,9 +2,7 @@ use std::convert::TryInto;
 use std::str::{self, FromStr};
 
 use crate::error::{Error, Result};
-use crate::packet::{
-    Error as PacketError, Mode, Opts, Packet, PacketType, RwReq,
-};
+use crate::packet::{Error as PacketError, Mode, Opts, Packet, PacketType, RwReq};
 
 pub(crate) fn parse_packet(input: &[u8]) -> Result<Packet<'_>> {
     parse_packet_type(input)
