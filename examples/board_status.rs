@@ -35,7 +35,14 @@ fn main() -> anyhow::Result<()> {
             let _ = labserv::shutdown::signal().await;
             stop.trigger();
         });
-        wsgi::serve(listener, Arc::new(app), WsgiConfig::default(), shutdown).await?;
+        wsgi::serve(
+            listener,
+            Arc::new(app),
+            WsgiConfig::default(),
+            None,
+            shutdown,
+        )
+        .await?;
         Ok(())
     })
 }

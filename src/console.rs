@@ -1,7 +1,9 @@
 //! The foreground commands: `serv`, `tftpd` and `wsgi`, from parsed arguments to a
 //! running server. Each resolves its config through [`crate::config`] and runs it with
 //! its engine through the runner's prepare-then-serve steps, the path the daemons' `run`
-//! shares.
+//! shares; between the two it prints the banner (`banner.rs`).
+
+mod banner;
 
 use std::process::ExitCode;
 
@@ -56,25 +58,10 @@ fn foreground(
         );
         return Ok(ExitCode::SUCCESS);
     }
-    run(config, engine, |bound, config| {
-        if !config.quiet {
-            print!("{}", config.banner(bound));
-        }
-    })?;
+    let prepared = runner::prepare(config, engine)?;
+    if !prepared.quiet {
+        print!("{}", banner::banner(&prepared));
+    }
+    prepared.serve()?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Runs a server in this process until SIGINT or SIGTERM, calling `started` with the
-/// bound address once it listens.
-///
-/// # Errors
-/// A missing directory, a log file that cannot be opened, a port that cannot be bound.
-fn run(
-    mut config: ServerConfig,
-    engine: &'static runner::Engine,
-    started: impl FnOnce(std::net::SocketAddr, &ServerConfig),
-) -> Result<()> {
-    let prepared = runner::prepare(&mut config, engine)?;
-    started(prepared.bound, &config);
-    prepared.serve(config)
 }

@@ -14,13 +14,14 @@
 //! - [`settings`]: the environment variables (PORT, IFACE, DOCROOT, ...), their defaults,
 //!   and the parsers that arguments reuse.
 //! - [`config`]: one config step per server (`serv`, `tftpd`, `wsgi`), used by every entry
-//!   point; a config binds its socket and prints its banner.
-//! - [`console`]: the foreground commands.
+//!   point; a config is plain data.
+//! - [`console`]: the foreground commands, and the banner they print.
 //! - [`daemon`]: the daemons: plan, actions, process control, the daemon process itself;
 //!   pid file and detaching.
 //! - `tui`: `daemontui`: form, layout, drawing, events, actions, log follower (Unix).
-//! - `runner`: prepares a config (runtime, signals, directory, log, socket) and serves it,
-//!   one event loop per core.
+//! - `runner`: prepares a config (runtime, signals, directory, log, the socket its service
+//!   needs, the certificate, a Python app's workers) and serves it, one event loop per
+//!   core.
 //! - [`exit`]: the one place an error becomes a message and an exit code.
 //!
 //! The servers:

@@ -33,6 +33,7 @@ async fn serve(app: Cgi) -> (SocketAddr, Shutdown) {
         listener,
         Arc::new(app),
         WsgiConfig::default(),
+        None,
         shutdown.clone(),
     ));
     (addr, shutdown)

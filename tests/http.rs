@@ -782,7 +782,7 @@ async fn a_uri_too_long_gets_414_and_the_server_goes_on() {
 #[tokio::test]
 async fn slowloris_does_not_block_others_and_is_dropped() {
     let srv =
-        TestServer::start_with(|c| c.limits.header_timeout = Duration::from_millis(300)).await;
+        TestServer::start_with(|c| c.http.limits.header_timeout = Duration::from_millis(300)).await;
     srv.put("a.txt", b"still served");
     let mut slow = TcpStream::connect(srv.addr).await.unwrap();
     let slow_since = Instant::now();
@@ -838,7 +838,7 @@ async fn a_client_silent_after_connecting_then_slow_to_send_is_served() {
 async fn a_client_that_closes_its_sending_side_still_gets_a_whole_download() {
     // The watchdog looks at a running request at least every 300 ms here.
     let srv =
-        TestServer::start_with(|c| c.limits.header_timeout = Duration::from_millis(300)).await;
+        TestServer::start_with(|c| c.http.limits.header_timeout = Duration::from_millis(300)).await;
     let data = pattern(4 * 1024 * 1024);
     srv.put("big.bin", &data);
     // As `nc -N` does: the request, then the sending side shut, then a read to the end.
@@ -879,8 +879,8 @@ async fn a_client_that_closes_its_sending_side_still_gets_a_whole_download() {
 #[tokio::test]
 async fn idle_keep_alive_outlives_the_header_timeout_then_closes() {
     let srv = TestServer::start_with(|c| {
-        c.limits.header_timeout = Duration::from_millis(200);
-        c.limits.idle_timeout = Duration::from_millis(1500);
+        c.http.limits.header_timeout = Duration::from_millis(200);
+        c.http.limits.idle_timeout = Duration::from_millis(1500);
     })
     .await;
     srv.put("a.txt", b"x");
@@ -943,7 +943,7 @@ async fn shutdown_lets_a_running_download_finish_and_refuses_new_ones() {
 
 #[tokio::test]
 async fn shutdown_cuts_stalled_responses_after_the_drain_limit() {
-    let srv = TestServer::start_with(|c| c.limits.drain = Duration::from_millis(300)).await;
+    let srv = TestServer::start_with(|c| c.http.limits.drain = Duration::from_millis(300)).await;
     srv.put("big.bin", &pattern(64 * 1024 * 1024));
     // A client that asks and then never reads.
     let mut stalled = TcpStream::connect(srv.addr).await.unwrap();
@@ -977,7 +977,12 @@ async fn connections_are_accepted_without_nagles_delay() {
     let listener = tokio::net::TcpListener::from_std(listener).unwrap();
     let shutdown = labserv::Shutdown::new();
     let config = labserv::http::HttpConfig::new(&root);
-    let task = tokio::spawn(labserv::http::serve(listener, config, shutdown.clone()));
+    let task = tokio::spawn(labserv::http::serve(
+        listener,
+        config,
+        None,
+        shutdown.clone(),
+    ));
     let resp = raw(
         addr,
         b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -993,7 +998,7 @@ async fn connections_are_accepted_without_nagles_delay() {
 async fn a_missing_root_is_an_error_not_a_panic() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let config = labserv::http::HttpConfig::new("/definitely/not/here");
-    let err = labserv::http::serve(listener, config, labserv::Shutdown::new())
+    let err = labserv::http::serve(listener, config, None, labserv::Shutdown::new())
         .await
         .unwrap_err();
     assert_eq!(
@@ -1095,7 +1100,7 @@ async fn a_file_truncated_mid_download_ends_the_response_and_the_next_request_se
 
 #[tokio::test]
 async fn a_client_leaving_mid_download_frees_its_connection() {
-    let srv = TestServer::start_with(|c| c.limits.drain = Duration::from_millis(500)).await;
+    let srv = TestServer::start_with(|c| c.http.limits.drain = Duration::from_millis(500)).await;
     srv.put("big.bin", &pattern(64 * 1024 * 1024));
     for _ in 0..20 {
         let mut conn = TcpStream::connect(srv.addr).await.unwrap();
@@ -1122,8 +1127,8 @@ async fn a_client_leaving_mid_download_frees_its_connection() {
 #[tokio::test]
 async fn idle_http2_connections_get_the_idle_limit_not_the_header_limit() {
     let srv = TestServer::start_with(|c| {
-        c.limits.header_timeout = Duration::from_millis(200);
-        c.limits.idle_timeout = Duration::from_millis(1500);
+        c.http.limits.header_timeout = Duration::from_millis(200);
+        c.http.limits.idle_timeout = Duration::from_millis(1500);
     })
     .await;
     let mut conn = TcpStream::connect(srv.addr).await.unwrap();

@@ -402,12 +402,16 @@ async fn a_stalled_handshake_is_dropped_at_the_header_timeout() {
     };
     let tls = labserv::server::tls::Tls::new(&source, &["localhost".to_string()]).unwrap();
     let mut config = labserv::http::HttpConfig::new(&root);
-    config.tls = Some(tls);
-    config.limits.header_timeout = std::time::Duration::from_millis(300);
+    config.http.limits.header_timeout = std::time::Duration::from_millis(300);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = labserv::Shutdown::new();
-    let server = tokio::spawn(labserv::http::serve(listener, config, shutdown.clone()));
+    let server = tokio::spawn(labserv::http::serve(
+        listener,
+        config,
+        Some(tls),
+        shutdown.clone(),
+    ));
     // One sends nothing; the other the first bytes of a ClientHello, then nothing.
     for first in [&b""[..], &[0x16, 0x03, 0x01, 0x00, 0x80, 0x01][..]] {
         let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();

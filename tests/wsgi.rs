@@ -29,7 +29,7 @@ async fn host(app: SharedApp, config: WsgiConfig) -> Host {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = Shutdown::new();
-    tokio::spawn(wsgi::serve(listener, app, config, shutdown.clone()));
+    tokio::spawn(wsgi::serve(listener, app, config, None, shutdown.clone()));
     Host { addr, shutdown }
 }
 

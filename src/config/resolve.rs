@@ -4,13 +4,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{ServerConfig, Service};
+use super::{HttpService, ServerConfig, Service};
 use crate::cli::values::given;
 use crate::cli::{FaultArgs, ListenArgs, LogArgs, ServOptions, TftpdOptions, TlsArgs, WsgiArgs};
 use crate::confine::check_root;
 use crate::error::{Error, Result};
 use crate::http::HttpConfig;
 use crate::logging::LogConfig;
+use crate::server::HttpOptions;
 use crate::server::faults::Faults;
 use crate::server::tls::CertSource;
 use crate::settings::{Settings, SettingsError};
@@ -43,7 +44,6 @@ fn server(settings: Settings, log: LogConfig, quiet: bool, service: Service) -> 
         log,
         quiet,
         service,
-        tls: None,
         qr: false,
     }
 }
@@ -66,6 +66,25 @@ fn faults(args: &FaultArgs) -> Faults {
         delay: args.delay,
         ..Faults::default()
     }
+}
+
+/// What every HTTP server runs with: default limits, and the faults, access and
+/// certificate asked for.
+///
+/// # Errors
+/// As [`tls`].
+fn http_options(
+    faults_asked: &FaultArgs,
+    gate: &crate::cli::GateArgs,
+    tls_asked: &TlsArgs,
+    settings: &Settings,
+) -> Result<HttpOptions> {
+    Ok(HttpOptions {
+        limits: crate::server::Limits::default(),
+        tls: tls(tls_asked, settings)?,
+        faults: faults(faults_asked),
+        access: access(gate),
+    })
 }
 
 /// Where HTTPS gets its certificate: the files given (made absolute, as a daemon runs
@@ -107,8 +126,7 @@ pub fn serv(options: &ServOptions, settings: &Settings) -> Result<ServerConfig> 
     files.rules = crate::http::FileRules::new(&options.only, &options.hide, &options.read_only)
         .unwrap_or_default();
     files.debug = log.debug;
-    files.faults = faults(&options.faults);
-    files.access = access(&options.gate);
+    files.http = http_options(&options.faults, &options.gate, &options.tls, &settings)?;
     files.uploads = options.upload.then(|| crate::http::Uploads {
         overwrite: options.overwrite,
         cross_site: options.cross_site_uploads,
@@ -117,9 +135,12 @@ pub fn serv(options: &ServOptions, settings: &Settings) -> Result<ServerConfig> 
             .unwrap_or(crate::http::DEFAULT_MAX_UPLOAD),
         min_free: options.min_free,
     });
-    let tls = tls(&options.tls, &settings)?;
-    let mut config = server(settings, log, options.log.quiet, Service::Files(files));
-    config.tls = tls;
+    let mut config = server(
+        settings,
+        log,
+        options.log.quiet,
+        Service::Http(HttpService::Files(files)),
+    );
     config.qr = options.qr;
     Ok(config)
 }
@@ -202,11 +223,9 @@ pub fn wsgi(args: &WsgiArgs, settings: &Settings) -> Result<ServerConfig> {
             ));
         }
         (None, Some(app)) if is_python_app(app) => {
-            let service = python_app(app, args)?;
-            let tls = tls(&args.tls, &settings)?;
-            let mut config = server(settings, log, args.log.quiet, service);
-            config.tls = tls;
-            return Ok(config);
+            let http = http_options(&args.faults, &args.gate, &args.tls, &settings)?;
+            let service = python_app(app, args, http)?;
+            return Ok(server(settings, log, args.log.quiet, service));
         }
         (None, app) => {
             let app = app.unwrap_or("demo");
@@ -231,15 +250,10 @@ pub fn wsgi(args: &WsgiArgs, settings: &Settings) -> Result<ServerConfig> {
     let config = WsgiConfig {
         max_body: args.max_body,
         validate: !args.no_validate,
-        faults: faults(&args.faults),
-        access: access(&args.gate),
-        ..Default::default()
+        http: http_options(&args.faults, &args.gate, &args.tls, &settings)?,
     };
-    let service = Service::App { name, app, config };
-    let tls = tls(&args.tls, &settings)?;
-    let mut config = server(settings, log, args.log.quiet, service);
-    config.tls = tls;
-    Ok(config)
+    let service = Service::Http(HttpService::App { name, app, config });
+    Ok(server(settings, log, args.log.quiet, service))
 }
 
 /// Whether APP names a Python WSGI app. The rule, in order: a built-in name is the
@@ -274,7 +288,7 @@ fn is_python_app(app: &str) -> bool {
 }
 
 /// The Python app's service: its interpreter found, its directory made absolute.
-fn python_app(app: &str, args: &WsgiArgs) -> Result<Service> {
+fn python_app(app: &str, args: &WsgiArgs, http: HttpOptions) -> Result<Service> {
     let python =
         wsgi::python::find_python(args.python.as_deref()).map_err(|reason| Error::App {
             app: app.to_string(),
@@ -319,13 +333,10 @@ fn python_app(app: &str, args: &WsgiArgs) -> Result<Service> {
         root_path: args.root_path.clone(),
         max_body: args.max_body,
         validate: !args.no_validate,
-        limits: crate::server::Limits::default(),
+        http,
         reload: args.reload,
-        tls: None,
-        faults: faults(&args.faults),
-        access: access(&args.gate),
     };
-    Ok(Service::Python { name, config })
+    Ok(Service::Http(HttpService::Python { name, config }))
 }
 
 /// Who may ask what: the same for the file server and the app host.

@@ -131,7 +131,7 @@ fn start(plan: &Plan) -> Result<ExitCode> {
                 plan.say(format_args!(
                     "started {name}, pid {pid}, listening on {addr}"
                 ));
-                if let Some(tls) = &plan.config.tls {
+                if let Some(tls) = plan.config.http().and_then(|h| h.tls.as_ref()) {
                     plan.say(format_args!(
                         "HTTPS certificate: {} (SHA-256 {})",
                         tls.cert_path().display(),

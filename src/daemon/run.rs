@@ -49,7 +49,7 @@ fn serve_reporting(plan: &Plan, ready: &mut Option<Ready>) -> Result<()> {
     let mut config = plan.config.clone();
     // A detached daemon always logs to its file; `run` logs to stderr unless LOG is set.
     config.log.file = (detached || plan.log_set).then(|| plan.log.clone());
-    let mut prepared = runner::prepare(&mut config, plan.engine)?;
+    let mut prepared = runner::prepare(config, plan.engine)?;
     let bound = prepared.bound;
     pid_file
         .write_addr(bound)
@@ -63,7 +63,7 @@ fn serve_reporting(plan: &Plan, ready: &mut Option<Ready>) -> Result<()> {
             .on_hangup(move || reopen(&log, &path, detached))
             .map_err(|e| Error::io("installing the SIGHUP handler", e))?;
     }
-    let root = config
+    let root = prepared
         .root()
         .map_or_else(String::new, |r| format!(", serving {}", r.display()));
     tracing::info!(
@@ -75,7 +75,7 @@ fn serve_reporting(plan: &Plan, ready: &mut Option<Ready>) -> Result<()> {
         ready.ready(pid, bound);
     }
     let log = prepared.log.clone();
-    let served = prepared.serve(config);
+    let served = prepared.serve();
     match &served {
         Ok(()) => tracing::info!(target: "labserv::daemon", "stopped {}, pid {pid}", plan.name),
         Err(e) => tracing::error!(target: "labserv::daemon", "{} failed: {e}", plan.name),

@@ -78,9 +78,7 @@ use tokio::net::TcpListener;
 
 use crate::confine::{Symlinks, check_root};
 use crate::error::Result;
-use crate::server::Limits;
-use crate::server::faults::Faults;
-use crate::server::gate::Access;
+use crate::server::HttpOptions;
 use crate::server::tls::Tls;
 use crate::shutdown::Shutdown;
 
@@ -99,16 +97,10 @@ pub struct HttpConfig {
     pub rules: FileRules,
     /// Log request targets, path rewrites and every request header.
     pub debug: bool,
-    /// Connection limits.
-    pub limits: Limits,
-    /// Serve HTTPS.
-    pub tls: Option<Tls>,
-    /// Faults put into every connection on purpose.
-    pub faults: Faults,
+    /// Limits, HTTPS, faults and access, as for every HTTP server.
+    pub http: HttpOptions,
     /// Take uploads (`--upload`); `None` keeps the server read-only.
     pub uploads: Option<Uploads>,
-    /// Passwords and CORS.
-    pub access: Access,
 }
 
 impl HttpConfig {
@@ -120,21 +112,24 @@ impl HttpConfig {
             dotfiles: false,
             rules: FileRules::default(),
             debug: false,
-            limits: Limits::default(),
-            tls: None,
-            faults: Faults::default(),
+            http: HttpOptions::default(),
             uploads: None,
-            access: Access::default(),
         }
     }
 }
 
-/// Serves files from `config.root` on `listener` until `shutdown` is triggered, then lets
-/// responses in flight finish for up to `config.limits.drain`.
+/// Serves files from `config.root` on `listener` (over HTTPS with `tls`, loaded from
+/// `config.http.tls`) until `shutdown` is triggered, then lets responses in flight finish
+/// for up to `config.http.limits.drain`.
 ///
 /// # Errors
 /// [`crate::Error::Directory`] if the root cannot be served.
-pub async fn serve(listener: TcpListener, config: HttpConfig, shutdown: Shutdown) -> Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    config: HttpConfig,
+    tls: Option<Tls>,
+    shutdown: Shutdown,
+) -> Result<()> {
     let root = check_root(&config.root)?;
     let symlinks = if config.follow_symlinks {
         Symlinks::Follow
@@ -149,16 +144,7 @@ pub async fn serve(listener: TcpListener, config: HttpConfig, shutdown: Shutdown
         config.dotfiles,
         config.rules,
     ));
-    crate::server::conn::run(
-        listener,
-        handler,
-        config.limits,
-        config.tls,
-        config.faults,
-        config.access,
-        shutdown,
-    )
-    .await;
+    crate::server::conn::run(listener, handler, config.http, tls, shutdown).await;
     Ok(())
 }
 

@@ -291,7 +291,7 @@ mod tests {
         let shutdown = crate::shutdown::Shutdown::new();
         let config = crate::http::HttpConfig::new(dir.path());
         tokio::select! {
-            served = seated(Some(balance.seat(0)), crate::http::serve(listener, config, shutdown)) => {
+            served = seated(Some(balance.seat(0)), crate::http::serve(listener, config, None, shutdown)) => {
                 panic!("the server ended: {served:?}")
             }
             done = client => done.unwrap(),

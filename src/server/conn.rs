@@ -18,18 +18,18 @@ use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
-use super::Limits;
 use super::access::{AccessRecord, Logged};
 use super::balance::{self, Seat};
 use super::body::Body;
 use super::faults::{Cut, Faults};
-use super::gate::{Access, Gate, Held, Hosts, Open};
+use super::gate::{Gate, Held, Hosts, Open};
 use super::inbound::Inbound;
 use super::sendfile::Outbox;
 use super::socket::{Listener, Tcp};
 use super::tls::Tls;
 pub(crate) use super::tracked::Arrivals;
 use super::tracked::{ConnState, Stream, Tracked, deadline};
+use super::{HttpOptions, Limits};
 use crate::shutdown::Shutdown;
 
 /// Answers one request. Implemented by the file server (and later the app host).
@@ -91,16 +91,21 @@ pub(crate) trait Handler: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Tag(#[cfg_attr(not(unix), allow(dead_code))] pub(crate) u64);
 
-/// Accepts connections (over TLS with `tls`) until shutdown, then drains them for up to `limits.drain`.
+/// Accepts connections (over TLS with `tls`, loaded from `options.tls` by the runner)
+/// until shutdown, then drains them for up to `options.limits.drain`.
 pub(crate) async fn run<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
-    limits: Limits,
+    options: HttpOptions,
     tls: Option<Tls>,
-    faults: Faults,
-    access: Access,
     shutdown: Shutdown,
 ) {
+    let HttpOptions {
+        limits,
+        faults,
+        access,
+        tls: _,
+    } = options;
     let faults = faults.any().then(|| Arc::new(faults));
     // On loopback, only the names this machine answers to (DNS rebinding).
     let on_loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());

@@ -23,6 +23,21 @@ pub use body::Body;
 pub(crate) use inbound::Inbound;
 pub(crate) use plain::{status_page, text_response};
 
+/// What every HTTP server runs with, whatever it serves (files, an app, a Python app's
+/// workers): plain data, resolved from arguments and settings. The certificate is where
+/// it comes from; the runner loads it (see [`tls::Tls`]) and hands it to the server.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HttpOptions {
+    /// Per-connection limits.
+    pub limits: Limits,
+    /// Serve HTTPS with this certificate (`--tls`, `--cert` and `--key`).
+    pub tls: Option<tls::CertSource>,
+    /// Faults put into every connection on purpose.
+    pub faults: faults::Faults,
+    /// Passwords, CORS, the host names allowed and the connection caps.
+    pub access: gate::Access,
+}
+
 /// Default for [`Limits::header_timeout`].
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default for [`Limits::idle_timeout`].

@@ -17,11 +17,9 @@ use super::spool::{Body as Input, Spool};
 use super::{ClientGone, Environ, SharedApp, StartResponse};
 use crate::error::{Error, Result};
 use crate::server::conn::Handler;
-use crate::server::faults::Faults;
-use crate::server::gate::Access;
 use crate::server::text_response as plain;
 use crate::server::tls::Tls;
-use crate::server::{Body, Limits};
+use crate::server::{Body, HttpOptions};
 use crate::shutdown::Shutdown;
 
 /// Default for [`WsgiConfig::max_body`]: 64 MiB.
@@ -32,33 +30,25 @@ pub const DEFAULT_MAX_BODY: u64 = 64 * 1024 * 1024;
 pub struct WsgiConfig {
     /// Request bodies larger than this get 413.
     pub max_body: u64,
-    /// Connection limits, as for the file server.
-    pub limits: Limits,
+    /// Limits, HTTPS, faults and access, as for the file server.
+    pub http: HttpOptions,
     /// Check what apps send (status, headers, Content-Type, Content-Length); a violation
     /// gets the client a 500 and a log line.
     pub validate: bool,
-    /// Serve HTTPS.
-    pub tls: Option<Tls>,
-    /// Faults put into every connection on purpose.
-    pub faults: Faults,
-    /// Passwords, CORS and the host names allowed, as for the file server.
-    pub access: Access,
 }
 
 impl Default for WsgiConfig {
     fn default() -> Self {
         Self {
             max_body: DEFAULT_MAX_BODY,
-            limits: Limits::default(),
+            http: HttpOptions::default(),
             validate: true,
-            tls: None,
-            faults: Faults::default(),
-            access: Access::default(),
         }
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` is triggered.
+/// Serves `app` on `listener` (over HTTPS with `tls`, loaded from `config.http.tls`)
+/// until `shutdown` is triggered.
 ///
 /// # Errors
 /// Only if the listener's address cannot be read.
@@ -66,6 +56,7 @@ pub async fn serve(
     listener: TcpListener,
     app: SharedApp,
     config: WsgiConfig,
+    tls: Option<Tls>,
     shutdown: Shutdown,
 ) -> Result<()> {
     let local = listener
@@ -77,16 +68,7 @@ pub async fn serve(
         validate: config.validate,
         local,
     });
-    crate::server::conn::run(
-        listener,
-        host,
-        config.limits,
-        config.tls,
-        config.faults,
-        config.access,
-        shutdown,
-    )
-    .await;
+    crate::server::conn::run(listener, host, config.http, tls, shutdown).await;
     Ok(())
 }
 

@@ -41,7 +41,12 @@ impl TestServer {
         let addr = listener.local_addr().expect("local addr");
         let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
         let shutdown = Shutdown::new();
-        let task = tokio::spawn(labserv::http::serve(listener, config, shutdown.clone()));
+        let task = tokio::spawn(labserv::http::serve(
+            listener,
+            config,
+            None,
+            shutdown.clone(),
+        ));
         Self {
             addr,
             dir,

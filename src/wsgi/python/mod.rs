@@ -40,8 +40,7 @@ use reload::Reloader;
 use worker::{Shared, Worker};
 
 use crate::error::{Error, Result};
-use crate::server::Limits;
-use crate::server::faults::Faults;
+use crate::server::HttpOptions;
 use crate::server::tls::Tls;
 use crate::shutdown::Shutdown;
 
@@ -109,16 +108,10 @@ pub struct PythonConfig {
     pub max_body: u64,
     /// Check what the app sends, as for Rust apps.
     pub validate: bool,
-    /// Connection limits, as for the file server.
-    pub limits: Limits,
+    /// Limits, HTTPS, faults and access, as for the file server.
+    pub http: HttpOptions,
     /// Start new workers when a `.py` file under the app's directory changes.
     pub reload: bool,
-    /// Serve HTTPS.
-    pub tls: Option<Tls>,
-    /// Faults put into every connection on purpose.
-    pub faults: Faults,
-    /// Passwords, CORS and the host names allowed, as for the file server.
-    pub access: crate::server::gate::Access,
 }
 
 /// Started workers, ready to serve (and the watch on the app's files, with `--reload`).
@@ -150,6 +143,7 @@ impl Workers {
     /// [`Error::App`] naming the app and what went wrong, in one line.
     pub fn start(
         config: &PythonConfig,
+        tls: Option<&Tls>,
         log: &crate::logging::LogConfig,
         listener: &std::net::TcpListener,
     ) -> Result<Self> {
@@ -162,7 +156,7 @@ impl Workers {
         } else {
             None
         };
-        let worker_config = inside::WorkerConfig::new(config, log);
+        let worker_config = inside::WorkerConfig::new(config, tls, log);
         let shared = Shared::new(
             std::os::fd::AsFd::as_fd(listener),
             &worker_config,
@@ -213,6 +207,7 @@ impl Workers {
     /// Always: [`Error::App`], which exits 2.
     pub fn start(
         config: &PythonConfig,
+        _tls: Option<&Tls>,
         _log: &crate::logging::LogConfig,
         _listener: &std::net::TcpListener,
     ) -> Result<Self> {
@@ -280,7 +275,7 @@ pub async fn serve(
         reloader.run(pool.clone(), shutdown.clone());
     }
     shutdown.triggered().await;
-    pool.close(config.limits.drain).await;
+    pool.close(config.http.limits.drain).await;
     drop(listener);
     Ok(())
 }

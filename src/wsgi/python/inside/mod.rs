@@ -19,10 +19,10 @@ pub use jobs::{Answer, AppLink, Head, Job, Piece, Progress, Turn};
 use super::PythonConfig;
 use super::ctl::{self, BUSY, Board, IDLE, Slot};
 use crate::logging::{LogConfig, LogGuard};
-use crate::server::Limits;
 use crate::server::faults::Faults;
 use crate::server::gate::Access;
 use crate::server::tls::{Keys, Tls};
+use crate::server::{HttpOptions, Limits};
 use crate::shutdown::Shutdown;
 
 /// What a worker serves with: the supervisor's configuration, resolved there, as data.
@@ -44,7 +44,7 @@ pub(crate) struct WorkerConfig {
 
 impl WorkerConfig {
     /// The part of `config` a worker serves with.
-    pub(crate) fn new(config: &PythonConfig, log: &LogConfig) -> Self {
+    pub(crate) fn new(config: &PythonConfig, tls: Option<&Tls>, log: &LogConfig) -> Self {
         Self {
             workers: config.workers,
             timeout: config.timeout,
@@ -52,10 +52,10 @@ impl WorkerConfig {
             root_path: config.root_path.clone(),
             max_body: config.max_body,
             validate: config.validate,
-            limits: config.limits,
-            faults: config.faults.clone(),
-            access: config.access.clone(),
-            tls: config.tls.as_ref().map(|tls| tls.keys().clone()),
+            limits: config.http.limits,
+            faults: config.http.faults.clone(),
+            access: config.http.access.clone(),
+            tls: tls.map(|tls| tls.keys().clone()),
             log: LogConfig {
                 file: None,
                 ..log.clone()
@@ -281,16 +281,14 @@ impl Worker {
                 // Serving from here on: the supervisor announces the server once every
                 // worker has said so.
                 host.ready();
-                crate::server::conn::run(
-                    listener,
-                    host.clone(),
-                    config.limits,
-                    tls,
-                    config.faults,
-                    config.access,
-                    shutdown,
-                )
-                .await;
+                let options = HttpOptions {
+                    limits: config.limits,
+                    // Loaded already, from the supervisor's keys.
+                    tls: None,
+                    faults: config.faults,
+                    access: config.access,
+                };
+                crate::server::conn::run(listener, host.clone(), options, tls, shutdown).await;
                 host.exit_code()
             })
         })();
