@@ -189,6 +189,7 @@ impl Prepared {
     }
 
     /// The directory served (checked and canonical), if the service serves one.
+    #[cfg_attr(not(unix), allow(dead_code))] // the daemons' log line (Unix only)
     pub(crate) fn root(&self) -> Option<&std::path::Path> {
         match &self.serving {
             Serving::Http {

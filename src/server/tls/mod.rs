@@ -64,6 +64,7 @@ fn read_fingerprint(path: &Path) -> Option<String> {
 #[derive(Clone)]
 pub struct Tls {
     acceptor: TlsAcceptor,
+    #[cfg_attr(not(unix), allow(dead_code))] // for the Python workers (Unix only)
     keys: Keys,
     /// The certificate file: what a client pins or passes to `curl --cacert`.
     pub cert_path: PathBuf,
@@ -249,6 +250,7 @@ impl Tls {
     ///
     /// # Errors
     /// Keys that do not parse or fit together, in one line.
+    #[cfg_attr(not(unix), allow(dead_code))] // the Python workers' (Unix only)
     pub(crate) fn from_keys(keys: Keys) -> Result<Self, String> {
         let name = "the supervisor's";
         let (main, fingerprint) = certify(&keys.main, name, name)?;
@@ -267,6 +269,7 @@ impl Tls {
     }
 
     /// The certificates and keys as PEM text, for a Python worker.
+    #[cfg_attr(not(unix), allow(dead_code))] // for the Python workers (Unix only)
     pub(crate) fn keys(&self) -> &Keys {
         &self.keys
     }
