@@ -3,6 +3,7 @@
 //! Boards, boot ROMs and busybox fetch kernels and images from here. The server is
 //! read-only unless uploads are switched on; every path is confined to the root.
 
+mod files;
 pub(crate) mod handler;
 mod transfers;
 

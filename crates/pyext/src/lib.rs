@@ -9,6 +9,7 @@
 //! configuration the supervisor handed down as data. Nothing here parses a command line
 //! or reads the environment.
 
+mod calls;
 mod pep3333;
 
 use std::os::fd::{FromRawFd, OwnedFd};

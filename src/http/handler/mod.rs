@@ -25,6 +25,11 @@ use crate::confine::{Refused, Symlinks, confine};
 use crate::server::conn::Handler;
 use crate::server::{Body, status_page};
 
+mod directory;
+mod sums;
+
+use sums::sha256_of;
+
 /// Serves files below one directory.
 #[derive(Debug)]
 pub(crate) struct FileServer {
@@ -225,7 +230,7 @@ impl Handler for FileServer {
 }
 
 /// The icon a browser gets for `/favicon.ico` when the served folder has none.
-const FAVICON: &[u8] = include_bytes!("page/favicon.png");
+const FAVICON: &[u8] = include_bytes!("../page/favicon.png");
 
 /// [`FAVICON`], which browsers may keep for a day.
 fn builtin_favicon(head: bool) -> Response<Body> {
@@ -289,193 +294,6 @@ impl FileServer {
             &content_type(path),
             head,
         )
-    }
-
-    async fn directory(
-        &self,
-        req: &Request<crate::server::Inbound>,
-        name: &[u8],
-        dir: &Path,
-        head: bool,
-        peer: SocketAddr,
-    ) -> Response<Body> {
-        let path = req.uri().path();
-        if !path.ends_with('/') {
-            // Relative to the request (`./name/`), so that `//evil.example` can never
-            // become a redirect to another host, nor `a:b` a scheme.
-            let last = path.rsplit('/').next().unwrap_or_default();
-            let location = match req.uri().query() {
-                Some(q) => format!("./{last}/?{q}"),
-                None => format!("./{last}/"),
-            };
-            let mut resp = status_page(StatusCode::MOVED_PERMANENTLY);
-            if let Ok(v) = HeaderValue::from_str(&location) {
-                resp.headers_mut().insert(header::LOCATION, v);
-            }
-            return resp;
-        }
-        let index_name = [name, b"/index.html"].concat();
-        if self.rules.shows_name(&index_name, false)
-            && let Ok(index) = confine(&self.root, &index_name, self.symlinks)
-            && let Ok(meta) = std::fs::metadata(&index)
-            && meta.is_file()
-        {
-            return self.file(req.headers(), &index, &meta, head, peer);
-        }
-        let owned = dir.to_path_buf();
-        let sort = listing::Sort::from_query(req.uri().query());
-        let json = wants_json(req);
-        let upload = self.uploads.is_some();
-        let dotfiles = self.dotfiles;
-        let rules = (!self.rules.is_empty()).then(|| (self.rules.clone(), name.to_vec()));
-        let url_path = path.to_string();
-        // Entries kept since an earlier listing, if watches vouch for them (asked here, on
-        // the event loop that has seen the events).
-        let kept = self.cache.listing(dir);
-        let cache = self.cache.clone();
-        let root = self.root.clone();
-        // Read (or looked at again), sorted and written out in one go off the runtime.
-        let render = move || -> io::Result<String> {
-            let read;
-            let entries = match &kept {
-                Some(listed) => listing::refresh(&owned, listed)?,
-                None => {
-                    let prepared = cache.prepare_listing(&root, &owned);
-                    read = Arc::new(listing::read(&owned)?);
-                    cache.keep_listing(&owned, read.clone(), prepared);
-                    Cow::Borrowed(read.entries.as_slice())
-                }
-            };
-            let mut ordered = sort.order(&entries, !json);
-            if !dotfiles {
-                ordered.retain(|e| !e.name.starts_with('.'));
-            }
-            if let Some((rules, dir)) = &rules {
-                ordered.retain(|e| {
-                    let name = [dir.as_slice(), b"/", e.name.as_bytes()].concat();
-                    rules.shows_name(&name, e.kind == listing::Kind::Dir)
-                });
-            }
-            Ok(if json {
-                listing::json(&url_path, &ordered)
-            } else {
-                listing::html(&url_path, &ordered, sort, upload)
-            })
-        };
-        let text = match tokio::task::spawn_blocking(render).await {
-            Ok(Ok(text)) => text,
-            Ok(Err(e)) => return error_page(&e, peer, dir),
-            Err(e) => return error_page(&io::Error::other(e), peer, dir),
-        };
-        let content_type = if json {
-            "application/json"
-        } else {
-            "text/html; charset=utf-8"
-        };
-        let len = text.len() as u64;
-        let mut resp = Response::new(if head { Body::Empty } else { Body::full(text) });
-        let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-        h.insert(header::VARY, HeaderValue::from_static("Accept"));
-        resp
-    }
-}
-
-/// JSON when asked for by `?format=json` or an Accept header naming application/json.
-fn wants_json(req: &Request<crate::server::Inbound>) -> bool {
-    let by_query = req
-        .uri()
-        .query()
-        .is_some_and(|q| q.split('&').any(|kv| kv == "format=json"));
-    let by_accept = req
-        .headers()
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/json"));
-    by_query || by_accept
-}
-
-/// A file's version as a checksum is kept for: size and modification time, read from
-/// the open file.
-type Version = (u64, Option<std::time::SystemTime>);
-
-/// The checksums computed so far, by path, each with the version it is of. At most
-/// [`KEPT_SUMS`] are kept; past that the table starts over.
-static SUMS: std::sync::Mutex<Option<std::collections::HashMap<PathBuf, (Version, String)>>> =
-    std::sync::Mutex::new(None);
-
-/// How many checksums are kept (a few hundred KiB at most).
-const KEPT_SUMS: usize = 4096;
-
-/// The kept checksum of `path` at `version`, if any.
-fn kept_sum(path: &Path, version: Version) -> Option<String> {
-    let sums = SUMS.lock().ok()?;
-    let (kept, hex) = sums.as_ref()?.get(path)?;
-    (*kept == version).then(|| hex.clone())
-}
-
-/// Keeps the checksum of `path` at `version`.
-fn keep_sum(path: PathBuf, version: Version, hex: String) {
-    if let Ok(mut sums) = SUMS.lock() {
-        let sums = sums.get_or_insert_with(Default::default);
-        if sums.len() >= KEPT_SUMS {
-            sums.clear();
-        }
-        sums.insert(path, (version, hex));
-    }
-}
-
-/// `GET file?sha256`: the file's SHA-256 in `sha256sum`'s format, computed once for each
-/// version of the file (its size and modification time) and kept.
-async fn sha256_of(
-    beneath: Option<PathBuf>,
-    path: PathBuf,
-    name: &[u8],
-    head: bool,
-    peer: SocketAddr,
-) -> Response<Body> {
-    let shown = String::from_utf8_lossy(name)
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let hashed = tokio::task::spawn_blocking(move || -> io::Result<String> {
-        let (mut file, meta) = open(beneath.as_deref(), &path)?;
-        let version = (meta.len(), meta.modified().ok());
-        if let Some(hex) = kept_sum(&path, version) {
-            return Ok(hex);
-        }
-        let started = std::time::Instant::now();
-        let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hash.update(&buf[..n]);
-        }
-        let hex = crate::human::hex(hash.finish().as_ref());
-        debug!(
-            target: "labserv::http",
-            "sha256 of {} computed in {:?}", path.display(), started.elapsed()
-        );
-        keep_sum(path, version, hex.clone());
-        Ok(hex)
-    })
-    .await;
-    match hashed {
-        Ok(Ok(hex)) => {
-            let mut resp = crate::server::text_response(StatusCode::OK, &format!("{hex}  {shown}"));
-            if head {
-                *resp.body_mut() = Body::Empty;
-            }
-            resp
-        }
-        Ok(Err(e)) => error_page(&e, peer, Path::new(&shown)),
-        Err(e) => error_page(&io::Error::other(e), peer, Path::new(&shown)),
     }
 }
 
@@ -556,51 +374,4 @@ fn read_small(mut file: File, len: u64) -> io::Result<Bytes> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn decoded(path: &str) -> Result<PathBuf, Refused> {
-        let root = Path::new("/srv/fw");
-        confine(root, &decode_path(path), Symlinks::Follow)
-            .map(|full| full.strip_prefix(root).unwrap().to_path_buf())
-    }
-
-    // The plain rules are confine's (its tests); these are what percent-decoding adds.
-    #[test]
-    fn encoded_names_are_decoded_before_they_are_confined() {
-        assert_eq!(decoded("/").unwrap(), PathBuf::new());
-        assert_eq!(
-            decoded("/my%20file.bin").unwrap(),
-            PathBuf::from("my file.bin")
-        );
-        // An encoded slash is a separator after decoding, never part of a name.
-        assert_eq!(decoded("/a%2Fb").unwrap(), PathBuf::from("a/b"));
-        for (p, why) in [
-            ("/%2e%2e/etc/passwd", Refused::Parent),
-            ("/%2E%2E%2Fetc", Refused::Parent),
-            ("/..%2f..%2fetc", Refused::Parent),
-            ("/a%5c..%5cb", Refused::Backslash),
-            ("/fw.img%00.txt", Refused::Nul),
-        ] {
-            assert_eq!(decoded(p), Err(why), "{p}");
-        }
-    }
-
-    #[test]
-    fn text_types_carry_charset_and_unknown_is_octet_stream() {
-        assert_eq!(
-            content_type(Path::new("a.txt")),
-            "text/plain; charset=utf-8"
-        );
-        assert_eq!(
-            content_type(Path::new("a.html")),
-            "text/html; charset=utf-8"
-        );
-        assert_eq!(content_type(Path::new("a.png")), "image/png");
-        assert_eq!(
-            content_type(Path::new("fw.zzzunknown")),
-            "application/octet-stream"
-        );
-        assert_eq!(content_type(Path::new("noext")), "application/octet-stream");
-    }
-}
+mod tests;
