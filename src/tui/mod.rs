@@ -13,6 +13,7 @@ pub mod follow;
 pub mod form;
 mod frame;
 mod layout;
+mod summary;
 pub mod ui;
 
 use std::io::{self, IsTerminal, Stdout};

@@ -18,6 +18,8 @@ mod ctl;
 #[cfg(unix)]
 mod handover;
 #[cfg(unix)]
+mod inherit;
+#[cfg(unix)]
 #[doc(hidden)]
 pub mod inside;
 #[cfg(unix)]

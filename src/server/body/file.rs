@@ -1,4 +1,5 @@
-//! Response bodies: small buffers sent whole, and files streamed in chunks off the runtime.
+//! A file sent as a response body: its segments streamed in chunks read one ahead on the
+//! blocking pool, or (plain HTTP/1) handed to the kernel to send from the page cache.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -10,11 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use http_body::{Frame, SizeHint};
+use http_body::Frame;
 use tokio::task::JoinHandle;
 
-use super::sendfile::{self, Outbox, STAND_IN_LEN};
+use super::Segment;
 use crate::fsio::read_cached;
+use crate::server::sendfile::{self, Outbox, STAND_IN_LEN};
 
 /// Read buffers that all streamed responses together may hold. Each stream keeps at most
 /// two chunks (one being sent, one read ahead), so the chunk size shrinks as more clients
@@ -38,38 +40,6 @@ fn chunk_size() -> u64 {
     (share - share % MIN_CHUNK).clamp(MIN_CHUNK, MAX_CHUNK)
 }
 
-/// One piece of a streamed response: literal bytes, or a range of the open file.
-#[derive(Debug)]
-pub(crate) enum Segment {
-    /// Bytes to send as they are (a multipart boundary and part headers).
-    Bytes(Bytes),
-    /// `len` bytes of the file from `offset`.
-    File { offset: u64, len: u64 },
-}
-
-/// A response body.
-#[derive(Debug)]
-pub enum Body {
-    /// No body (HEAD, 304, redirects).
-    Empty,
-    /// A body held in memory; `None` once sent.
-    Full(Option<Bytes>),
-    /// A file streamed from disk.
-    File(FileStream),
-    /// Chunks produced elsewhere (an application on the blocking pool); ends when the
-    /// sender is dropped.
-    Channel(tokio::sync::mpsc::Receiver<io::Result<Bytes>>),
-    /// Another body cut short on purpose (`--drop-after`).
-    Cut(Box<super::faults::Cut>),
-}
-
-impl Body {
-    /// A body of the given bytes.
-    pub fn full(bytes: impl Into<Bytes>) -> Self {
-        Body::Full(Some(bytes.into()))
-    }
-}
-
 /// Streams segments of an open file, reading one chunk ahead on the blocking pool.
 #[derive(Debug)]
 pub struct FileStream {
@@ -80,7 +50,7 @@ pub struct FileStream {
     segments: VecDeque<Segment>,
     /// The read that produces the next frame, if one is running.
     reading: Option<JoinHandle<(Arc<File>, io::Result<Bytes>)>>,
-    remaining: u64,
+    pub(super) remaining: u64,
     /// Whether this stream is counted in [`ACTIVE_STREAMS`].
     counted: bool,
     /// Whether reads may first try the page cache without blocking (see [`read_cached`]).
@@ -338,46 +308,11 @@ fn read_chunk(mut file: &File, seek: Option<u64>, len: u64) -> io::Result<Bytes>
     Ok(Bytes::from(buf))
 }
 
-impl http_body::Body for Body {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        match self.get_mut() {
-            Body::Empty => Poll::Ready(None),
-            Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Body::File(stream) => stream.poll_next(cx),
-            Body::Channel(rx) => rx.poll_recv(cx).map(|c| c.map(|r| r.map(Frame::data))),
-            Body::Cut(cut) => Pin::new(&mut **cut).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Body::Empty => true,
-            Body::Full(bytes) => bytes.is_none(),
-            Body::File(stream) => stream.remaining == 0,
-            Body::Channel(rx) => rx.is_closed() && rx.is_empty(),
-            Body::Cut(cut) => cut.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Body::Empty => SizeHint::with_exact(0),
-            Body::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
-            Body::File(stream) => SizeHint::with_exact(stream.remaining),
-            Body::Channel(_) => SizeHint::default(),
-            Body::Cut(cut) => cut.size_hint(),
-        }
-    }
-}
-
 impl FileStream {
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+    pub(super) fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<io::Result<Frame<Bytes>>>> {
         if self.reading.is_none() {
             match self.segments.front() {
                 None => return Poll::Ready(None),
@@ -425,59 +360,5 @@ impl FileStream {
             self.start_read();
         }
         Poll::Ready(Some(Ok(Frame::data(chunk))))
-    }
-}
-
-#[cfg(all(test, target_os = "linux"))]
-mod tests {
-    use std::num::NonZeroU64;
-
-    use super::*;
-
-    #[tokio::test]
-    async fn a_download_that_meets_a_hole_in_the_page_cache_stays_with_the_kernel() {
-        // On the source tree's disk: a file system that can drop a file's pages.
-        let dir = tempfile::Builder::new()
-            .prefix(".body-test")
-            .tempdir_in(env!("CARGO_MANIFEST_DIR"))
-            .unwrap();
-        let path = dir.path().join("fw.img");
-        let len: u64 = 6 << 20;
-        std::fs::write(&path, vec![0x5a; len as usize]).unwrap();
-        let file = File::open(&path).unwrap();
-        file.sync_all().unwrap();
-        // Whole MiBs: the page cache may hold the file in folios of up to 2 MiB, and
-        // drops only whole ones.
-        let hole = 2 << 20;
-        rustix::fs::fadvise(
-            &file,
-            hole,
-            NonZeroU64::new(2 << 20),
-            rustix::fs::Advice::DontNeed,
-        )
-        .unwrap();
-        assert_eq!(
-            sendfile::cached(&file, hole, 4096),
-            Some(false),
-            "the test needs part of the file out of the page cache"
-        );
-
-        let outbox = Outbox::default();
-        let mut stream = FileStream::new(Some(file), vec![Segment::File { offset: 0, len }]);
-        stream.send_through(&outbox);
-        let (mut by_kernel, mut copied) = (0, 0);
-        while let Some(frame) = std::future::poll_fn(|cx| stream.poll_next(cx)).await {
-            let data = frame.unwrap().into_data().unwrap();
-            if sendfile::is_stand_in(&data) {
-                by_kernel += data.len();
-            } else {
-                copied += data.len();
-            }
-        }
-        assert_eq!(by_kernel + copied, len as usize);
-        assert_eq!(
-            copied, 0,
-            "bytes copied through user space instead of sent by the kernel"
-        );
     }
 }

@@ -1,9 +1,7 @@
 //! Running a server until a signal: the runtimes, the per-core runner and the wait for
 //! SIGINT or SIGTERM, shared by the foreground commands and the daemons.
 
-use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
 
 use tracing::info;
@@ -12,18 +10,15 @@ use crate::config::{HttpService, ServerConfig, Service};
 use crate::error::{Error, Result};
 use crate::logging::{self, LogConfig, LogGuard};
 use crate::net;
-use crate::server::balance::{self, Balance};
 use crate::server::tls::{CertSource, Tls};
-use crate::shutdown::{Shutdown, Signals};
+use crate::shutdown::Signals;
 use crate::tftp::TftpConfig;
 use crate::wsgi::python::Workers;
 
-/// What one core serves on its copy of the listener.
-pub(crate) type ServeOnCore = Arc<
-    dyn Fn(tokio::net::TcpListener, Shutdown) -> Pin<Box<dyn Future<Output = Result<()>>>>
-        + Send
-        + Sync,
->;
+mod loops;
+
+pub(crate) use loops::current_thread_runtime;
+use loops::{ServeOnCore, block_until_signal, run_until_signal, runtime_with_signals};
 
 /// A server ready to serve: its runtime and signal handlers made, its directory checked,
 /// its logging started, its socket bound and what it serves readied.
@@ -329,137 +324,4 @@ fn misfit() -> Error {
         "serving",
         std::io::Error::other("this command does not serve that"),
     )
-}
-
-/// Runs the server on one single-threaded runtime per core, all accepting from the same
-/// listening socket and sharing one shutdown, until SIGINT or SIGTERM.
-///
-/// A runtime per core keeps a connection on the thread that accepted it: no work-stealing
-/// wake-ups between threads, which on a small machine is a measurable share of the cost
-/// of a small request.
-///
-/// Since a connection never moves, the threads take turns by their counts of open
-/// connections ([`balance`]) rather than by which wakes first.
-fn run_until_signal(
-    runtime: tokio::runtime::Runtime,
-    mut signals: Signals,
-    listener: std::net::TcpListener,
-    serve: ServeOnCore,
-) -> Result<()> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let balance = (threads > 1).then(|| Balance::new(threads));
-    let seat = |i| balance.as_ref().map(|b| b.seat(i));
-    let shutdown = Shutdown::new();
-    let mut workers = Vec::new();
-    for i in 1..threads {
-        let listener = listener
-            .try_clone()
-            .map_err(|e| Error::io("sharing the listener", e))?;
-        let serve = serve.clone();
-        let shutdown = shutdown.clone();
-        let seat = seat(i);
-        let worker = std::thread::Builder::new()
-            .name(format!("labserv-{i}"))
-            .spawn(move || {
-                let runtime = current_thread_runtime()?;
-                let result = runtime.block_on(async {
-                    let listener = tokio::net::TcpListener::from_std(listener)
-                        .map_err(|e| Error::io("registering the listener", e))?;
-                    balance::seated(seat, serve(listener, shutdown.clone())).await
-                });
-                // One thread failing stops them all rather than leaving half a server.
-                shutdown.trigger();
-                result
-            })
-            .map_err(|e| Error::io("starting a server thread", e))?;
-        workers.push(worker);
-    }
-    let main = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::from_std(listener)
-            .map_err(|e| Error::io("registering the listener", e))?;
-        let server = async {
-            let served = balance::seated(seat(0), serve(listener, shutdown.clone())).await;
-            shutdown.trigger();
-            served
-        };
-        let stop = async {
-            tokio::select! {
-                name = signals.recv() => {
-                    tracing::info!(target: "labserv", "{name} received, stopping");
-                }
-                // Another server thread failed and asked everyone to stop.
-                () = shutdown.triggered() => {}
-            }
-            shutdown.trigger();
-        };
-        // Both run to the end: after the signal, this thread's connections still drain.
-        let (served, ()) = tokio::join!(server, stop);
-        shutdown.trigger();
-        served
-    });
-    shutdown.trigger();
-    for worker in workers {
-        match worker.join() {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(Error::io(
-                    "server thread",
-                    std::io::Error::other("panicked"),
-                ));
-            }
-        }
-    }
-    main
-}
-
-/// A single-threaded runtime with SIGINT/SIGTERM handlers installed, made before
-/// anything is announced so that a signal right after the banner is a clean stop.
-fn runtime_with_signals() -> Result<(tokio::runtime::Runtime, Signals)> {
-    crate::memory::tune_malloc();
-    let runtime = current_thread_runtime()?;
-    let signals = {
-        let _context = runtime.enter();
-        Signals::install().map_err(|e| Error::io("installing signal handlers", e))?
-    };
-    Ok((runtime, signals))
-}
-
-/// Runs the server that `serve` starts until it ends by itself or a signal arrives; on a
-/// signal, triggers its shutdown and waits for it to finish.
-fn block_until_signal<F, Fut>(
-    runtime: &tokio::runtime::Runtime,
-    mut signals: Signals,
-    serve: F,
-) -> Result<()>
-where
-    F: FnOnce(Shutdown) -> Fut,
-    Fut: std::future::Future<Output = Result<()>>,
-{
-    runtime.block_on(async move {
-        let shutdown = Shutdown::new();
-        let server = serve(shutdown.clone());
-        tokio::pin!(server);
-        tokio::select! {
-            served = &mut server => served,
-            name = signals.recv() => {
-                tracing::info!(target: "labserv", "{name} received, stopping");
-                shutdown.trigger();
-                server.await
-            }
-        }
-    })
-}
-
-/// How long a file-reading pool thread waits for more work before it exits. tokio's
-/// default is 10 s; a burst of downloads leaves dozens of threads behind, each holding its
-/// stack, and a lab server idles between bursts, so they go after a second instead.
-const POOL_THREAD_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
-
-pub(crate) fn current_thread_runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .thread_keep_alive(POOL_THREAD_IDLE)
-        .on_thread_stop(crate::memory::pool_thread_exiting)
-        .build()
-        .map_err(|e| Error::io("starting the runtime", e))
 }

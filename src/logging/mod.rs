@@ -5,8 +5,6 @@
 //! write system call or a wait on the disk, which matters at tens of thousands of requests
 //! per second; `tail -f` still sees each line within a few tens of milliseconds.
 
-use std::cell::RefCell;
-use std::fmt;
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -14,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets;
@@ -22,6 +19,10 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
 
 use crate::error::{Error, Result};
+
+mod access;
+
+pub(crate) use access::{access, access_enabled, access_with, push_padded};
 
 /// The target of access-log events (one per request or transfer).
 pub const ACCESS: &str = "access";
@@ -168,85 +169,6 @@ impl<'a> MakeWriter<'a> for SinkWriter {
     fn make_writer(&'a self) -> Self::Writer {
         self.clone()
     }
-}
-
-/// Whether access lines are being logged (a logger is installed and not quiet).
-pub(crate) fn access_enabled() -> bool {
-    ACCESS_SINK.get().is_some()
-}
-
-/// Logs one access line (target [`ACCESS`], level INFO) in the same layout as every other
-/// line: `<RFC 3339 time>  INFO access: <message>`.
-///
-/// Access lines are the one event written per request, so they skip the subscriber's
-/// generic field formatting and go straight into the line buffer; at tens of thousands
-/// of requests per second that is a measurable share of the server's CPU. The message is
-/// built from a request line hyper has already validated (no control characters).
-pub(crate) fn access(message: fmt::Arguments<'_>) {
-    use fmt::Write as _;
-    access_with(|line| {
-        let _ = line.write_fmt(message);
-    });
-}
-
-/// As [`access`], with the message appended to the line by `write` (for the HTTP servers'
-/// line, built without the formatting machinery).
-pub(crate) fn access_with(write: impl FnOnce(&mut String)) {
-    thread_local! {
-        static LINE: RefCell<String> = RefCell::new(String::with_capacity(256));
-        static STAMP: RefCell<Stamp> = const { RefCell::new(Stamp { second: u64::MAX, text: String::new() }) };
-    }
-    let Some((sink, ansi)) = ACCESS_SINK.get() else {
-        return;
-    };
-    LINE.with(|line| {
-        let mut line = line.borrow_mut();
-        line.clear();
-        STAMP.with(|stamp| stamp.borrow_mut().write(&mut line, SystemTime::now()));
-        line.push_str(if *ansi {
-            " \x1b[32m INFO\x1b[0m "
-        } else {
-            "  INFO "
-        });
-        line.push_str(ACCESS);
-        line.push_str(": ");
-        write(&mut line);
-        line.push('\n');
-        sink.append(line.as_bytes());
-    });
-}
-
-/// The RFC 3339 time of the last line's second, so that a line only formats its
-/// microseconds: `2026-12-02T20:17:05.` then `123456Z`.
-struct Stamp {
-    second: u64,
-    text: String,
-}
-
-impl Stamp {
-    fn write(&mut self, line: &mut String, now: SystemTime) {
-        let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-        if since.as_secs() != self.second {
-            self.second = since.as_secs();
-            self.text = humantime::format_rfc3339_seconds(now).to_string();
-            // `…:05Z` becomes `…:05.`
-            self.text.pop();
-            self.text.push('.');
-        }
-        line.push_str(&self.text);
-        push_padded(line, u128::from(since.subsec_micros()), 6);
-        line.push('Z');
-    }
-}
-
-/// Appends `n` in decimal, with leading zeros to at least `width` digits.
-pub(crate) fn push_padded(line: &mut String, n: u128, width: usize) {
-    let mut digits = itoa::Buffer::new();
-    let digits = digits.format(n);
-    for _ in digits.len()..width {
-        line.push('0');
-    }
-    line.push_str(digits);
 }
 
 /// Keeps the logger's flusher alive; dropping it writes out what is still buffered.
@@ -404,24 +326,4 @@ fn install(config: &LogConfig, stderr: Option<File>) -> Result<LogGuard> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn the_access_timestamp_reads_as_the_other_lines_do() {
-        let mut stamp = Stamp {
-            second: u64::MAX,
-            text: String::new(),
-        };
-        let base = UNIX_EPOCH + Duration::from_secs(1_796_256_000);
-        // Within one second (the cached part reused), across seconds, and microseconds
-        // that need leading zeros.
-        for micros in [0, 7, 42_000, 999_999, 1_000_000, 1_000_123, 61_500_000] {
-            let at = base + Duration::from_micros(micros);
-            let mut line = String::new();
-            stamp.write(&mut line, at);
-            assert_eq!(line, humantime::format_rfc3339_micros(at).to_string());
-        }
-    }
-}
+mod tests;
