@@ -2,10 +2,12 @@
 
 mod builder;
 mod handler;
+mod negotiate;
 mod netascii;
 mod read_req;
 #[allow(clippy::module_inception)]
 mod server;
+mod wait;
 mod write_req;
 
 pub mod handlers;

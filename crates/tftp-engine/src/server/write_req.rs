@@ -10,7 +10,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::error::{Error, Result};
 use crate::packet::{Opts, Packet, RwReq, PACKET_DATA_HEADER_LEN};
-use crate::server::read_req::{recv_next, transfer_socket, Clock, Running, Spin};
+use crate::server::wait::{
+    recv_next, silent_budget, silent_retries, transfer_socket, Clock, Running, Spin,
+};
 use crate::server::{stopping_error, FaultyLink, Outcome, ServerConfig, DEFAULT_BLOCK_SIZE};
 use tokio::net::UdpSocket;
 
@@ -70,7 +72,7 @@ where
             .map(|t| Duration::from_secs(u64::from(t)))
             .unwrap_or(config.timeout)
             // labserv patch: never longer than the server lets a transfer stay silent.
-            .min(super::read_req::silent_budget(&config));
+            .min(silent_budget(&config));
 
         // labserv patch: connected to the client (see `ReadRequest::init`).
         let socket = transfer_socket(local_ip, peer).await?;
@@ -83,7 +85,7 @@ where
             ack: BytesMut::new(),
             block_size,
             timeout,
-            max_retries: super::read_req::silent_retries(&config, timeout),
+            max_retries: silent_retries(&config, timeout),
             oack_opts,
             stopping: Arc::clone(&config.stopping),
             bytes: 0,
