@@ -390,3 +390,82 @@ async fn quick_apps_run_inline_and_a_panic_is_still_a_500() {
     let here = std::thread::current().name().unwrap().to_string();
     assert_eq!(fine.text().await.unwrap(), format!("quick on {here}\n"));
 }
+
+/// A device mock with routes: boards keep a status each, set by JSON and read back.
+fn board_mock() -> SharedApp {
+    use std::sync::Mutex;
+    use wsgi::{Reply, Router};
+    let boards = Arc::new(Mutex::new(BTreeMap::<String, serde_json::Value>::new()));
+    let (read, write) = (boards.clone(), boards);
+    Arc::new(
+        Router::new()
+            .get("/boards/{id}", move |req| {
+                let id = req.param("id").unwrap_or_default();
+                match read.lock().unwrap().get(id) {
+                    Some(status) => Ok(Reply::json(status)),
+                    None => Err(Reply::text(404, format!("no board {id}\n"))),
+                }
+            })
+            .put("/boards/{id}", move |req| {
+                let status: serde_json::Value = req.json()?;
+                let id = req.param("id").unwrap_or_default().to_string();
+                write.lock().unwrap().insert(id, status.clone());
+                Ok(Reply::json(&status).status(201))
+            })
+            .get("/files/*", |req| {
+                Ok(Reply::text(
+                    200,
+                    format!("rest={}\n", req.param("*").unwrap()),
+                ))
+            }),
+    )
+}
+
+#[tokio::test]
+async fn routes_take_json_in_and_out_and_name_their_parameters() {
+    let h = host(board_mock(), WsgiConfig::default()).await;
+    let url = |path: &str| format!("http://{}{path}", h.addr);
+    let put = client()
+        .put(url("/boards/7"))
+        .body(r#"{"fw": "2.1", "ok": true}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::CREATED);
+    let got = client().get(url("/boards/7")).send().await.unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    assert_eq!(got.headers()["content-type"], "application/json");
+    let got: serde_json::Value = got.json().await.unwrap();
+    assert_eq!(got, serde_json::json!({"fw": "2.1", "ok": true}));
+    // A handler's Err is an answer too.
+    let missing = client().get(url("/boards/8")).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(missing.text().await.unwrap(), "no board 8\n");
+    // `*` takes the rest of the path.
+    assert_eq!(
+        get_text(&client(), url("/files/fw/rev2/app.bin")).await,
+        "rest=fw/rev2/app.bin\n"
+    );
+}
+
+#[tokio::test]
+async fn routes_refuse_bad_json_an_unknown_method_and_an_unknown_path() {
+    let h = host(board_mock(), WsgiConfig::default()).await;
+    let url = |path: &str| format!("http://{}{path}", h.addr);
+    let bad = client()
+        .put(url("/boards/7"))
+        .body("fw=2.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert!(bad.text().await.unwrap().starts_with("expected JSON: "));
+    // A known path under a method no route takes: 405, saying which it takes.
+    let post = client().post(url("/boards/7")).send().await.unwrap();
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.headers()["allow"], "GET, HEAD, PUT");
+    let head = client().head(url("/files/x")).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    let unknown = client().get(url("/nothing/here")).send().await.unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}

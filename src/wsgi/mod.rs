@@ -3,12 +3,15 @@
 //!
 //! An app receives the CGI/WSGI environ, the request body as a reader, and a
 //! [`StartResponse`] to set status and headers; it returns the body as an iterator of
-//! chunks, streamed to the client. Apps may block: they run on the blocking pool.
+//! chunks, streamed to the client. Apps may block: they run on the blocking pool. A
+//! [`Router`] is an app made of routes (a method and a path pattern each, JSON in and
+//! out), for a device mock in a few lines.
 
 mod apps;
 pub(crate) mod cgi;
 pub(crate) mod host;
 pub mod python;
+pub mod router;
 mod spool;
 pub(crate) mod validate;
 pub(crate) mod variables;
@@ -22,6 +25,7 @@ use bytes::Bytes;
 pub use apps::{APP_NAMES, builtin};
 pub use cgi::{Cgi, DEFAULT_CGI_TIMEOUT, Scripts};
 pub use host::{WsgiConfig, serve};
+pub use router::{Reply, Router};
 
 /// The request's environment: CGI variables, `HTTP_*` headers and `wsgi.*` keys, sorted.
 pub type Environ = BTreeMap<String, String>;
