@@ -3,10 +3,8 @@
 //! workers are portable, the pipe by which it notices that the supervisor is gone.
 
 use std::io::{self, Write as _};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
-
-use super::ctl;
 
 /// The pipe by which a portable worker notices that the supervisor is gone (where
 /// `PR_SET_PDEATHSIG` does not exist): the supervisor holds its write end open, never
@@ -51,13 +49,13 @@ pub(super) fn extension() -> io::Result<Extension> {
         let fd = match FILE.get() {
             Some(fd) => fd.as_fd(),
             None => {
-                let fd = ctl::sealed_file("labserv-ext", module)?;
+                let fd = super::ctl::sealed_file("labserv-ext", module)?;
                 FILE.get_or_init(|| fd).as_fd()
             }
         };
         return Ok(Extension {
             // The worker inherits it under the same number.
-            path: format!("/proc/self/fd/{}", fd.as_raw_fd()),
+            path: format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)),
             fd: Some(fd),
         });
     }
