@@ -4,6 +4,11 @@
 //! `http://<host>:8080/fw_update.img`. This crate holds everything the binaries share;
 //! the binaries in `src/bin` only parse arguments and call into it.
 //!
+//! The `commands` feature (on by default) holds the commands and what only they use:
+//! from `cli` to `tui` below, the file server and TFTP, and certificate making. The
+//! Python extension module (`crates/pyext`) builds this crate without it: a worker runs
+//! only the HTTP layer and the app host.
+//!
 //! # Layout
 //!
 //! This list is the one description of `src/`; docs/architecture.md points here.
@@ -57,16 +62,27 @@
 //! - [`error`]: the library's error type.
 //! - `properties` (tests only): property tests of the parsers and of [`confine`].
 
+// Without the commands (the Python extension module's build, which needs only the HTTP
+// layer and the app host), what only the commands use is unused.
+#![cfg_attr(not(feature = "commands"), allow(dead_code, unused_imports))]
+
+#[cfg(feature = "commands")]
 pub mod cli;
+#[cfg(feature = "commands")]
 pub mod config;
 pub mod confine;
+#[cfg(feature = "commands")]
 pub mod console;
+#[cfg(feature = "commands")]
 pub mod daemon;
 pub mod error;
+#[cfg(feature = "commands")]
 pub mod exit;
 mod fsio;
+#[cfg(feature = "commands")]
 pub mod http;
 mod human;
+#[cfg(feature = "commands")]
 pub mod landing;
 pub mod logging;
 mod memory;
@@ -74,12 +90,15 @@ pub mod net;
 mod private;
 #[cfg(test)]
 mod properties;
+#[cfg(feature = "commands")]
 mod runner;
+mod runtime;
 pub mod server;
 pub mod settings;
 pub mod shutdown;
+#[cfg(feature = "commands")]
 pub mod tftp;
-#[cfg(unix)]
+#[cfg(all(unix, feature = "commands"))]
 pub mod tui;
 pub mod wsgi;
 

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::runtime::current_thread_runtime;
 use crate::server::balance::{self, Balance};
 use crate::shutdown::{Shutdown, Signals};
 
@@ -134,22 +135,4 @@ where
             }
         }
     })
-}
-
-/// How long a file-reading pool thread waits for more work before it exits. tokio's
-/// default is 10 s; a burst of downloads leaves dozens of threads behind, each holding its
-/// stack, and a lab server idles between bursts, so they go after a second instead.
-const POOL_THREAD_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// A single-threaded runtime, its blocking threads let go after a second idle.
-///
-/// # Errors
-/// The runtime cannot be started.
-pub(crate) fn current_thread_runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .thread_keep_alive(POOL_THREAD_IDLE)
-        .on_thread_stop(crate::memory::pool_thread_exiting)
-        .build()
-        .map_err(|e| Error::io("starting the runtime", e))
 }

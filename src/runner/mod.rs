@@ -17,8 +17,6 @@ use crate::wsgi::python::Workers;
 
 mod loops;
 
-#[cfg(unix)] // the Python workers' (Unix only)
-pub(crate) use loops::current_thread_runtime;
 use loops::{ServeOnCore, block_until_signal, run_until_signal, runtime_with_signals};
 
 /// A server ready to serve: its runtime and signal handlers made, its directory checked,

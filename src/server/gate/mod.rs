@@ -31,17 +31,8 @@ use users::digest;
 pub use users::{Password, User};
 
 /// Which requests need a password.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "commands", derive(clap::ValueEnum))]
 pub enum AuthScope {
     /// Every request.
     #[default]

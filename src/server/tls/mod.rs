@@ -15,9 +15,12 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::info;
 
+#[cfg(feature = "commands")]
 mod kept;
 
+#[cfg(feature = "commands")]
 pub use kept::local_names;
+#[cfg(feature = "commands")]
 use kept::{KeyKind, keep_certificate};
 
 /// Where the certificate comes from.
@@ -39,6 +42,7 @@ pub enum CertSource {
     },
 }
 
+#[cfg(feature = "commands")]
 impl CertSource {
     /// The certificate file.
     pub fn cert_path(&self) -> PathBuf {
@@ -110,6 +114,7 @@ impl std::fmt::Debug for Keys {
 }
 
 /// A certificate and its key, loaded.
+#[cfg(feature = "commands")]
 struct Loaded {
     key: Arc<rustls::sign::CertifiedKey>,
     pem: Pem,
@@ -118,6 +123,7 @@ struct Loaded {
 }
 
 /// Reads a certificate chain and its key, and checks that they belong together.
+#[cfg(feature = "commands")]
 fn load(cert_path: &Path, key_path: &Path) -> Result<Loaded, String> {
     let read = |path: &Path, what: &str| {
         std::fs::read(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
@@ -207,6 +213,7 @@ fn acceptor(
 }
 
 impl Tls {
+    #[cfg(feature = "commands")]
     /// Sets up TLS from `source`. A kept certificate names `names` (host names and
     /// addresses), and is remade when one is missing from it.
     ///

@@ -247,7 +247,7 @@ impl Worker {
             let Ok(local) = listener.local_addr() else {
                 return 1;
             };
-            let Ok(runtime) = crate::runner::current_thread_runtime() else {
+            let Ok(runtime) = crate::runtime::current_thread_runtime() else {
                 return 1;
             };
             runtime.block_on(async move {
