@@ -1,9 +1,11 @@
 //! The foreground commands: `serv`, `tftpd` and `wsgi`, from parsed arguments to a
 //! running server. Each resolves its config through [`crate::config`] and runs it with
 //! its engine through the runner's prepare-then-serve steps, the path the daemons' `run`
-//! shares; between the two it prints the banner (`banner.rs`).
+//! shares; between the two it prints the banner (`banner.rs`) and, with a terminal on
+//! standard input, reads commands (`commands.rs`).
 
 mod banner;
+mod commands;
 
 use std::process::ExitCode;
 
@@ -62,6 +64,10 @@ fn foreground(
     if !prepared.quiet {
         print!("{}", banner::banner(&prepared));
     }
+    let restart = commands::start(&prepared);
     prepared.serve()?;
+    if restart.is_some_and(|asked| asked.load(std::sync::atomic::Ordering::Acquire)) {
+        commands::restart()?;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -96,6 +96,7 @@ mod runtime;
 pub mod server;
 pub mod settings;
 pub mod shutdown;
+mod stats;
 #[cfg(feature = "commands")]
 pub mod tftp;
 #[cfg(all(unix, feature = "commands"))]

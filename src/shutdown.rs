@@ -36,6 +36,8 @@ type OnHangup = Box<dyn FnMut() + Send>;
 /// SIGINT and SIGTERM handlers, installed up front so that a signal arriving the moment a
 /// server has announced itself is already caught (and not fatal). Daemons add SIGHUP.
 pub struct Signals {
+    /// Asked for from within (the console's `quit`), as if by a signal.
+    asked: std::sync::Arc<tokio::sync::Notify>,
     #[cfg(unix)]
     int: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -60,13 +62,22 @@ impl Signals {
         {
             use tokio::signal::unix::{SignalKind, signal};
             Ok(Self {
+                asked: std::sync::Arc::default(),
                 int: signal(SignalKind::interrupt())?,
                 term: signal(SignalKind::terminate())?,
                 hangup: None,
             })
         }
         #[cfg(not(unix))]
-        Ok(Self {})
+        Ok(Self {
+            asked: std::sync::Arc::default(),
+        })
+    }
+
+    /// What stops the server as SIGTERM would, from elsewhere in the process (the
+    /// console's command line).
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.asked.clone())
     }
 
     /// Calls `action` on every SIGHUP from now on, instead of letting SIGHUP end the
@@ -93,6 +104,7 @@ impl Signals {
                 }
             };
             tokio::select! {
+                () = self.asked.notified() => return "quit",
                 _ = self.int.recv() => return "SIGINT",
                 _ = self.term.recv() => return "SIGTERM",
                 _ = hangup => {
@@ -104,9 +116,22 @@ impl Signals {
         }
         #[cfg(not(unix))]
         {
-            let _ = tokio::signal::ctrl_c().await;
-            "Ctrl-C"
+            tokio::select! {
+                () = self.asked.notified() => "quit",
+                _ = tokio::signal::ctrl_c() => "Ctrl-C",
+            }
         }
+    }
+}
+
+/// Stops a server as SIGTERM would (see [`Signals::stopper`]).
+#[derive(Clone, Debug)]
+pub struct Stopper(std::sync::Arc<tokio::sync::Notify>);
+
+impl Stopper {
+    /// Stops the server: what it serves finishes, as on SIGTERM.
+    pub fn stop(&self) {
+        self.0.notify_one();
     }
 }
 

@@ -682,3 +682,81 @@ fn slow_requests_are_warned_of_with_slow() {
     let log = log_of_one_slow_request(&[]);
     assert!(!log.contains("slow,"), "{log}");
 }
+
+/// The port in the last `http://127.0.0.1:PORT/` line of `screen`.
+fn last_port(screen: &str) -> u16 {
+    let line = screen
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("http://127.0.0.1:"))
+        .expect("an address on the screen");
+    line.trim_end_matches('/').parse().expect("a port")
+}
+
+#[test]
+#[ignore = "needs tmux; bash scripts/test runs it"]
+fn with_a_terminal_on_stdin_status_restart_and_quit_work() {
+    common::pane::tmux_available();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fw.img"), b"image").unwrap();
+    let pane = common::pane::Pane::start(&format!(
+        "cd {} && env -u PORT -u IFACE -u DOCROOT -u LOG -u DEBUG {SERV} 0 --host 127.0.0.1",
+        dir.path().display()
+    ));
+    let screen = pane.wait_text("Type help for commands.");
+    let port = last_port(&screen);
+    assert_eq!(
+        http_get("127.0.0.1", port, "/fw.img"),
+        (200, "image".into())
+    );
+    pane.keys(&["status", "Enter"]);
+    let screen = pane.wait_text("answered");
+    assert!(
+        screen.contains("1 request answered, 5 bytes sent"),
+        "{screen}"
+    );
+    pane.keys(&["nonsense", "Enter"]);
+    pane.wait_text("unknown command \"nonsense\": type help");
+    // Restart: the same command again (port 0: a new port), serving as before.
+    pane.keys(&["restart", "Enter"]);
+    let screen = pane.wait("the restarted server", |s| {
+        s.matches("Type help for commands.").count() == 2
+    });
+    let again = last_port(&screen);
+    assert_eq!(
+        http_get("127.0.0.1", again, "/fw.img"),
+        (200, "image".into())
+    );
+    pane.keys(&["quit", "Enter"]);
+    pane.wait_exit();
+    assert_eq!(pane.query("#{pane_dead_status}"), "0");
+}
+
+#[test]
+fn without_a_terminal_stdin_is_not_read_as_commands() {
+    // A Procfile runner or a supervisor hands a pipe (or /dev/null): a line that reads
+    // like a command must change nothing.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fw.img"), b"image").unwrap();
+    let mut cmd = command(SERV);
+    cmd.arg("0")
+        .args(["--host", "127.0.0.1", "-d"])
+        .arg(dir.path());
+    let (mut srv, mut stdin) = Running::spawn_with_stdin(cmd);
+    let port = srv.wait_port();
+    use std::io::Write as _;
+    stdin.write_all(b"quit\nrestart\n").unwrap();
+    stdin.flush().unwrap();
+    drop(stdin);
+    for _ in 0..3 {
+        assert_eq!(
+            http_get("127.0.0.1", port, "/fw.img"),
+            (200, "image".into())
+        );
+    }
+    assert!(
+        !srv.seen.iter().any(|l| l.contains("Type help")),
+        "{:?}",
+        srv.seen
+    );
+}

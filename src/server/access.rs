@@ -54,6 +54,7 @@ impl AccessRecord {
 
     fn finish(mut self, sent: u64, complete: bool) {
         self.finished = true;
+        crate::stats::finished(sent);
         self.state.request_finished();
         let elapsed = self.start.elapsed();
         if let Some(slow) = logging::slow(elapsed) {

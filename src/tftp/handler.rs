@@ -85,6 +85,7 @@ impl Handler {
             transfers: self.transfers.clone(),
             client: ip,
             _busy: crate::memory::Busy::start(),
+            _open: crate::stats::Opened::new(),
         })
     }
 }
@@ -95,6 +96,7 @@ pub(super) struct Slot {
     transfers: Arc<Transfers>,
     client: std::net::IpAddr,
     _busy: crate::memory::Busy,
+    _open: crate::stats::Opened,
 }
 
 impl Drop for Slot {
@@ -220,6 +222,8 @@ impl tftp_engine::server::Handler for Handler {
 /// Logs one finished transfer: client, direction, file, bytes, duration, rate, block
 /// size, window size, retransmits, outcome.
 fn log_transfer(r: &TransferReport) {
+    // What a transfer sent: its data for a read, its acknowledgements for an upload.
+    crate::stats::finished(if r.write { 0 } else { r.bytes });
     if let Some(slow) = logging::slow(r.duration) {
         tracing::warn!(
             target: "labserv::tftp",

@@ -2,6 +2,7 @@
 //! request lines no well-behaved client sends, and a runner for the built binaries.
 #![allow(dead_code)] // each test crate uses a different part of this module
 
+pub mod pane;
 pub mod tftp;
 
 use std::io::{BufRead, BufReader};
@@ -393,8 +394,21 @@ pub struct Running {
 impl Running {
     /// Spawns `cmd` with piped stdout and stderr.
     pub fn spawn(mut cmd: Command) -> Self {
+        cmd.stdin(Stdio::null());
+        Self::spawn_as_set(cmd)
+    }
+
+    /// As [`Running::spawn`], with a pipe as standard input: what a supervisor or a
+    /// Procfile runner gives, never a terminal.
+    pub fn spawn_with_stdin(mut cmd: Command) -> (Self, std::process::ChildStdin) {
+        cmd.stdin(Stdio::piped());
+        let mut running = Self::spawn_as_set(cmd);
+        let stdin = running.child.stdin.take().expect("stdin");
+        (running, stdin)
+    }
+
+    fn spawn_as_set(mut cmd: Command) -> Self {
         let mut child = cmd
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

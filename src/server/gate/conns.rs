@@ -20,6 +20,12 @@ static OPEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::ne
 #[derive(Debug)]
 pub(crate) struct Open(());
 
+/// The connections open now, in this process (counted where a cap applies, as it does
+/// for every command's server).
+pub(crate) fn open_now() -> usize {
+    OPEN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl Open {
     /// Counts a new connection; `None` when `cap` are open already.
     pub(crate) fn take(cap: usize) -> Option<Self> {

@@ -22,7 +22,7 @@ mod tries;
 mod users;
 
 pub use conns::{DEFAULT_MAX_CONNS, DEFAULT_MAX_CONNS_PER_CLIENT};
-pub(crate) use conns::{Held, Open};
+pub(crate) use conns::{Held, Open, open_now};
 pub(crate) use hosts::{Hosts, request_host};
 #[cfg(test)]
 use tries::TRIES_A_MINUTE;
