@@ -44,6 +44,7 @@ pub(super) fn start(p: &Prepared) -> Option<Arc<AtomicBool>> {
         } => Kind::Python,
         Serving::Http { .. } => Kind::Http,
     };
+    crate::stats::start_counting();
     let stopper = p.signals.stopper();
     let restart = Arc::new(AtomicBool::new(false));
     let asked = restart.clone();
