@@ -51,7 +51,11 @@ def check(what, ok, detail=""):
 
 
 def names(driver):
-    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, "li > * > :first-child")]
+    # Read in one script run: the page may change rows meanwhile (a delete removes its
+    # row), and elements found first and read one by one can be gone by then.
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('li > * > :first-child'))"
+        ".map(e => e.innerText.trim())")
 
 
 for width, height, label in ((390, 844, "phone"), (1280, 800, "desktop")):
