@@ -876,3 +876,15 @@ fn workers_serve_with_the_supervisors_certificate_passwords_and_log_file() {
     let text = common::wait_file(&log, |t| t.contains("wrong password for user \"lab\""));
     assert!(text.contains("GET /"), "{text}");
 }
+
+#[test]
+#[ignore = "needs Python 3; bash scripts/test runs it"]
+fn eight_workers_start_together_and_serve() {
+    // Each reads the configuration its supervisor handed down through a descriptor whose
+    // offset all of them share (the unit test in wsgi/python/inside races readers); a
+    // worker that could not read it would keep the server from starting.
+    for _ in 0..3 {
+        let (_srv, port) = start("apps:environ", &apps_dir(), &["-w", "8"], &[]);
+        assert_eq!(http_get("127.0.0.1", port, "/").0, 200);
+    }
+}

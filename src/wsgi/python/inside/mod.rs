@@ -9,7 +9,7 @@ mod host;
 mod jobs;
 mod respond;
 
-use std::io::{self, Read as _, Seek as _, Write as _};
+use std::io::{self, Write as _};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,14 +74,19 @@ impl WorkerConfig {
         ctl::sealed_file("labserv-config", &text)
     }
 
-    /// Reads what [`WorkerConfig::to_file`] wrote. Workers share the file's offset, so
-    /// each reads it from the start through its own descriptor.
+    /// Reads what [`WorkerConfig::to_file`] wrote. Every worker's descriptor shares one
+    /// file offset (they are copies of the supervisor's), and workers start at the same
+    /// moment: so each reads at fixed positions (`pread`), never moving the offset.
     fn read(fd: OwnedFd) -> Result<Self, String> {
-        let mut file = std::fs::File::from(fd);
-        let mut text = Vec::new();
-        file.rewind()
-            .and_then(|()| file.read_to_end(&mut text))
-            .map_err(|e| format!("cannot read the configuration: {e}"))?;
+        use std::os::unix::fs::FileExt as _;
+        let file = std::fs::File::from(fd);
+        let read = || -> io::Result<Vec<u8>> {
+            let len = usize::try_from(file.metadata()?.len()).map_err(io::Error::other)?;
+            let mut text = vec![0; len];
+            file.read_exact_at(&mut text, 0)?;
+            Ok(text)
+        };
+        let text = read().map_err(|e| format!("cannot read the configuration: {e}"))?;
         serde_json::from_slice(&text)
             .map_err(|e| format!("a configuration of another labserv: {e}"))
     }
@@ -296,5 +301,53 @@ impl Worker {
         drop(log);
         let _ = io::stderr().flush();
         code
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WorkerConfig;
+    use crate::logging::LogConfig;
+    use crate::wsgi::python::{Launch, PythonConfig};
+
+    #[test]
+    fn workers_reading_the_configuration_at_once_each_read_all_of_it() {
+        let config = PythonConfig {
+            launch: Launch {
+                python: "python3".into(),
+                app: "app:app".into(),
+                dir: std::env::temp_dir(),
+                write_bytecode: false,
+            },
+            workers: 4,
+            timeout: std::time::Duration::from_secs(30),
+            queue_timeout: std::time::Duration::from_secs(30),
+            root_path: "/api".into(),
+            max_body: 1 << 20,
+            validate: true,
+            http: crate::server::HttpOptions::default(),
+            reload: false,
+        };
+        let file = WorkerConfig::new(&config, None, &LogConfig::default())
+            .to_file()
+            .unwrap();
+        // Copies of one descriptor share its offset, as the workers' copies do.
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let fd = file.try_clone().unwrap();
+                std::thread::spawn(move || {
+                    (0..300).all(|_| {
+                        let copy = fd.try_clone().unwrap();
+                        WorkerConfig::read(copy).is_ok_and(|c| c.root_path == "/api")
+                    })
+                })
+            })
+            .collect();
+        for reader in readers {
+            assert!(
+                reader.join().unwrap(),
+                "a reader got less than the whole file"
+            );
+        }
     }
 }
